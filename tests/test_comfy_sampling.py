@@ -1,0 +1,123 @@
+"""The ComfyUI patch: stock KSampler runs with LumosX conditioning on a tiny random Wan DiT
+loaded by ComfyUI's own loader; the input MODEL stays untouched."""
+import pytest
+import torch
+
+from wan_factory import wan_state_dict_for_loader
+
+T, H, W, LT = 2, 8, 10, 16
+
+
+@pytest.fixture(scope="module")
+def host(pack):
+    import comfy.sd
+    import nodes
+    model = comfy.sd.load_diffusion_model_state_dict(wan_state_dict_for_loader())
+    assert model is not None, "ComfyUI did not detect the tiny Wan DiT"
+    return model, nodes
+
+
+def _cond(pack, seed=0, refs=True, neg_masks_zero=False):
+    core = pack.lumosx_core
+    patch = pack.nodes.patch
+    g = torch.Generator().manual_seed(seed)
+    pos_ctx = torch.randn(1, LT, 4096, generator=g)
+    neg_ctx = torch.randn(1, LT, 4096, generator=g)
+    pos = [[pos_ctx, {}]]
+    neg = [[neg_ctx, {}]]
+    if refs:
+        layout = core.ConditionLayout(1, [2, 1])
+        latents = torch.randn(1, 16, layout.num_images, H, W, generator=g)
+        masks = torch.zeros(1, layout.num_images, LT, dtype=torch.bool)
+        masks[0, 0, 1:3] = True
+        masks[0, 1, 4] = True
+        masks[0, 2, 5:7] = True
+        masks[0, 3, 9] = True
+        cfg = core.RelationalConfig(layout)
+        pos = patch.attach(pos, latents, masks, cfg)
+        neg = patch.attach(neg, latents, torch.zeros_like(masks) if neg_masks_zero else masks, cfg)
+    return pos, neg
+
+
+def _sample(nodes, model, pos, neg, seed=1):
+    latent = {"samples": torch.zeros(1, 16, T, H, W)}
+    (out,) = nodes.common_ksampler(model, seed, 2, 4.0, "euler", "simple", pos, neg, latent)
+    return out["samples"]
+
+
+def test_ksampler_with_lumosx_conditioning(pack, host):
+    model, nodes = host
+    patch = pack.nodes.patch
+    patched = patch.apply_lumosx(model)
+    import comfy.patcher_extension as pe
+    assert patched.get_wrappers(pe.WrappersMP.DIFFUSION_MODEL, patch.WRAPPER_KEY)
+    assert not model.get_wrappers(pe.WrappersMP.DIFFUSION_MODEL, patch.WRAPPER_KEY)
+
+    pos, neg = _cond(pack)
+    out = _sample(nodes, patched, pos, neg)
+    assert out.shape == (1, 16, T, H, W)                 # video-only latent
+    assert torch.isfinite(out).all()
+
+    plain_pos, plain_neg = _cond(pack, refs=False)
+    stock = _sample(nodes, model, plain_pos, plain_neg)
+    # the original MODEL ignores LumosX data: identical to a plain run
+    ignored = _sample(nodes, model, pos, neg)
+    assert torch.equal(ignored, stock)
+    # the patched MODEL without LumosX data is the stock model
+    assert torch.equal(_sample(nodes, patched, plain_pos, plain_neg), stock)
+    # and with it, the references change the video
+    assert (out - stock).abs().max() > 1e-3
+    assert not model.get_wrappers(pe.WrappersMP.DIFFUSION_MODEL, patch.WRAPPER_KEY)
+
+
+def test_cond_and_uncond_each_get_their_own_masks(pack, host):
+    model, nodes = host
+    patched = pack.nodes.patch.apply_lumosx(model)
+    pos, neg = _cond(pack, neg_masks_zero=False)
+    pos2, neg2 = _cond(pack, neg_masks_zero=True)
+    a = _sample(nodes, patched, pos, neg)
+    b = _sample(nodes, patched, pos2, neg2)
+    assert (a - b).abs().max() > 1e-4   # the uncond pass saw different phrase masks
+
+
+def test_wrapper_normalises_latents_and_calls_core(pack, host, monkeypatch):
+    model, nodes = host
+    patch = pack.nodes.patch
+    seen = []
+    real = patch.relational_forward
+
+    def spy(m, x, t, ctx, latents, layout, masks, **kw):
+        seen.append((x.shape[0], latents.clone(), layout, masks.clone(), kw))
+        return real(m, x, t, ctx, latents, layout, masks, **kw)
+
+    monkeypatch.setattr(patch, "relational_forward", spy)
+    pos, neg = _cond(pack)
+    _sample(nodes, patch.apply_lumosx(model), pos, neg)
+    assert seen
+    batch, latents, layout, masks, kw = seen[0]
+    assert batch == 2                    # cond and uncond ran batched in one call
+    raw = pos[0][1]["model_conds"][patch.LATENTS].cond
+    fmt = model.model.latent_format
+    assert torch.allclose(latents[:1], fmt.process_in(raw), atol=1e-5)
+    assert layout == pack.lumosx_core.ConditionLayout(1, [2, 1])
+    assert kw["ratio"] == 0.5 and kw["r2pe"] and kw["parity"]
+    assert masks.shape[1:] == (4, LT)
+
+
+def test_apply_node_and_wrong_model_error(pack, host):
+    model, _ = host
+    from ComfyUI_LumosX.nodes.model import LumosXApply
+    out = LumosXApply.execute(model).result[0]
+    assert out is not model
+    assert LumosXApply.GET_SCHEMA().node_id.startswith("LumosX")
+    import comfy.ldm.wan.model as wan
+    import comfy.ops
+    i2v = wan.WanModel(model_type="i2v", dim=128, ffn_dim=128, num_heads=1, num_layers=1,
+                       text_dim=32, freq_dim=32, operations=comfy.ops.disable_weight_init)
+
+    class Fake:
+        class model:
+            diffusion_model = i2v
+
+    with pytest.raises(ValueError, match="text-to-video.*i2v"):
+        pack.nodes.patch.apply_lumosx(Fake)
