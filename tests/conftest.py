@@ -50,3 +50,17 @@ def load_pack():
 @pytest.fixture(scope="session")
 def pack():
     return load_pack()
+
+
+@pytest.fixture(scope="session")
+def server(tmp_path_factory):
+    """One real headless ComfyUI server with this pack, shared by the whole session."""
+    from host_server import ComfyServer
+    srv = ComfyServer(str(tmp_path_factory.mktemp("comfy_base")))
+    try:
+        srv.start()
+    except Exception:
+        srv.stop()
+        raise
+    yield srv
+    srv.stop()
