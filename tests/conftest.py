@@ -12,27 +12,37 @@ COMFY = os.environ.get("LUMOSX_COMFYUI", os.path.join(ROOT, ".host", "ComfyUI"))
 SHARED = os.path.join(os.path.dirname(ROOT), "shared")
 PACK_MODULE = "ComfyUI_LumosX"
 
-# ComfyUI has a top-level ``nodes`` module and so do we (our ``nodes/`` package): ComfyUI must
-# come first on sys.path; the repo root only serves ``import lumosx_core``.
-sys.path[:] = [p for p in sys.path if os.path.abspath(p or os.getcwd()) != ROOT]
-for p in (TESTS, COMFY):
-    if p in sys.path:
-        sys.path.remove(p)
-sys.path.insert(0, COMFY)
-sys.path.insert(0, TESTS)
-sys.path.append(ROOT)
+
+def _fix_sys_path():
+    """ComfyUI has a top-level ``nodes`` module and so do we (our ``nodes/`` package): ComfyUI
+    must come first on sys.path; the repo root only serves ``import lumosx_core``."""
+    sys.path[:] = [p for p in sys.path
+                   if os.path.abspath(p or os.getcwd()) not in (ROOT, TESTS, COMFY)]
+    sys.path.insert(0, COMFY)
+    sys.path.insert(0, TESTS)
+    sys.path.append(ROOT)
 
 
 def _host_cpu_mode():
-    """Run ComfyUI in-process on the CPU (there is no GPU on CI machines)."""
+    """Run ComfyUI in-process on the CPU (there is no GPU on CI machines), and bind the name
+    ``nodes`` to ComfyUI's module before anything can pick up our package by that name."""
     try:
         from comfy.cli_args import args
     except ImportError:  # host not built: core-only tests still run
         return
     args.cpu = True
+    mod = sys.modules.get("nodes")
+    if mod is not None and not hasattr(mod, "NODE_CLASS_MAPPINGS"):
+        del sys.modules["nodes"]
+    import nodes  # noqa: F401  (ComfyUI's)
 
 
+_fix_sys_path()
 _host_cpu_mode()
+
+
+def pytest_collectstart(collector):
+    _fix_sys_path()
 
 
 def load_pack():
