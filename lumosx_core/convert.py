@@ -17,6 +17,7 @@ import argparse
 import os
 import pickle
 import sys
+import warnings
 from dataclasses import dataclass
 from typing import Dict, Optional
 
@@ -114,7 +115,9 @@ def load_distributed(path: str) -> Dict[str, torch.Tensor]:
             target[key] = torch.empty(m.size, dtype=m.properties.dtype)
     if not target:
         raise CheckpointError(f"the distributed checkpoint {path} holds no tensors")
-    dcp.load(target, storage_reader=reader, no_dist=True)
+    with warnings.catch_warnings():  # "no process group: assuming one process" is the point
+        warnings.simplefilter("ignore", UserWarning)
+        dcp.load(target, storage_reader=reader, no_dist=True)
     return target  # nested dicts come back flattened with dots ("model.blocks.0...")
 
 

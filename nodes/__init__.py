@@ -1,4 +1,13 @@
 """ComfyUI glue of LumosX: thin nodes over ``lumosx_core``, one file per node family."""
-from . import model as _model
+from . import bind, model, references, sampling
 
-NODE_LIST = [*_model.NODES]
+NODE_LIST = [*model.NODES, *references.NODES, *bind.NODES, *sampling.NODES]
+
+try:  # the face encoder needs insightface + onnxruntime (requirements.txt)
+    from . import faces
+except ImportError as e:  # keep the rest of the pack usable
+    import logging
+    logging.getLogger("LumosX").warning(
+        "LumosX Face Encoder unavailable (%s): pip install -r requirements.txt", e)
+else:
+    NODE_LIST += faces.NODES

@@ -1,9 +1,130 @@
-"""Model nodes: install the LumosX patch on a Wan 2.1 T2V MODEL."""
+"""Model nodes: load the LumosX DiT (any released format) or patch a MODEL from another loader."""
 from __future__ import annotations
 
+import logging
+import os
+
+import torch
+
+import comfy.sd
+import folder_paths
 from comfy_api.latest import io
 
+from ..lumosx_core.convert import (CACHE_SUFFIX, CheckpointError, is_distributed_checkpoint,
+                                   load_converted)
 from .patch import apply_lumosx
+
+log = logging.getLogger("LumosX")
+
+LUMOSX_FOLDER = "lumosx"
+WEIGHT_DTYPES = ["default", "fp8_e4m3fn", "fp8_e4m3fn_fast", "fp8_e5m2"]
+
+
+def register_folders() -> None:
+    """Register ``models/lumosx`` (checkpoints of any accepted format) once."""
+    if LUMOSX_FOLDER not in folder_paths.folder_names_and_paths:
+        folder_paths.folder_names_and_paths[LUMOSX_FOLDER] = (
+            [os.path.join(folder_paths.models_dir, LUMOSX_FOLDER)],
+            set(folder_paths.supported_pt_extensions))
+
+
+register_folders()
+
+
+def _distributed_dirs():
+    """Torch-distributed checkpoint folders under the lumosx model folders, as ``name/``."""
+    out = []
+    for base in folder_paths.get_folder_paths(LUMOSX_FOLDER):
+        if not os.path.isdir(base):
+            continue
+        for dirpath, dirnames, _ in os.walk(base, followlinks=True):
+            depth = os.path.relpath(dirpath, base).count(os.sep)
+            if depth >= 2:
+                dirnames[:] = []
+            for d in list(dirnames):
+                full = os.path.join(dirpath, d)
+                if is_distributed_checkpoint(full):
+                    out.append(os.path.relpath(full, base).replace(os.sep, "/") + "/")
+                    dirnames.remove(d)
+    return out
+
+
+def model_choices():
+    names = []
+    for folder in ("diffusion_models", LUMOSX_FOLDER):
+        for name in folder_paths.get_filename_list(folder):
+            if name.endswith(CACHE_SUFFIX):
+                continue  # our converted copies: listed under their source's name
+            names.append(name)
+    names += _distributed_dirs()
+    return sorted(set(names))
+
+
+def resolve_model(name: str) -> str:
+    """Full path of a listed model name; names outside the model folders are refused."""
+    parts = name.replace("\\", "/").split("/")
+    if os.path.isabs(name) or ".." in parts:
+        raise ValueError(f"model_name '{name}': only files inside the model folders can be "
+                         f"loaded")
+    if name.endswith("/"):
+        for base in folder_paths.get_folder_paths(LUMOSX_FOLDER):
+            path = os.path.join(base, *[p for p in parts if p])
+            if is_distributed_checkpoint(path):
+                return path
+    else:
+        for folder in ("diffusion_models", LUMOSX_FOLDER):
+            path = folder_paths.get_full_path(folder, name)
+            if path is not None:
+                return path
+    raise ValueError(f"model_name '{name}': not found in models/diffusion_models or "
+                     f"models/{LUMOSX_FOLDER}")
+
+
+def weight_options(weight_dtype: str) -> dict:
+    opts = {}
+    if weight_dtype == "fp8_e4m3fn":
+        opts["dtype"] = torch.float8_e4m3fn
+    elif weight_dtype == "fp8_e4m3fn_fast":
+        opts["dtype"] = torch.float8_e4m3fn
+        opts["fp8_optimizations"] = True
+    elif weight_dtype == "fp8_e5m2":
+        opts["dtype"] = torch.float8_e5m2
+    return opts
+
+
+def load_lumosx_model(name: str, weight_dtype: str = "default"):
+    path = resolve_model(name)
+    try:
+        sd = load_converted(path)
+    except CheckpointError as e:
+        raise ValueError(f"model_name '{name}': {e}") from None
+    model = comfy.sd.load_diffusion_model_state_dict(sd, model_options=weight_options(weight_dtype))
+    if model is None:
+        raise ValueError(f"model_name '{name}': ComfyUI could not detect a model in this file")
+    return apply_lumosx(model)
+
+
+class LumosXModelLoader(io.ComfyNode):
+    @classmethod
+    def define_schema(cls):
+        return io.Schema(
+            node_id="LumosXModelLoader",
+            display_name="LumosX Model Loader",
+            category="LumosX",
+            description=("Loads the LumosX DiT from models/diffusion_models or models/lumosx: "
+                         ".safetensors, the authors' .pt/.pth state dicts (converted once and "
+                         "cached as safetensors beside them) or a torch-distributed checkpoint "
+                         "folder. Returns a MODEL with the LumosX patch installed."),
+            inputs=[
+                io.Combo.Input("model_name", options=model_choices()),
+                io.Combo.Input("weight_dtype", options=WEIGHT_DTYPES, default="default"),
+            ],
+            outputs=[io.Model.Output(display_name="model")],
+        )
+
+    @classmethod
+    def execute(cls, model_name, weight_dtype) -> io.NodeOutput:
+        return io.NodeOutput(load_lumosx_model(model_name, weight_dtype))
 
 
 class LumosXApply(io.ComfyNode):
@@ -27,4 +148,4 @@ class LumosXApply(io.ComfyNode):
         return io.NodeOutput(apply_lumosx(model))
 
 
-NODES = [LumosXApply]
+NODES = [LumosXModelLoader, LumosXApply]

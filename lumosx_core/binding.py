@@ -1,0 +1,101 @@
+"""Binding references to the prompt: phrase masks plus a human-readable report.
+
+Works on token ids only (the caller tokenizes with the text encoder's own tokenizer), so it is
+independent of ComfyUI.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import List, Sequence
+
+import torch
+
+from .phrases import find_occurrences, phrase_mask
+from .references import RefImage
+
+
+@dataclass
+class PhraseMatch:
+    """Where one reference's phrase occurs: ``starts`` of every occurrence, ``length`` tokens."""
+
+    phrase: str
+    kind: str
+    person: int
+    starts: List[int]
+    length: int
+
+    @property
+    def found(self) -> bool:
+        return bool(self.starts)
+
+    def label(self) -> str:
+        if self.person >= 0:
+            return f"person {self.person + 1} {self.kind}"
+        return self.kind
+
+
+@dataclass
+class BindingReport:
+    matches: List[PhraseMatch] = field(default_factory=list)
+    warnings: List[str] = field(default_factory=list)
+    errors: List[str] = field(default_factory=list)
+
+    def text(self) -> str:
+        lines = []
+        for m in self.matches:
+            if m.found:
+                spans = ", ".join(f"{s}-{s + m.length - 1}" for s in m.starts)
+                lines.append(f"{m.label()} '{m.phrase}': tokens {spans}")
+            else:
+                lines.append(f"{m.label()} '{m.phrase}': NOT FOUND in the prompt")
+        lines += [f"warning: {w}" for w in self.warnings]
+        lines += [f"error: {e}" for e in self.errors]
+        return "\n".join(lines) if lines else "no references"
+
+
+def bind_phrases(refs: Sequence[RefImage], prompt_ids: Sequence[int],
+                 phrases_ids: Sequence[Sequence[int]], context_len: int, valid: int,
+                 strict: bool = False):
+    """Phrase masks of every reference (layout order) and the report.
+
+    ``prompt_ids``: the prompt's token ids at their context positions; ``phrases_ids``: each
+    phrase tokenized alone without its end token; ``valid``: number of real prompt tokens.
+    Returns ``(masks bool [N_c, context_len], report)``. Missing phrases are warnings, or
+    errors when ``strict``.
+    """
+    report = BindingReport()
+    rows = []
+    for ref, ids in zip(refs, phrases_ids):
+        ids = list(ids)
+        starts = [s for s in find_occurrences(prompt_ids, ids, valid) if s + len(ids) <= context_len]
+        m = PhraseMatch(ref.phrase, ref.kind, ref.person, starts, len(ids))
+        report.matches.append(m)
+        rows.append(phrase_mask(prompt_ids, ids, context_len, valid))
+        if not ref.phrase.strip():
+            msg = (f"{m.label()} has an empty phrase: give it the words that name it in the "
+                   f"prompt")
+        elif not m.found:
+            msg = (f"{m.label()} phrase '{ref.phrase}' does not occur in the prompt: the "
+                   f"reference still conditions the video but gets no text bias, so binding is "
+                   f"weaker. Write the phrase verbatim in the prompt.")
+        else:
+            continue
+        (report.errors if strict else report.warnings).append(msg)
+
+    masks = torch.stack(rows) if rows else torch.zeros(0, context_len, dtype=torch.bool)
+
+    # words claimed by several people cancel out in the person templates
+    people = sorted({r.person for r in refs if r.person >= 0})
+    per_person = {p: torch.zeros(context_len, dtype=torch.bool) for p in people}
+    for ref, row in zip(refs, rows):
+        if ref.person >= 0:
+            per_person[ref.person] |= row
+    for i, a in enumerate(people):
+        for b in people[i + 1:]:
+            shared = (per_person[a] & per_person[b]).nonzero().flatten().tolist()
+            if shared:
+                report.warnings.append(
+                    f"person {a + 1} and person {b + 1} share prompt tokens {shared}: shared "
+                    f"words cancel out in the binding. Give each person distinct phrases "
+                    f"(e.g. 'man on the left' / 'woman on the right').")
+    return masks, report

@@ -1,0 +1,159 @@
+"""Loading the LumosX DiT: released formats, conversion cache, safety and clear refusals."""
+import os
+import subprocess
+import sys
+
+import pytest
+import torch
+
+from lumosx_core.convert import CheckpointError, inspect_wan, load_checkpoint
+from wan_factory import wan_state_dict_for_loader
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+@pytest.fixture(scope="module")
+def wan_sd():
+    return wan_state_dict_for_loader(dim=128, layers=1, ffn=128)
+
+
+@pytest.fixture
+def folders(tmp_path, monkeypatch, pack):
+    import folder_paths
+    dm, lx = tmp_path / "diffusion_models", tmp_path / "lumosx"
+    dm.mkdir()
+    lx.mkdir()
+    exts = set(folder_paths.supported_pt_extensions)
+    monkeypatch.setitem(folder_paths.folder_names_and_paths, "diffusion_models", ([str(dm)], exts))
+    monkeypatch.setitem(folder_paths.folder_names_and_paths, "lumosx", ([str(lx)], exts))
+    folder_paths.filename_list_cache.clear()
+    yield dm, lx
+    folder_paths.filename_list_cache.clear()
+
+
+def _official(sd):
+    """The authors' training-checkpoint shape: an EMA dict of DDP-prefixed keys."""
+    return {"ema": {"module." + k: v for k, v in sd.items()}, "step": torch.tensor(1000),
+            "optimizer": {"lr": 1e-5}}
+
+
+def _loader():
+    from ComfyUI_LumosX.nodes import model
+    return model
+
+
+def test_official_pt_converts_once_and_loads(folders, wan_sd, monkeypatch, pack):
+    dm, lx = folders
+    src = lx / "lumosx_official.pt"
+    torch.save(_official(wan_sd), src)
+    model = _loader()
+    assert "lumosx_official.pt" in model.model_choices()
+    m = model.LumosXModelLoader.execute("lumosx_official.pt", "default").result[0]
+    import comfy.patcher_extension as pe
+    assert m.get_wrappers(pe.WrappersMP.DIFFUSION_MODEL, pack.nodes.patch.WRAPPER_KEY)
+    loaded = m.model.diffusion_model.state_dict()
+    for k in ("blocks.0.self_attn.q.weight", "head.modulation", "patch_embedding.weight"):
+        assert torch.equal(loaded[k].float(), wan_sd[k].float()), k
+    cache = str(src) + ".lumosx.safetensors"
+    assert os.path.isfile(cache)
+    assert "lumosx_official.pt.lumosx.safetensors" not in model.model_choices()
+
+    # second load reads the cache, never the pickle
+    import lumosx_core.convert as conv_top
+    import ComfyUI_LumosX.lumosx_core.convert as conv
+    def boom(*a, **k):
+        raise AssertionError("pickle read again")
+    monkeypatch.setattr(conv, "load_pickle", boom)
+    monkeypatch.setattr(conv_top, "load_pickle", boom)
+    model.LumosXModelLoader.execute("lumosx_official.pt", "default")
+
+
+def test_code_executing_pickle_is_refused(folders, tmp_path):
+    dm, lx = folders
+    marker = tmp_path / "pwned"
+
+    class Evil:
+        def __reduce__(self):
+            return (os.system, (f"touch {marker}",))
+
+    torch.save({"blocks.0.self_attn.q.weight": torch.zeros(1), "x": Evil()}, lx / "evil.pt")
+    with pytest.raises(ValueError, match="refused"):
+        _loader().LumosXModelLoader.execute("evil.pt", "default")
+    assert not marker.exists()
+
+
+def test_safetensors_and_wrong_models(folders, wan_sd):
+    from safetensors.torch import save_file
+    dm, lx = folders
+    save_file(wan_sd, str(dm / "ok.safetensors"))
+    assert _loader().LumosXModelLoader.execute("ok.safetensors", "default").result[0] is not None
+
+    i2v = dict(wan_sd, **{"img_emb.proj.0.bias": torch.zeros(4),
+                          "blocks.0.cross_attn.k_img.weight": torch.zeros(4, 4)})
+    vace = dict(wan_sd, **{"vace_patch_embedding.weight": torch.zeros(4, 96, 1, 2, 2)})
+    te = {"shared.weight": torch.zeros(10, 8), "encoder.final_layer_norm.weight": torch.ones(8)}
+    for name, sd, match in [("i2v.safetensors", i2v, "image-to-video"),
+                            ("vace.safetensors", vace, "VACE"),
+                            ("umt5.safetensors", te, "text encoder")]:
+        save_file(sd, str(dm / name))
+        with pytest.raises(ValueError, match=f"model_name '{name}'.*{match}"):
+            _loader().LumosXModelLoader.execute(name, "default")
+
+
+def test_truncated_safetensors(folders, wan_sd):
+    from safetensors.torch import save_file
+    dm, _ = folders
+    path = dm / "broken.safetensors"
+    save_file(wan_sd, str(path))
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) // 2])
+    with pytest.raises(ValueError, match="truncated"):
+        _loader().LumosXModelLoader.execute("broken.safetensors", "default")
+
+
+def test_path_traversal_refused(folders):
+    with pytest.raises(ValueError, match="only files inside the model folders"):
+        _loader().resolve_model("../../etc/passwd")
+
+
+def test_distributed_checkpoint_folder(folders, wan_sd):
+    import torch.distributed.checkpoint as dcp
+    _, lx = folders
+    ckpt = lx / "lumosx_dcp"
+    dcp.save({"model": {k: v.clone() for k, v in wan_sd.items()}}, checkpoint_id=str(ckpt),
+             no_dist=True)
+    model = _loader()
+    assert "lumosx_dcp/" in model.model_choices()
+    m = model.LumosXModelLoader.execute("lumosx_dcp/", "default").result[0]
+    got = m.model.diffusion_model.state_dict()["blocks.0.ffn.0.weight"].float()
+    assert torch.equal(got, wan_sd["blocks.0.ffn.0.weight"].float())
+
+
+def test_inspect_names_14b_and_wan22():
+    base = {"head.modulation": torch.zeros(1, 2, 8), "blocks.0.self_attn.q.weight": torch.zeros(1),
+            "blocks.0.cross_attn.k.weight": torch.zeros(1),
+            "text_embedding.0.weight": torch.zeros(1, 4096), "blocks.0.ffn.0.weight": torch.zeros(1)}
+    big = dict(base, **{"patch_embedding.weight": torch.zeros(5120, 16, 1, 2, 2),
+                        "head.head.weight": torch.zeros(64, 1)})
+    with pytest.raises(CheckpointError, match="14B"):
+        inspect_wan(big)
+    w22 = dict(base, **{"patch_embedding.weight": torch.zeros(3072, 48, 1, 2, 2),
+                        "head.head.weight": torch.zeros(192, 1)})
+    with pytest.raises(CheckpointError, match="Wan 2.2"):
+        inspect_wan(w22)
+
+
+def test_convert_cli(tmp_path, wan_sd):
+    src, dst = tmp_path / "official.pth", tmp_path / "out.safetensors"
+    torch.save({"model": {"module." + k: v for k, v in wan_sd.items()}}, src)
+    r = subprocess.run([sys.executable, "-m", "lumosx_core.convert", str(src), str(dst)],
+                       cwd=ROOT, capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    assert "Wan 2.1 T2V" in r.stdout
+    sd = load_checkpoint(str(dst))
+    assert set(sd) == set(wan_sd) and inspect_wan(sd).dim == 128
+    bad = tmp_path / "bad.pth"
+    torch.save({"shared.weight": torch.zeros(3, 3)}, bad)
+    r = subprocess.run([sys.executable, "-m", "lumosx_core.convert", str(bad), str(dst)],
+                       cwd=ROOT, capture_output=True, text=True)
+    assert r.returncode == 2 and "text encoder" in r.stderr

@@ -1,0 +1,287 @@
+"""In-process behaviour of the pack's nodes: people and references, Bind, Sampler."""
+import logging
+import os
+import sys
+
+import pytest
+import torch
+
+import assets
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "fixtures"))
+
+W, H, LENGTH = 64, 48, 5
+PROMPT = "an astronaut in a red jacket talks to a woman in a blue hat in a sunny garden"
+
+
+@pytest.fixture(scope="module")
+def clip():
+    from lumosx_test_pack import build_tiny_clip
+    return build_tiny_clip(assets.spiece_model())
+
+
+@pytest.fixture(scope="module")
+def vae():
+    import comfy.sd
+    return comfy.sd.VAE(sd=assets.tiny_wan_vae_state_dict())
+
+
+@pytest.fixture(scope="module")
+def N(pack):
+    """The pack's node classes by short name."""
+    import ComfyUI_LumosX.nodes as nodes_pkg
+    return {cls.GET_SCHEMA().node_id: cls for cls in nodes_pkg.NODE_LIST}
+
+
+def img(color=(200, 30, 30), seed=0):
+    return assets.to_image_tensor(assets.garment(color, seed=seed))
+
+
+def _refs(N):
+    person = N["LumosXPerson"]
+    ref = N["LumosXReference"]
+    r = ref.execute(assets.to_image_tensor(assets.scene()), "sunny garden", "background").result[0]
+    r = person.execute(img((230, 220, 200)), "astronaut", r, attribute_1=img((200, 30, 30)),
+                       phrase_1="red jacket").result[0]
+    r = person.execute(img((240, 200, 180)), "woman", r, attribute_1=img((30, 30, 200)),
+                       phrase_1="blue hat").result[0]
+    return r
+
+
+def _bind(N, clip, vae, refs, prompt=PROMPT, **kw):
+    args = dict(clip=clip, vae=vae, prompt=prompt, negative_prompt="blurry, static",
+                references=refs, width=W, height=H, length=LENGTH, batch_size=1, ratio=0.5,
+                r2pe=True, self_mask=True, cross_mask=True, mode="parity",
+                uncond_bias="positive phrase masks (released)", strict=False)
+    args.update(kw)
+    return N["LumosXBind"].execute(**args)
+
+
+# -- people and references ------------------------------------------------------------------
+
+def test_all_node_ids_and_names_are_prefixed(N):
+    assert {"LumosXModelLoader", "LumosXApply", "LumosXPerson", "LumosXReference", "LumosXBind",
+            "LumosXSampler"} <= set(N)
+    for node_id, cls in N.items():
+        s = cls.GET_SCHEMA()
+        assert node_id.startswith("LumosX") and s.display_name.startswith("LumosX")
+
+
+def test_people_accumulate_in_layout_order_and_inputs_stay_unchanged(N):
+    refs = _refs(N)
+    order = [(r.kind, r.phrase, r.person) for r in refs.ordered()]
+    assert order == [("background", "sunny garden", -1), ("face", "astronaut", 0),
+                     ("attribute", "red jacket", 0), ("face", "woman", 1),
+                     ("attribute", "blue hat", 1)]
+    assert refs.layout().non_person == 1 and refs.layout().groups == (2, 2)
+    # chaining returned new sets: the upstream one still has one person
+    first = N["LumosXPerson"].execute(img(), "astronaut").result[0]
+    N["LumosXPerson"].execute(img(), "woman", first)
+    assert len(first.people) == 1
+
+
+def test_objects_follow_background_whatever_the_chain_order(N):
+    ref = N["LumosXReference"]
+    r = N["LumosXPerson"].execute(img(), "man").result[0]
+    r = ref.execute(img(), "white lamp", "object", r).result[0]
+    r = ref.execute(img(), "garden", "background", r).result[0]
+    assert [x.kind for x in r.ordered()] == ["background", "object", "face"]
+
+
+@pytest.mark.parametrize("call,match", [
+    (lambda N: N["LumosXPerson"].execute(img(), "  "), "face_phrase"),
+    (lambda N: N["LumosXPerson"].execute(img(), "man", attribute_2=img()), "phrase_2"),
+    (lambda N: N["LumosXReference"].execute(img(), "", "object"), "phrase"),
+    (lambda N: N["LumosXReference"].execute(
+        img(), "b", "background",
+        N["LumosXReference"].execute(img(), "a", "background").result[0]), "background"),
+    (lambda N: N["LumosXPerson"].execute(img(), "man", "not refs"), "references"),
+])
+def test_reference_node_errors_name_the_input(N, call, match):
+    with pytest.raises(ValueError, match=match):
+        call(N)
+
+
+# -- Bind -----------------------------------------------------------------------------------
+
+def test_bind_outputs(N, clip, vae, pack):
+    patch = pack.nodes.patch
+    out = _bind(N, clip, vae, _refs(N))
+    positive, negative, latent, report, preview = out.result
+    assert latent["samples"].shape == (1, 16, 2, H // 8, W // 8)
+    mc = positive[0][1]["model_conds"]
+    lat = mc[patch.LATENTS].cond
+    assert lat.shape == (1, 16, 5, H // 8, W // 8)
+    cfg = mc[patch.CONFIG].cond
+    assert cfg.layout == pack.lumosx_core.ConditionLayout(1, [2, 2]) and cfg.parity
+    masks = mc[patch.MASKS].cond
+    assert masks.dtype == torch.bool and masks.shape == (1, 5, positive[0][0].shape[1])
+    assert masks[0].any(dim=-1).all()                 # every phrase found
+    # the masks mark exactly the phrase's own tokens
+    from ComfyUI_LumosX.nodes.bind import PromptTokens, phrase_ids
+    toks = PromptTokens(clip, PROMPT)
+    for row, phrase in zip(masks[0], ["sunny garden", "astronaut", "red jacket", "woman", "blue hat"]):
+        ids = phrase_ids(clip, phrase, toks.key, toks.eos, toks.pad)
+        pos = row.nonzero().flatten().tolist()
+        assert [toks.ids[p] for p in pos] == ids
+    # negative: same references, the positive masks (released behaviour)
+    nmc = negative[0][1]["model_conds"]
+    assert torch.equal(nmc[patch.LATENTS].cond, lat)
+    assert torch.equal(nmc[patch.MASKS].cond[..., :masks.shape[-1]], masks)
+    assert nmc[patch.CONFIG].cond == cfg             # cond and uncond can batch together
+    assert "person 1 attribute 'red jacket': tokens" in report
+    assert preview.ndim == 4 and preview.shape[0] == 1 and preview.shape[-1] == 3
+    assert out.ui["text"] == [report]
+
+
+def test_bind_uncond_without_bias_and_switches(N, clip, vae, pack):
+    patch = pack.nodes.patch
+    out = _bind(N, clip, vae, _refs(N), uncond_bias="no bias", mode="fixed", r2pe=False,
+                ratio=0.25)
+    negative = out.result[1]
+    assert not negative[0][1]["model_conds"][patch.MASKS].cond.any()
+    cfg = negative[0][1]["model_conds"][patch.CONFIG].cond
+    assert (cfg.parity, cfg.r2pe, cfg.ratio) == (False, False, 0.25)
+
+
+def test_bind_references_are_letterboxed_on_white(N, clip, vae, monkeypatch, pack):
+    import ComfyUI_LumosX.nodes.bind as bind
+    seen = []
+
+    class SpyVAE:
+        def encode(self, pixels):
+            seen.append(pixels.clone())
+            return vae.encode(pixels)
+
+    tall = assets.to_image_tensor(assets.garment((200, 30, 30), size=(128, 64)))
+    refs = N["LumosXPerson"].execute(img(), "astronaut", attribute_1=tall,
+                                     phrase_1="red jacket").result[0]
+    _bind(N, clip, SpyVAE(), refs)
+    assert len(seen) == 2 and all(p.shape == (1, H, W, 3) for p in seen)
+    garment_px = seen[1][0]            # 64x128 garment -> 24x48, centred at x = 20..43
+    assert torch.all(garment_px[:, :20] == 1.0) and torch.all(garment_px[:, 44:] == 1.0)
+    assert (garment_px[:, 20:44] < 0.9).any()
+
+
+def test_missing_phrase_warns_or_fails_when_strict(N, clip, vae, caplog):
+    refs = N["LumosXPerson"].execute(img(), "astronaut", attribute_1=img(),
+                                     phrase_1="green scarf").result[0]
+    with caplog.at_level(logging.WARNING, logger="LumosX"):
+        report = _bind(N, clip, vae, refs).result[3]
+    assert "'green scarf': NOT FOUND" in report
+    assert any("green scarf" in r.getMessage() for r in caplog.records)
+    with pytest.raises(ValueError, match="green scarf"):
+        _bind(N, clip, vae, refs, strict=True)
+
+
+def test_shared_phrase_between_people_is_reported(N, clip, vae):
+    p = N["LumosXPerson"]
+    refs = p.execute(img(), "astronaut", attribute_1=img(), phrase_1="red jacket").result[0]
+    refs = p.execute(img(), "woman", refs, attribute_1=img(), phrase_1="red jacket").result[0]
+    report = _bind(N, clip, vae, refs).result[3]
+    assert "person 1 and person 2 share prompt tokens" in report
+
+
+@pytest.mark.parametrize("kw,match", [
+    (dict(width=60), "width = 60"), (dict(height=50), "height = 50"),
+    (dict(prompt="   "), "prompt is empty")])
+def test_bind_validation(N, clip, vae, kw, match):
+    assert match in N["LumosXBind"].validate_inputs(**{k: v for k, v in kw.items()})
+    with pytest.raises(ValueError, match=match):
+        _bind(N, clip, vae, _refs(N), **kw)
+
+
+def test_too_many_references_for_rope(N, clip, vae):
+    attrs = {}
+    for i in range(1, 7):
+        attrs[f"attribute_{i}"] = img()
+        attrs[f"phrase_{i}"] = "red jacket"
+    refs = N["LumosXPerson"].execute(img(), "astronaut", **attrs).result[0]
+    # 7 images in one group at 2560 px wide: w positions reach 7 * 160 > 1024
+    with pytest.raises(ValueError, match="too many references for RoPE"):
+        _bind(N, clip, vae, refs, width=2560, height=128)
+
+
+# -- Sampler --------------------------------------------------------------------------------
+
+def test_sampler_node_patches_and_samples(N, clip, vae, pack):
+    import comfy.patcher_extension as pe
+    import comfy.sd
+    from wan_factory import wan_state_dict_for_loader
+    model = comfy.sd.load_diffusion_model_state_dict(wan_state_dict_for_loader())
+    positive, negative, latent, _, _ = _bind(N, clip, vae, _refs(N)).result
+    out = N["LumosXSampler"].execute(model, positive, negative, latent, 0, 2, 6.0, "dpmpp_2m",
+                                     "simple", 8.0, 1.0).result[0]
+    assert out["samples"].shape == latent["samples"].shape
+    assert torch.isfinite(out["samples"]).all()
+    assert not model.get_wrappers(pe.WrappersMP.DIFFUSION_MODEL, pack.nodes.patch.WRAPPER_KEY)
+    schema = N["LumosXSampler"].GET_SCHEMA()
+    defaults = {i.id: i.default for i in schema.inputs if hasattr(i, "default")}
+    assert (defaults["steps"], defaults["cfg"], defaults["shift"]) == (50, 6.0, 8.0)
+    assert defaults["sampler_name"] == "dpmpp_2m"
+
+
+# -- the authors' reference cases -----------------------------------------------------------
+
+CASES = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))),
+                     "shared", "testdata", "lumosx_reference_cases")
+
+
+def _load_case(path):
+    from PIL import Image
+    import numpy as np
+
+    def load(p):
+        return torch.from_numpy(np.asarray(Image.open(p).convert("RGB")).astype("float32") / 255)[None]
+
+    with open(os.path.join(path, "caption.txt"), encoding="utf-8") as f:
+        caption = f.read().strip().split(";", 1)[1].strip()
+    items = {"background": [], "objects": [], "people": []}
+    for kind in ("background", "objects"):
+        d = os.path.join(path, kind)
+        if os.path.isdir(d):
+            for name in sorted(os.listdir(d)):
+                items[kind].append((load(os.path.join(d, name)), os.path.splitext(name)[0]))
+    subj = os.path.join(path, "subjects")
+    for n in sorted(os.listdir(subj), key=int):
+        files = sorted(os.listdir(os.path.join(subj, n)))
+        face = [f for f in files if f.startswith("face_")][0]
+        attrs = [f for f in files if not f.startswith("face_")]
+        items["people"].append((
+            (load(os.path.join(subj, n, face)), os.path.splitext(face)[0][len("face_"):]),
+            [(load(os.path.join(subj, n, a)), os.path.splitext(a)[0]) for a in attrs]))
+    return caption, items
+
+
+def _cases():
+    if not os.path.isdir(CASES):
+        return []
+    out = []
+    for group in sorted(os.listdir(CASES)):
+        gdir = os.path.join(CASES, group)
+        if os.path.isdir(gdir):
+            out += [os.path.join(gdir, c) for c in sorted(os.listdir(gdir))]
+    return out
+
+
+@pytest.mark.skipif(not os.path.isdir(CASES), reason="../shared reference cases not present")
+def test_reference_cases_bind_every_phrase(N, vae):
+    from lumosx_test_pack import build_tiny_clip
+    cases = [_load_case(c) for c in _cases()]
+    assert cases
+    clip = build_tiny_clip(assets.spiece_model([c for c, _ in cases]))
+    for caption, items in cases:
+        refs = None
+        for image, phrase in items["background"]:
+            refs = N["LumosXReference"].execute(image, phrase, "background", refs).result[0]
+        for image, phrase in items["objects"]:
+            refs = N["LumosXReference"].execute(image, phrase, "object", refs).result[0]
+        for (face, fphrase), attrs in items["people"]:
+            kw = {}
+            for i, (a, ph) in enumerate(attrs, 1):
+                kw[f"attribute_{i}"], kw[f"phrase_{i}"] = a, ph
+            refs = N["LumosXPerson"].execute(face, fphrase, refs, **kw).result[0]
+        out = _bind(N, clip, vae, refs, prompt=caption, strict=True, width=64, height=32)
+        report = out.result[3]
+        assert "NOT FOUND" not in report, (caption, report)
+        assert len(refs) == out.result[0][0][1]["model_conds"]["lumosx_masks"].cond.shape[1]
