@@ -55,8 +55,6 @@ class PromptTokens:
 def choose_key(tokens: dict) -> str:
     if "umt5xxl" in tokens:
         return "umt5xxl"
-    if len(tokens) == 1:
-        return next(iter(tokens))
     raise ValueError(f"clip: expected the Wan umT5 text encoder, got a CLIP with "
                      f"tokenizers {sorted(tokens)}; load umt5_xxl with a CLIP loader of type 'wan'")
 

@@ -66,7 +66,11 @@ def pack():
 def server(tmp_path_factory):
     """One real headless ComfyUI server with this pack, shared by the whole session."""
     from host_server import ComfyServer
-    srv = ComfyServer(str(tmp_path_factory.mktemp("comfy_base")))
+    import e2e_setup
+    base = str(tmp_path_factory.mktemp("comfy_base"))
+    info = e2e_setup.prepare_base(base)
+    srv = ComfyServer(base, extra_packs=[e2e_setup.TEST_PACK])
+    srv.assets = info
     try:
         srv.start()
     except Exception:

@@ -285,3 +285,12 @@ def test_reference_cases_bind_every_phrase(N, vae):
         report = out.result[3]
         assert "NOT FOUND" not in report, (caption, report)
         assert len(refs) == out.result[0][0][1]["model_conds"]["lumosx_masks"].cond.shape[1]
+
+
+def test_bind_refuses_a_non_umt5_text_encoder(N, vae):
+    class SDClip:  # what a Stable Diffusion CLIP tokenizes into
+        def tokenize(self, text):
+            return {"l": [[(49406, 1.0), (320, 1.0), (49407, 1.0)]]}
+
+    with pytest.raises(ValueError, match="clip: expected the Wan umT5"):
+        _bind(N, SDClip(), vae, _refs(N))

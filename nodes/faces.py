@@ -1,0 +1,297 @@
+"""Face encoder node: photos -> tight face references on white, plus ArcFace embeddings.
+
+Detection and recognition run through insightface (ONNX Runtime) with a model pack the user
+puts in ``models/insightface/models/<pack>/`` (antelopev2 or buffalo_l). Nothing is ever
+downloaded: a missing pack is an error naming the folder to fill.
+"""
+from __future__ import annotations
+
+import glob
+import logging
+import os
+import threading
+
+import numpy as np
+import torch
+
+import comfy.model_management
+import comfy.utils
+import folder_paths
+from comfy_api.latest import io
+
+from ..lumosx_core.face_crop import (crop_resized, passthrough_box, pixel_box, select_face,
+                                     square_box, to_rgb3)
+from ..lumosx_core.image_prep import letterbox
+
+log = logging.getLogger("LumosX")
+
+FOLDER = "insightface"
+DEFAULT_PACKS = ("antelopev2", "buffalo_l")
+SELECT_OPTIONS = ("largest", "index (left to right)")
+PROVIDER_OPTIONS = ("auto", "CPU", "CUDA")
+FACES_TYPE = io.Custom("LUMOSX_FACES")
+# Tight crops (a face filling the frame, like the LumosX authors' references) defeat the
+# detector; a second try on the photo padded with this much white per side finds them.
+RETRY_PAD = 0.5
+MIN_DETECT_SIDE = 8
+
+
+def register_insightface_folder() -> None:
+    """Give ComfyUI an ``insightface`` model folder (``models/insightface``) unless another
+    pack or extra_model_paths.yaml registered one already."""
+    if FOLDER not in folder_paths.folder_names_and_paths:
+        folder_paths.folder_names_and_paths[FOLDER] = (
+            [os.path.join(folder_paths.models_dir, FOLDER)], set())
+
+
+register_insightface_folder()
+
+
+def insightface_roots() -> list:
+    try:
+        return folder_paths.get_folder_paths(FOLDER)
+    except KeyError:
+        register_insightface_folder()
+        return folder_paths.get_folder_paths(FOLDER)
+
+
+def _has_onnx(path: str) -> bool:
+    return bool(glob.glob(os.path.join(glob.escape(path), "*.onnx")))
+
+
+def available_packs() -> list:
+    """Names of the packs found: every ``<root>/models/<name>/`` holding a ``.onnx`` file,
+    under every registered insightface root (antelopev2 / buffalo_l first)."""
+    found = set()
+    for root in insightface_roots():
+        models = os.path.join(root, "models")
+        if not os.path.isdir(models):
+            continue
+        for name in os.listdir(models):
+            path = os.path.join(models, name)
+            if os.path.isdir(path) and _has_onnx(path):
+                found.add(name)
+    rank = {n: i for i, n in enumerate(DEFAULT_PACKS)}
+    return sorted(found, key=lambda n: (rank.get(n, len(rank)), n))
+
+
+def pack_options() -> list:
+    """Combo options: the packs found, else the usual names so a graph can still be built
+    (running it then says where to put the files)."""
+    return available_packs() or list(DEFAULT_PACKS)
+
+
+def find_pack(pack: str) -> str:
+    """Folder of ``pack`` (the first root holding it with ``.onnx`` files). Raises
+    ``FileNotFoundError`` naming the folder to fill; never downloads."""
+    if not pack or os.path.basename(pack) != pack or pack in (".", ".."):
+        raise ValueError(f"invalid insightface pack name {pack!r}")
+    roots = insightface_roots()
+    for root in roots:
+        path = os.path.join(root, "models", pack)
+        if os.path.isdir(path) and _has_onnx(path):
+            return path
+    target = os.path.join(roots[0], "models", pack) if roots else os.path.join(
+        folder_paths.models_dir, FOLDER, "models", pack)
+    hint = ""
+    for root in roots:
+        nested = os.path.join(root, "models", pack, pack)
+        if os.path.isdir(nested) and _has_onnx(nested):
+            hint = f" (they are one folder too deep in {nested}: move them up)"
+            break
+    raise FileNotFoundError(
+        f"insightface pack {pack!r} not found: put its .onnx files in {target}{hint}. "
+        f"LumosX never downloads models; antelopev2 or buffalo_l (detection + recognition) "
+        f"work.")
+
+
+def resolve_providers(choice: str, available=None):
+    """``(providers, ctx_id)`` for ONNX Runtime. ``auto``: CUDA when onnxruntime offers
+    it, else CPU; ``CUDA`` fails clearly when it does not."""
+    if available is None:
+        import onnxruntime
+        available = onnxruntime.get_available_providers()
+    cuda = "CUDAExecutionProvider" in available
+    if choice == "CPU" or (choice == "auto" and not cuda):
+        return ("CPUExecutionProvider",), -1
+    if choice in ("CUDA", "auto"):
+        if not cuda:
+            raise RuntimeError(
+                "provider 'CUDA' was chosen but onnxruntime offers no CUDAExecutionProvider "
+                "(install onnxruntime-gpu matching your CUDA, or pick 'auto' or 'CPU')")
+        return ("CUDAExecutionProvider", "CPUExecutionProvider"), 0
+    raise ValueError(f"unknown provider {choice!r}; expected one of {PROVIDER_OPTIONS}")
+
+
+_CACHE: dict = {}
+_CACHE_LOCK = threading.Lock()
+
+
+def load_analyzer(pack: str, provider: str = "auto", det_size: int = 640):
+    """A prepared insightface ``FaceAnalysis`` (detection + recognition) for ``pack``,
+    cached per (pack folder, providers, det_size)."""
+    path = os.path.realpath(find_pack(pack))
+    providers, ctx_id = resolve_providers(provider)
+    key = (path, providers, int(det_size))
+    with _CACHE_LOCK:
+        app = _CACHE.get(key)
+        if app is None:
+            try:
+                from insightface.app import FaceAnalysis
+            except ImportError as e:
+                raise RuntimeError(
+                    "the LumosX face encoder needs insightface and onnxruntime: "
+                    "pip install insightface onnxruntime") from e
+            # An existing absolute folder as the name: insightface loads it as is (no
+            # download, whatever the current directory holds).
+            app = FaceAnalysis(name=path, root=os.path.dirname(os.path.dirname(path)),
+                               providers=list(providers),
+                               allowed_modules=["detection", "recognition"])
+            app.prepare(ctx_id=ctx_id, det_size=(int(det_size), int(det_size)))
+            log.info("LumosX: loaded insightface pack %s (%s, det_size %d)", path,
+                     providers[0], det_size)
+            _CACHE[key] = app
+    return app
+
+
+def to_bgr_uint8(rgb: torch.Tensor) -> np.ndarray:
+    """``[H, W, 3]`` float RGB in [0, 1] -> contiguous ``[H, W, 3]`` uint8 BGR."""
+    u8 = (rgb.detach().float().cpu().clamp(0, 1) * 255.0).round().to(torch.uint8).numpy()
+    return np.ascontiguousarray(u8[..., ::-1])
+
+
+def detect(app, rgb: torch.Tensor, det_size: int = 640):
+    """Faces of ``rgb`` ``[H, W, 3]``; when none, retried on the photo padded with white
+    (shrunk first so the padded canvas stays within ``2 * det_size``: the detector resizes
+    to ``det_size`` anyway); coordinates are mapped back to the photo. Tiny photos are not
+    searched."""
+    h, w = rgb.shape[:2]
+    if min(h, w) < MIN_DETECT_SIDE:
+        return []
+    faces = app.get(to_bgr_uint8(rgb))
+    if faces:
+        return faces
+    scale = min(1.0, 2.0 * det_size / ((1.0 + 2.0 * RETRY_PAD) * max(h, w)))
+    small = rgb
+    if scale < 1.0:
+        sh, sw = max(1, int(round(h * scale))), max(1, int(round(w * scale)))
+        small = torch.nn.functional.interpolate(
+            rgb.permute(2, 0, 1).unsqueeze(0).float(), size=(sh, sw), mode="bicubic",
+            align_corners=False, antialias=True).clamp(0, 1)[0].permute(1, 2, 0)
+    sh, sw = small.shape[:2]
+    pad = int(round(RETRY_PAD * max(sh, sw)))
+    padded = np.full((sh + 2 * pad, sw + 2 * pad, 3), 255, dtype=np.uint8)
+    padded[pad:pad + sh, pad:pad + sw] = to_bgr_uint8(small)
+    faces = app.get(padded)
+    sx, sy = w / sw, h / sh
+    for f in faces:
+        f.bbox = (f.bbox - pad) * np.array([sx, sy, sx, sy], dtype=np.float32)
+        if getattr(f, "kps", None) is not None:
+            f.kps = (f.kps - pad) * np.array([sx, sy], dtype=np.float32)
+    return faces
+
+
+def _embedding(face):
+    emb = getattr(face, "embedding", None)
+    if emb is None:
+        return None
+    t = torch.as_tensor(np.asarray(emb, dtype=np.float32)).flatten()
+    return t / t.norm().clamp_min(1e-12)
+
+
+def encode_faces(app, images: torch.Tensor, select: str = "largest", index: int = 0,
+                 margin: float = 0.3, size: int = 512, det_size: int = 640):
+    """``images`` ``[B, H, W, C]`` -> (crops ``[B, size, size, 3]``, list of B info dicts)."""
+    if images.ndim == 3:
+        images = images.unsqueeze(0)
+    if images.ndim != 4:
+        raise ValueError(f"expected an IMAGE batch [B, H, W, C]; got {tuple(images.shape)}")
+    mode = "index" if select.startswith("index") else select
+    images = images.detach().cpu()
+    pbar = comfy.utils.ProgressBar(images.shape[0])
+    crops, infos = [], []
+    for b in range(images.shape[0]):
+        comfy.model_management.throw_exception_if_processing_interrupted()
+        rgb = to_rgb3(images[b]).clamp(0, 1)
+        h, w = rgb.shape[:2]
+        faces = detect(app, rgb, det_size)
+        info = {"detected": False, "bbox": None, "kps": None, "det_score": None,
+                "embedding": None, "crop_box": None, "image_size": (int(w), int(h)),
+                "faces_found": len(faces)}
+        if faces:
+            bboxes = [[float(v) for v in f.bbox[:4]] for f in faces]
+            try:
+                face = faces[select_face(bboxes, mode, index)]
+            except ValueError as e:
+                raise ValueError(f"photo {b} of the batch: {e}") from e
+            bbox = [float(v) for v in face.bbox[:4]]
+            box = pixel_box(square_box(bbox, margin))
+            crop = crop_resized(rgb, box, size)
+            kps = getattr(face, "kps", None)
+            info.update(detected=True, bbox=bbox,
+                        kps=None if kps is None else np.asarray(kps, dtype=float).tolist(),
+                        det_score=float(face.det_score), embedding=_embedding(face),
+                        crop_box=[float(v) for v in box])
+        else:
+            log.warning("LumosX Face Encoder: no face detected in photo %d of the batch "
+                        "(%dx%d); passing the whole photo through letterboxed on white", b, w, h)
+            crop = letterbox(rgb, size, size)
+            info["crop_box"] = [float(v) for v in passthrough_box(w, h)]
+        crops.append(crop.float())
+        infos.append(info)
+        pbar.update(1)
+    return torch.stack(crops), infos
+
+
+class LumosXFaceEncoder(io.ComfyNode):
+    """Detect the face in each photo, crop it square with a margin on white, embed it."""
+
+    @classmethod
+    def define_schema(cls):
+        packs = pack_options()
+        return io.Schema(
+            node_id="LumosXFaceEncoder",
+            display_name="LumosX Face Encoder",
+            category="LumosX",
+            description=("Turns photos into clean face references for LumosX: detects the face "
+                         "in each photo (insightface), crops a square around it with a margin "
+                         "and letterboxes it on white, and returns the ArcFace identity "
+                         "embedding. A photo without a detectable face passes through whole. "
+                         "Put insightface packs (antelopev2, buffalo_l) in "
+                         "models/insightface/models/<pack>/; nothing is downloaded."),
+            inputs=[
+                io.Image.Input("images", tooltip="One or more photos; one crop per photo."),
+                io.Combo.Input("pack", options=packs, default=packs[0],
+                               tooltip="insightface model pack from "
+                                       "models/insightface/models/<pack>/ (its .onnx files)."),
+                io.Combo.Input("select", options=list(SELECT_OPTIONS), default="largest",
+                               tooltip="Which face when a photo shows several: the largest, "
+                                       "or the one at 'index' counted left to right."),
+                io.Int.Input("index", default=0, min=0, max=4096, step=1,
+                             tooltip="With 'index (left to right)': 0 = leftmost face."),
+                io.Float.Input("margin", default=0.3, min=0.0, max=2.0, step=0.01,
+                               tooltip="Space around the face on each side, as a fraction of "
+                                       "the face box's longer side (the crop is square)."),
+                io.Int.Input("size", default=512, min=64, max=2048, step=8,
+                             tooltip="Side of the square output crops, in pixels."),
+                io.Int.Input("det_size", default=640, min=160, max=2048, step=32,
+                             tooltip="Detector input size; larger finds smaller faces."),
+                io.Combo.Input("provider", options=list(PROVIDER_OPTIONS), default="auto",
+                               tooltip="ONNX Runtime device: auto = CUDA when onnxruntime-gpu "
+                                       "offers it, else CPU."),
+            ],
+            outputs=[
+                io.Image.Output("faces", display_name="faces"),
+                FACES_TYPE.Output("face_info", display_name="face_info"),
+            ],
+        )
+
+    @classmethod
+    def execute(cls, images, pack, select="largest", index=0, margin=0.3, size=512,
+                det_size=640, provider="auto") -> io.NodeOutput:
+        app = load_analyzer(pack, provider, det_size)
+        crops, infos = encode_faces(app, images, select, index, margin, size, det_size)
+        return io.NodeOutput(crops, infos)
+
+
+NODES = [LumosXFaceEncoder]
