@@ -76,7 +76,27 @@ if [ ! -f "$STAMP/reqs-$REQ_HASH" ]; then
   touch "$STAMP/reqs-$REQ_HASH"
 fi
 
-# 5. link this repo into custom_nodes
+# 5. the pack's own command line (`lumosx`), editable so it follows the checkout
+PKG_HASH="$(sha256sum "$ROOT/pyproject.toml" | cut -c1-16)"
+if [ ! -f "$STAMP/pkg-$PKG_HASH" ] || [ ! -x "$VENV/bin/lumosx" ]; then
+  log "installing the lumosx command"
+  pipi --no-deps --no-build-isolation -e "$ROOT"
+  rm -f "$STAMP"/pkg-*
+  touch "$STAMP/pkg-$PKG_HASH"
+fi
+
+# 6. a headless browser for the frontend tests (Debian's chromium; root on dev/CI machines)
+if [ ! -x /usr/bin/chromium ] && [ "${LUMOSX_NO_BROWSER:-0}" != "1" ]; then
+  log "installing Debian chromium for the browser tests"
+  if [ "$(id -u)" = "0" ]; then
+    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium \
+        chromium-driver >/dev/null) || log "warning: could not install chromium; browser tests will skip"
+  else
+    log "warning: not root, cannot install chromium; browser tests will skip"
+  fi
+fi
+
+# 7. link this repo into custom_nodes
 LINK="$COMFY/custom_nodes/ComfyUI-LumosX"
 if [ ! -e "$LINK" ]; then
   ln -s "$ROOT" "$LINK"
