@@ -1,0 +1,169 @@
+"""One denoising step of a Wan-shaped DiT (ComfyUI's own WanModel): LumosX ("ours") vs
+ComfyUI's stock Phantom forward (``time_dim_concat``, same number of tokens, no relational
+features) vs no references; and the cost of the relational text bias inside a block.
+
+CPU default: the real width (dim 1536, 12 heads of 128, ffn 8960, text 512 tokens), 21 latent
+frames and 9 references at a reduced token grid, a few blocks. ``--full`` is the released
+size (30 blocks, 480x832 -> 30x52 grid, bf16) for a GPU.
+
+    python benchmarks/bench_step.py
+    python benchmarks/bench_step.py --device cuda --dtype bf16 --full
+    python benchmarks/bench_step.py --smoke --out /tmp/x
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import common  # noqa: E402
+
+common.setup_paths(need_comfy=True)
+
+import torch  # noqa: E402
+
+from lumosx_core import relational_forward  # noqa: E402
+from bench_self_attention import DTYPES, layout_for  # noqa: E402
+
+
+def make_model(dim, heads, ffn, layers, text_dim, device, dtype, seed=0):
+    import comfy.ldm.wan.model
+    import comfy.ops
+    m = comfy.ldm.wan.model.WanModel(
+        model_type="t2v", patch_size=(1, 2, 2), text_len=512, in_dim=16, dim=dim, ffn_dim=ffn,
+        freq_dim=256, text_dim=text_dim, out_dim=16, num_heads=heads, num_layers=layers,
+        qk_norm=True, cross_attn_norm=True, eps=1e-6,
+        operations=comfy.ops.disable_weight_init, device="cpu", dtype=torch.float32)
+    g = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for name, p in m.named_parameters():
+            if "norm" in name and name.endswith("weight"):
+                p.fill_(1.0)
+            elif "modulation" in name:
+                p.copy_(torch.randn(p.shape, generator=g) / dim ** 0.5)
+            else:
+                p.copy_(torch.randn(p.shape, generator=g) * 0.02)
+    m = m.to(device=device, dtype=dtype)
+    m.patch_embedding.to(torch.float32)   # ComfyUI keeps the patch embedding in fp32
+    return m.eval()
+
+
+def run(args):
+    dtype = DTYPES[args.dtype]
+    dev = args.device
+    model = make_model(args.dim, args.heads, args.ffn, args.layers, args.text_dim, dev, dtype)
+    layout = layout_for(args.refs)
+    n_c = layout.num_images
+    gh, gw = args.grid
+    H, W = gh * 2, gw * 2
+    g = torch.Generator().manual_seed(1)
+    x = torch.randn(1, 16, args.frames, H, W, generator=g).to(dev, dtype)
+    cond = torch.randn(1, 16, n_c, H, W, generator=g).to(dev, dtype)
+    ctx = torch.randn(1, 512, args.text_dim, generator=g).to(dev, dtype)
+    t = torch.tensor([500.0], device=dev)
+    masks = torch.zeros(1, n_c, 512, dtype=torch.bool, device=dev)
+    for i in range(n_c):      # every reference names 2-3 prompt tokens, people distinct
+        masks[0, i, 4 + 3 * i: 6 + 3 * i] = True
+
+    @torch.no_grad()
+    def ours():
+        return relational_forward(model, x, t, ctx, cond, layout, masks)
+
+    @torch.no_grad()
+    def ours_no_bias():
+        return relational_forward(model, x, t, ctx, cond, layout, masks, cross_mask=False)
+
+    @torch.no_grad()
+    def phantom():
+        return model(x, t, ctx, time_dim_concat=cond)
+
+    @torch.no_grad()
+    def no_refs():
+        return model(x, t, ctx)
+
+    fns = {"ours": ours, "ours_no_bias": ours_no_bias, "phantom": phantom, "no_refs": no_refs}
+    res = common.time_alternating(fns, args.repeats, dev)
+    out = {k: v["median_s"] for k, v in res.items()}
+    P = gh * gw
+    row = {"grid": f"{gh}x{gw}", "frames": args.frames, "refs": args.refs,
+           "tokens": (args.frames + n_c) * P, "video_tokens": args.frames * P,
+           "layers": args.layers, "time_s": out,
+           "ratio_ours_phantom": out["ours"] / out["phantom"],
+           "ratio_ours_no_refs": out["ours"] / out["no_refs"],
+           "bias_overhead": out["ours"] / out["ours_no_bias"] - 1.0,
+           "per_block_s": {k: v / args.layers for k, v in out.items()}}
+    if dev.startswith("cuda"):
+        mem = {}
+        for name, fn in fns.items():
+            torch.cuda.synchronize()
+            torch.cuda.reset_peak_memory_stats()
+            base = torch.cuda.memory_allocated()
+            fn()
+            torch.cuda.synchronize()
+            mem[name] = (torch.cuda.max_memory_allocated() - base) / 2 ** 30
+        row["peak_gib"] = mem
+    return {"rows": [row]}
+
+
+def report(res, args):
+    r = res["rows"][0]
+    head = ["variant", "seconds / step", "seconds / block"]
+    rows = [[k, v, r["per_block_s"][k]] for k, v in r["time_s"].items()]
+    if "peak_gib" in r:
+        head.append("peak GiB")
+        for row in rows:
+            row.append(r["peak_gib"][row[0]])
+    lines = [f"One denoising step: WanModel dim {args.dim}, {args.heads} heads, ffn {args.ffn}, "
+             f"{args.layers} blocks, {args.dtype} on {args.device}; {args.frames} latent frames, "
+             f"{args.refs} references, {r['grid']} token grid ({r['tokens']} tokens, of which "
+             f"{r['video_tokens']} video); median of {args.repeats} alternating repeats. "
+             f"'phantom' = ComfyUI's stock time_dim_concat forward over the same tokens.", "",
+             common.md_table(head, rows), "",
+             "## Targets", "",
+             f"- full step ours/stock Phantom: {r['ratio_ours_phantom']:.3f} (target <= 1.0) -> "
+             + ("met" if r["ratio_ours_phantom"] <= 1.0 else
+                f"MISSED by {r['ratio_ours_phantom'] - 1:.3f}"),
+             f"- relational text-bias overhead (ours vs ours without the bias): "
+             f"{100 * r['bias_overhead']:.2f}% of a step (target <= 5%) -> "
+             + ("met" if r["bias_overhead"] <= 0.05 else
+                f"MISSED by {100 * (r['bias_overhead'] - 0.05):.2f} points"),
+             f"- ours vs no references: {r['ratio_ours_no_refs']:.3f}x (the references add "
+             f"{r['tokens'] - r['video_tokens']} tokens)"]
+    return "\n".join(lines)
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--device", default="cpu")
+    ap.add_argument("--dtype", default="fp32", choices=sorted(DTYPES))
+    ap.add_argument("--dim", type=int, default=1536)
+    ap.add_argument("--heads", type=int, default=12)
+    ap.add_argument("--ffn", type=int, default=8960)
+    ap.add_argument("--text-dim", type=int, default=4096)
+    ap.add_argument("--layers", type=int, default=2)
+    ap.add_argument("--frames", type=int, default=21)
+    ap.add_argument("--grid", type=int, nargs=2, default=[8, 12])
+    ap.add_argument("--refs", type=int, default=9)
+    ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--full", action="store_true")
+    ap.add_argument("--smoke", action="store_true")
+    ap.add_argument("--out", default=common.RESULTS)
+    args = ap.parse_args(argv)
+    if args.full:
+        args.layers, args.grid = 30, [30, 52]
+    if args.smoke:
+        args.dim, args.heads, args.ffn, args.text_dim, args.layers = 256, 2, 256, 64, 1
+        args.frames, args.grid, args.refs, args.repeats = 2, [2, 3], 3, 1
+    torch.manual_seed(0)
+    res = run(args)
+    res["args"] = {k: (list(v) if isinstance(v, (list, tuple)) else v)
+                   for k, v in vars(args).items()}
+    name = "step" + ("_" + args.device.split(":")[0] if args.device != "cpu" else "")
+    md = common.write_results(name, res, report(res, args), args.out)
+    print(open(md).read())
+    return res
+
+
+if __name__ == "__main__":
+    main()

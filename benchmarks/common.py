@@ -1,0 +1,120 @@
+"""Shared benchmark plumbing: alternating timed runs, peak memory in a fresh process (CPU) or
+from the CUDA allocator, machine facts, and writing JSON + markdown results."""
+from __future__ import annotations
+
+import json
+import os
+import platform
+import resource
+import statistics
+import subprocess
+import sys
+import time
+from typing import Callable, Dict, List
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(HERE)
+COMFY = os.environ.get("LUMOSX_COMFYUI", os.path.join(ROOT, ".host", "ComfyUI"))
+RESULTS = os.path.join(HERE, "results")
+
+
+def setup_paths(need_comfy: bool = False) -> None:
+    """Make ``lumosx_core`` (and, when asked, ComfyUI in CPU-or-GPU mode) importable."""
+    if ROOT not in sys.path:
+        sys.path.append(ROOT)
+    if need_comfy:
+        if COMFY not in sys.path:
+            sys.path.insert(0, COMFY)
+        import torch
+        from comfy.cli_args import args
+        args.cpu = not torch.cuda.is_available()
+
+
+def sync(device: str) -> None:
+    if device.startswith("cuda"):
+        import torch
+        torch.cuda.synchronize()
+
+
+def time_alternating(fns: Dict[str, Callable[[], object]], repeats: int, device: str = "cpu",
+                     warmup: int = 1) -> Dict[str, dict]:
+    """Run every function ``warmup`` times, then ``repeats`` rounds in which each runs once
+    (alternating, so drift hits all alike). Returns median/min/all seconds per name."""
+    for _ in range(warmup):
+        for fn in fns.values():
+            fn()
+            sync(device)
+    times: Dict[str, List[float]] = {k: [] for k in fns}
+    for _ in range(repeats):
+        for name, fn in fns.items():
+            sync(device)
+            t0 = time.perf_counter()
+            fn()
+            sync(device)
+            times[name].append(time.perf_counter() - t0)
+    return {k: {"median_s": statistics.median(v), "min_s": min(v), "runs_s": v}
+            for k, v in times.items()}
+
+
+def peak_rss_of(code: str, timeout: float = 900.0) -> dict:
+    """Run ``code`` in a fresh Python; it must print one JSON line and may call
+    ``mark()`` (defined for it) right before the measured work. Returns that JSON plus
+    ``extra_peak_bytes``: the growth of the process's peak resident memory after mark()."""
+    prelude = (
+        "import json, resource, sys\n"
+        f"sys.path[:0] = [{ROOT!r}, {HERE!r}]\n"
+        "_MARK = [0]\n"
+        "def mark():\n"
+        "    _MARK[0] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024\n"
+        "def peak():\n"
+        "    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 - _MARK[0]\n")
+    r = subprocess.run([sys.executable, "-c", prelude + code], capture_output=True, text=True,
+                       timeout=timeout)
+    if r.returncode != 0:
+        raise RuntimeError(r.stderr[-3000:])
+    return json.loads(r.stdout.strip().splitlines()[-1])
+
+
+def machine() -> dict:
+    import torch
+    info = {"python": platform.python_version(), "torch": torch.__version__,
+            "platform": platform.platform(), "processor": platform.processor() or platform.machine(),
+            "cpu_count": os.cpu_count(), "torch_threads": torch.get_num_threads(),
+            "cuda": torch.cuda.is_available()}
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    info["cpu_model"] = line.split(":", 1)[1].strip()
+                    break
+    except OSError:
+        pass
+    if torch.cuda.is_available():
+        info["gpu"] = torch.cuda.get_device_name(0)
+    return info
+
+
+def write_results(name: str, payload: dict, table: str, out_dir: str = RESULTS) -> str:
+    os.makedirs(out_dir, exist_ok=True)
+    payload = dict(payload, machine=machine(), written=time.strftime("%Y-%m-%d %H:%M:%S"))
+    with open(os.path.join(out_dir, f"{name}.json"), "w") as f:
+        json.dump(payload, f, indent=2)
+    md = os.path.join(out_dir, f"{name}.md")
+    with open(md, "w") as f:
+        m = payload["machine"]
+        f.write(f"# {name}\n\nMachine: {m.get('cpu_model', m['processor'])}, "
+                f"{m['cpu_count']} cores ({m['torch_threads']} torch threads)"
+                + (f", GPU {m['gpu']}" if m.get("gpu") else "") +
+                f"; torch {m['torch']}; Python {m['python']}; written {payload['written']}.\n\n")
+        f.write(table.rstrip() + "\n")
+    return md
+
+
+def md_table(headers: List[str], rows: List[List[object]]) -> str:
+    def fmt(x):
+        if isinstance(x, float):
+            return f"{x:.3g}" if abs(x) < 1000 else f"{x:.0f}"
+        return str(x)
+    out = ["| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
+    out += ["| " + " | ".join(fmt(c) for c in r) + " |" for r in rows]
+    return "\n".join(out)

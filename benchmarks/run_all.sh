@@ -1,0 +1,9 @@
+#!/usr/bin/env bash
+# Run every CPU benchmark at its default size and redraw the plot (a few minutes on 2 cores).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PY=${PY:-.venv/bin/python}
+$PY benchmarks/bench_self_attention.py
+$PY benchmarks/bench_cross_attention.py
+$PY benchmarks/bench_step.py
+$PY benchmarks/plot.py

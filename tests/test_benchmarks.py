@@ -1,0 +1,38 @@
+"""Smoke runs of every benchmark script at a tiny size, so they cannot rot (the numbers are
+produced by benchmarks/run_all.sh, not by tests)."""
+import json
+import os
+import subprocess
+import sys
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def _run(script, out, *extra):
+    r = subprocess.run([sys.executable, os.path.join(ROOT, "benchmarks", script), *extra,
+                        "--out", str(out)], capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stderr[-3000:]
+    return r.stdout
+
+
+def test_benchmark_scripts_smoke(tmp_path):
+    _run("bench_self_attention.py", tmp_path, "--smoke")
+    res = json.loads((tmp_path / "self_attention.json").read_text())
+    row = res["rows"][0]
+    assert {"ours", "unmasked", "dense"} <= set(row["time_s"]) and "peak_bytes" in row
+    assert 0 < row["flop_ratio_ours_unmasked"] < 1
+    assert "Targets at 9 references" in (tmp_path / "self_attention.md").read_text()
+
+    _run("bench_cross_attention.py", tmp_path, "--smoke")
+    res = json.loads((tmp_path / "cross_attention.json").read_text())
+    assert res["rows"][0]["time_s"]["biased"] > 0 and res["machine"]["torch"]
+
+    out = _run("bench_step.py", tmp_path, "--smoke")
+    res = json.loads((tmp_path / "step.json").read_text())
+    assert set(res["rows"][0]["time_s"]) == {"ours", "ours_no_bias", "phantom", "no_refs"}
+    assert "ours/stock Phantom" in out
+
+    png = tmp_path / "cost.png"
+    subprocess.run([sys.executable, os.path.join(ROOT, "benchmarks", "plot.py"), "--results",
+                    str(tmp_path), "--out", str(png)], check=True, capture_output=True, timeout=300)
+    assert png.stat().st_size > 1000
