@@ -18,6 +18,7 @@ from ..lumosx_core.references import ReferenceSet
 from .patch import attach
 from .preview import render_preview
 from .references import Refs
+from .validation import choice_error, first_error
 
 log = logging.getLogger("LumosX")
 
@@ -28,6 +29,8 @@ WAN_NEGATIVE = ("色调艳丽，过曝，静态，细节模糊不清，字幕，
 
 UNCOND_PARITY = "positive phrase masks (released)"
 UNCOND_NONE = "no bias"
+MODES = ["parity", "fixed"]
+UNCOND_CHOICES = [UNCOND_PARITY, UNCOND_NONE]
 
 
 class PromptTokens:
@@ -117,10 +120,10 @@ class LumosXBind(io.ComfyNode):
                 io.Boolean.Input("self_mask", default=True,
                                  tooltip="Relational self-attention (people see only themselves)."),
                 io.Boolean.Input("cross_mask", default=True, tooltip="Relational text bias."),
-                io.Combo.Input("mode", options=["parity", "fixed"], default="parity",
+                io.Combo.Input("mode", options=MODES, default="parity",
                                tooltip="parity: the released code's score-grid indexing; fixed: "
                                        "the corrected one."),
-                io.Combo.Input("uncond_bias", options=[UNCOND_PARITY, UNCOND_NONE],
+                io.Combo.Input("uncond_bias", options=UNCOND_CHOICES,
                                default=UNCOND_PARITY,
                                tooltip="Text bias on the negative pass: the positive prompt's "
                                        "phrase masks (what the released sampler does) or none."),
@@ -138,24 +141,31 @@ class LumosXBind(io.ComfyNode):
         )
 
     @classmethod
-    def validate_inputs(cls, width=None, height=None, length=None, prompt=None):
+    def validate_inputs(cls, width=None, height=None, length=None, prompt=None, mode=None,
+                        uncond_bias=None):
+        for name, value in (("width", width), ("height", height), ("length", length)):
+            if value is not None and (isinstance(value, bool) or not isinstance(value, int)):
+                return f"{name} = {value!r}: expected a whole number"
         for name, value in (("width", width), ("height", height)):
             if value is None:
                 continue
             if value < 16 or value % 16:
                 return (f"{name} = {value}: must be a positive multiple of 16 (the VAE "
-                        f"downsamples by 8 and the DiT patches by 2); try {max(16, round(value / 16) * 16)}")
+                        f"downsamples by 8 and the DiT patches by 2); try "
+                        f"{max(16, round(value / 16) * 16)}")
         if length is not None and length < 1:
             return f"length = {length}: needs at least 1 frame"
         if prompt is not None and not str(prompt).strip():
             return "prompt is empty: describe the video and name every reference in it"
-        return True
+        return first_error(choice_error("mode", mode, MODES),
+                           choice_error("uncond_bias", uncond_bias, UNCOND_CHOICES))
 
     @classmethod
     def execute(cls, clip, vae, prompt, negative_prompt, references, width, height, length,
                 batch_size, ratio, r2pe, self_mask, cross_mask, mode, uncond_bias,
                 strict) -> io.NodeOutput:
-        check = cls.validate_inputs(width=width, height=height, length=length, prompt=prompt)
+        check = cls.validate_inputs(width=width, height=height, length=length, prompt=prompt,
+                                    mode=mode, uncond_bias=uncond_bias)
         if check is not True:
             raise ValueError(check)
         if clip is None:
@@ -167,7 +177,10 @@ class LumosXBind(io.ComfyNode):
         layout = references.layout()
         frames = (length - 1) // 4 + 1
         if refs:
-            check_rope_capacity(layout, frames, height // 16, width // 16, r2pe)
+            try:
+                check_rope_capacity(layout, frames, height // 16, width // 16, r2pe)
+            except ValueError as e:
+                raise ValueError(f"references: {e}") from None
 
         pos_tokens = PromptTokens(clip, prompt)
         positive = clip.encode_from_tokens_scheduled(pos_tokens.tokens)
@@ -178,7 +191,7 @@ class LumosXBind(io.ComfyNode):
         masks, report = bind_phrases(refs, pos_tokens.ids, phrases, context_len,
                                      pos_tokens.valid, strict=strict)
         if report.errors:
-            raise ValueError("binding failed (strict):\n" + "\n".join(report.errors))
+            raise ValueError("prompt: binding failed (strict is on):\n" + "\n".join(report.errors))
         for w in report.warnings:
             log.warning("LumosX Bind: %s", w)
 

@@ -22,6 +22,7 @@ from comfy_api.latest import io
 from ..lumosx_core.face_crop import (crop_resized, passthrough_box, pixel_box, select_face,
                                      square_box, to_rgb3)
 from ..lumosx_core.image_prep import letterbox
+from .validation import choice_error, first_error, raise_if_invalid
 
 log = logging.getLogger("LumosX")
 
@@ -100,7 +101,7 @@ def find_pack(pack: str) -> str:
             hint = f" (they are one folder too deep in {nested}: move them up)"
             break
     raise FileNotFoundError(
-        f"insightface pack {pack!r} not found: put its .onnx files in {target}{hint}. "
+        f"pack: insightface pack {pack!r} not found: put its .onnx files in {target}{hint}. "
         f"LumosX never downloads models; antelopev2 or buffalo_l (detection + recognition) "
         f"work.")
 
@@ -287,8 +288,18 @@ class LumosXFaceEncoder(io.ComfyNode):
         )
 
     @classmethod
+    def validate_inputs(cls, pack=None, select=None, provider=None):
+        bad_pack = None
+        if pack is not None and (not pack or os.path.basename(pack) != pack
+                                 or pack in (".", "..")):
+            bad_pack = f"pack = {pack!r}: give the name of a folder in models/insightface/models"
+        return first_error(bad_pack, choice_error("select", select, SELECT_OPTIONS),
+                           choice_error("provider", provider, PROVIDER_OPTIONS))
+
+    @classmethod
     def execute(cls, images, pack, select="largest", index=0, margin=0.3, size=512,
                 det_size=640, provider="auto") -> io.NodeOutput:
+        raise_if_invalid(cls.validate_inputs(pack=pack, select=select, provider=provider))
         app = load_analyzer(pack, provider, det_size)
         crops, infos = encode_faces(app, images, select, index, margin, size, det_size)
         return io.NodeOutput(crops, infos)

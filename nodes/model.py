@@ -13,6 +13,7 @@ from comfy_api.latest import io
 from ..lumosx_core.convert import (CACHE_SUFFIX, CheckpointError, is_distributed_checkpoint,
                                    load_converted)
 from .patch import apply_lumosx
+from .validation import choice_error, first_error, raise_if_invalid
 
 log = logging.getLogger("LumosX")
 
@@ -58,6 +59,19 @@ def model_choices():
             names.append(name)
     names += _distributed_dirs()
     return sorted(set(names))
+
+
+def name_error(name) -> str | None:
+    if name is None:
+        return None
+    parts = str(name).replace("\\", "/").split("/")
+    if os.path.isabs(str(name)) or ".." in parts:
+        return (f"model_name '{name}': only files inside the model folders can be loaded "
+                f"(no absolute paths or '..')")
+    if name not in model_choices():
+        return (f"model_name '{name}': not found in models/diffusion_models or "
+                f"models/{LUMOSX_FOLDER}; put the LumosX checkpoint there and refresh")
+    return None
 
 
 def resolve_model(name: str) -> str:
@@ -123,7 +137,13 @@ class LumosXModelLoader(io.ComfyNode):
         )
 
     @classmethod
+    def validate_inputs(cls, model_name=None, weight_dtype=None):
+        return first_error(name_error(model_name),
+                           choice_error("weight_dtype", weight_dtype, WEIGHT_DTYPES))
+
+    @classmethod
     def execute(cls, model_name, weight_dtype) -> io.NodeOutput:
+        raise_if_invalid(cls.validate_inputs(weight_dtype=weight_dtype))
         return io.NodeOutput(load_lumosx_model(model_name, weight_dtype))
 
 

@@ -7,10 +7,12 @@ from __future__ import annotations
 from comfy_api.latest import io
 
 from ..lumosx_core.references import ReferenceSet
+from .validation import choice_error, first_error, raise_if_invalid
 
 Refs = io.Custom("LUMOSX_REFS")
 
 MAX_ATTRIBUTES = 6
+KINDS = ["object", "background"]
 
 
 def _refs_in(references) -> ReferenceSet:
@@ -88,14 +90,19 @@ class LumosXReference(io.ComfyNode):
                 io.Image.Input("image"),
                 io.String.Input("phrase", default="",
                                 tooltip="Words naming it in the prompt, e.g. 'white lamp'."),
-                io.Combo.Input("kind", options=["object", "background"], default="object"),
+                io.Combo.Input("kind", options=KINDS, default="object"),
                 Refs.Input("references", optional=True),
             ],
             outputs=[Refs.Output(display_name="references")],
         )
 
     @classmethod
+    def validate_inputs(cls, kind=None):
+        return first_error(choice_error("kind", kind, KINDS))
+
+    @classmethod
     def execute(cls, image, phrase, kind, references=None) -> io.NodeOutput:
+        raise_if_invalid(cls.validate_inputs(kind=kind))
         refs = _refs_in(references)
         phrase = _phrase(phrase, "phrase")
         if kind == "background":

@@ -8,6 +8,7 @@ import nodes as comfy_nodes
 from comfy_api.latest import io
 
 from .patch import WRAPPER_KEY, apply_lumosx
+from .validation import choice_error, first_error, raise_if_invalid
 
 
 def with_shift(model, shift: float):
@@ -63,8 +64,15 @@ class LumosXSampler(io.ComfyNode):
         )
 
     @classmethod
+    def validate_inputs(cls, sampler_name=None, scheduler=None):
+        return first_error(
+            choice_error("sampler_name", sampler_name, comfy.samplers.KSampler.SAMPLERS),
+            choice_error("scheduler", scheduler, comfy.samplers.KSampler.SCHEDULERS))
+
+    @classmethod
     def execute(cls, model, positive, negative, latent, seed, steps, cfg, sampler_name,
                 scheduler, shift, denoise) -> io.NodeOutput:
+        raise_if_invalid(cls.validate_inputs(sampler_name=sampler_name, scheduler=scheduler))
         m = with_shift(ensure_patched(model), shift)
         (out,) = comfy_nodes.common_ksampler(m, seed, steps, cfg, sampler_name, scheduler,
                                              positive, negative, latent, denoise=denoise)
