@@ -85,10 +85,7 @@ def main(argv=None):
         args.heads, args.head_dim, args.frames, args.grid = 2, 16, 2, [3, 4]
         args.text_len, args.refs, args.repeats = 16, [3], 1
     res = run(args)
-    res["args"] = {k: (list(v) if isinstance(v, (list, tuple)) else v)
-                   for k, v in vars(args).items()}
-    name = "cross_attention" + ("_" + args.device.split(":")[0] if args.device != "cpu" else "")
-    md = common.write_results(name, res, report(res, args), args.out)
+    md = common.finish("cross_attention", res, args, report(res, args))
     print(f"wrote {md}")
     return res
 

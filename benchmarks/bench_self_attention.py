@@ -202,10 +202,7 @@ def main(argv=None):
     args.grids = [tuple(int(x) for x in g.split("x")) for g in args.grids.split(",")]
     torch.manual_seed(0)
     res = run(args)
-    res["args"] = {k: (list(v) if isinstance(v, (list, tuple)) else v)
-                   for k, v in vars(args).items()}
-    name = "self_attention" + ("_" + args.device.split(":")[0] if args.device != "cpu" else "")
-    md = common.write_results(name, res, report(res, args), args.out)
+    md = common.finish("self_attention", res, args, report(res, args))
     print(f"wrote {md}")
     return res
 

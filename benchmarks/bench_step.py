@@ -157,10 +157,7 @@ def main(argv=None):
         args.frames, args.grid, args.refs, args.repeats = 2, [2, 3], 3, 1
     torch.manual_seed(0)
     res = run(args)
-    res["args"] = {k: (list(v) if isinstance(v, (list, tuple)) else v)
-                   for k, v in vars(args).items()}
-    name = "step" + ("_" + args.device.split(":")[0] if args.device != "cpu" else "")
-    md = common.write_results(name, res, report(res, args), args.out)
+    md = common.finish("step", res, args, report(res, args))
     print(open(md).read())
     return res
 

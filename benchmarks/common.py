@@ -118,3 +118,12 @@ def md_table(headers: List[str], rows: List[List[object]]) -> str:
     out = ["| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
     out += ["| " + " | ".join(fmt(c) for c in r) + " |" for r in rows]
     return "\n".join(out)
+
+
+def finish(name: str, res: dict, args, table: str) -> str:
+    """Record the arguments with the results and write ``<name>[_cuda].json/.md``."""
+    res["args"] = {k: (list(v) if isinstance(v, (list, tuple)) else v)
+                   for k, v in vars(args).items()}
+    if args.device != "cpu":
+        name += "_" + args.device.split(":")[0]
+    return write_results(name, res, table, args.out)
