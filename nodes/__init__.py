@@ -11,3 +11,12 @@ except ImportError as e:  # keep the rest of the pack usable
         "LumosX Face Encoder unavailable (%s): pip install -r requirements.txt", e)
 else:
     NODE_LIST += faces.NODES
+
+try:  # the evaluation node uses the face encoder's insightface pack handling
+    from . import evaluate
+except ImportError as e:
+    import logging
+    logging.getLogger("LumosX").warning(
+        "LumosX Evaluate unavailable (%s): pip install -r requirements.txt", e)
+else:
+    NODE_LIST += evaluate.NODES

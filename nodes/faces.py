@@ -22,6 +22,7 @@ from comfy_api.latest import io
 from ..lumosx_core.face_crop import (crop_resized, passthrough_box, pixel_box, select_face,
                                      square_box, to_rgb3)
 from ..lumosx_core.image_prep import letterbox
+from ..lumosx_core.evaluation.detector import detect_insightface, to_bgr_uint8  # noqa: F401
 from .validation import choice_error, first_error, raise_if_invalid
 
 log = logging.getLogger("LumosX")
@@ -31,10 +32,6 @@ DEFAULT_PACKS = ("antelopev2", "buffalo_l")
 SELECT_OPTIONS = ("largest", "index (left to right)")
 PROVIDER_OPTIONS = ("auto", "CPU", "CUDA")
 FACES_TYPE = io.Custom("LUMOSX_FACES")
-# Tight crops (a face filling the frame, like the LumosX authors' references) defeat the
-# detector; a second try on the photo padded with this much white per side finds them.
-RETRY_PAD = 0.5
-MIN_DETECT_SIDE = 8
 
 
 def register_insightface_folder() -> None:
@@ -155,41 +152,10 @@ def load_analyzer(pack: str, provider: str = "auto", det_size: int = 640):
     return app
 
 
-def to_bgr_uint8(rgb: torch.Tensor) -> np.ndarray:
-    """``[H, W, 3]`` float RGB in [0, 1] -> contiguous ``[H, W, 3]`` uint8 BGR."""
-    u8 = (rgb.detach().float().cpu().clamp(0, 1) * 255.0).round().to(torch.uint8).numpy()
-    return np.ascontiguousarray(u8[..., ::-1])
-
-
 def detect(app, rgb: torch.Tensor, det_size: int = 640):
     """Faces of ``rgb`` ``[H, W, 3]``; when none, retried on the photo padded with white
-    (shrunk first so the padded canvas stays within ``2 * det_size``: the detector resizes
-    to ``det_size`` anyway); coordinates are mapped back to the photo. Tiny photos are not
-    searched."""
-    h, w = rgb.shape[:2]
-    if min(h, w) < MIN_DETECT_SIDE:
-        return []
-    faces = app.get(to_bgr_uint8(rgb))
-    if faces:
-        return faces
-    scale = min(1.0, 2.0 * det_size / ((1.0 + 2.0 * RETRY_PAD) * max(h, w)))
-    small = rgb
-    if scale < 1.0:
-        sh, sw = max(1, int(round(h * scale))), max(1, int(round(w * scale)))
-        small = torch.nn.functional.interpolate(
-            rgb.permute(2, 0, 1).unsqueeze(0).float(), size=(sh, sw), mode="bicubic",
-            align_corners=False, antialias=True).clamp(0, 1)[0].permute(1, 2, 0)
-    sh, sw = small.shape[:2]
-    pad = int(round(RETRY_PAD * max(sh, sw)))
-    padded = np.full((sh + 2 * pad, sw + 2 * pad, 3), 255, dtype=np.uint8)
-    padded[pad:pad + sh, pad:pad + sw] = to_bgr_uint8(small)
-    faces = app.get(padded)
-    sx, sy = w / sw, h / sh
-    for f in faces:
-        f.bbox = (f.bbox - pad) * np.array([sx, sy, sx, sy], dtype=np.float32)
-        if getattr(f, "kps", None) is not None:
-            f.kps = (f.kps - pad) * np.array([sx, sy], dtype=np.float32)
-    return faces
+    (tight crops defeat the detector). See ``detect_insightface``."""
+    return detect_insightface(app, rgb, det_size, retry=True)
 
 
 def _embedding(face):

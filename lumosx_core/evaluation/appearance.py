@@ -1,0 +1,282 @@
+"""Appearance descriptors for the binding check: attribute images vs. person regions.
+
+Two backends with one interface (``describe_attributes`` and ``describe_regions`` return unit
+vectors; similarity = dot product):
+
+* :class:`ColorTextureBackend` -- weight-free. A soft CIELAB colour histogram (few lightness
+  bins, more chroma bins: lighting changes matter less than hue) plus a histogram of the
+  lightness gradient (texture) of the attribute's *non-white* pixels, resp. of the person's
+  region. Each part is square-rooted so the dot product of two descriptors is
+  ``COLOR_WEIGHT * BC(colour) + (1 - COLOR_WEIGHT) * BC(texture)``, BC = the Bhattacharyya
+  coefficient (1 = same distribution). It also names the dominant colours, which explains
+  the usual failure: the colours of one person's attribute on another person.
+* :class:`EmbeddingBackend` -- any image embedder ``crops [N, S, S, 3] -> [N, D]``, e.g. a
+  CLIP-vision model (the ComfyUI node wraps ComfyUI's ``CLIP_VISION``). Attributes and region
+  crops (outside the region whitened) are letterboxed on white to ``S x S``.
+"""
+from __future__ import annotations
+
+from typing import Callable, List, Optional, Sequence
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from .regions import bounding_box
+
+# background of an attribute image: near-white pixels connected to the image border
+WHITE_LEVEL = 0.94
+L_BINS, AB_BINS, AB_RANGE = 5, 12, 72.0
+GRAD_BINS = 8
+COLOR_WEIGHT = 0.8
+TEXTURE_SIDE = 128          # texture is measured at this size (longer side of the region)
+MIN_PIXELS = 16
+
+
+# -- pixels -----------------------------------------------------------------------------------
+
+def to_numpy_rgb(image) -> np.ndarray:
+    """``[H, W, C]`` tensor/array (C = 1, 3, 4; alpha composited on white) -> float32
+    ``[H, W, 3]`` in [0, 1]."""
+    a = image.detach().float().cpu().numpy() if torch.is_tensor(image) else np.asarray(image)
+    if a.dtype == np.uint8:
+        a = a.astype(np.float32) / 255.0
+    a = a.astype(np.float32)
+    if a.ndim != 3:
+        raise ValueError(f"expected an image [H, W, C]; got shape {a.shape}")
+    c = a.shape[-1]
+    if c == 4:
+        alpha = np.clip(a[..., 3:4], 0, 1)
+        a = a[..., :3] * alpha + (1.0 - alpha)
+    elif c in (1, 2):
+        a = np.repeat(a[..., :1], 3, axis=-1)
+    return np.clip(a[..., :3], 0, 1)
+
+
+def attribute_mask(image) -> np.ndarray:
+    """Foreground of an attribute reference on white: bool ``[H, W]``. Near-white pixels
+    (every channel >= ``WHITE_LEVEL``) connected to the border are background, so an
+    off-white garment with an outline keeps its inside; an alpha channel < 0.5 is also
+    background. When that leaves (almost) nothing, every non-near-white pixel counts."""
+    arr = image.detach().float().cpu().numpy() if torch.is_tensor(image) else np.asarray(image)
+    if arr.dtype == np.uint8:
+        arr = arr.astype(np.float32) / 255.0
+    rgb = to_numpy_rgb(arr)
+    white = rgb.min(axis=-1) >= WHITE_LEVEL
+    if arr.ndim == 3 and arr.shape[-1] == 4:
+        white |= arr[..., 3] < 0.5
+    background = white
+    try:
+        from scipy import ndimage
+    except ImportError:
+        pass
+    else:
+        labels, _ = ndimage.label(white)
+        border = np.unique(np.concatenate([labels[0], labels[-1], labels[:, 0], labels[:, -1]]))
+        border = border[border > 0]
+        background = np.isin(labels, border)
+    fg = ~background
+    if fg.sum() < MIN_PIXELS:
+        fg = ~white
+    if fg.sum() < MIN_PIXELS:
+        fg = np.ones_like(white)
+    return fg
+
+
+def srgb_to_lab(rgb: np.ndarray) -> np.ndarray:
+    """sRGB in [0, 1] ``[..., 3]`` -> CIELAB (D65) ``[..., 3]``."""
+    c = np.where(rgb <= 0.04045, rgb / 12.92, ((rgb + 0.055) / 1.055) ** 2.4)
+    m = np.array([[0.4124564, 0.3575761, 0.1804375],
+                  [0.2126729, 0.7151522, 0.0721750],
+                  [0.0193339, 0.1191920, 0.9503041]])
+    xyz = c @ m.T / np.array([0.95047, 1.0, 1.08883])
+    e = 216.0 / 24389.0
+    k = 24389.0 / 27.0
+    f = np.where(xyz > e, np.cbrt(xyz), (k * xyz + 16.0) / 116.0)
+    return np.stack([116.0 * f[..., 1] - 16.0, 500.0 * (f[..., 0] - f[..., 1]),
+                     200.0 * (f[..., 1] - f[..., 2])], axis=-1)
+
+
+def _smooth(h: np.ndarray) -> np.ndarray:
+    """[1, 2, 1] / 4 along every axis (edges reflected): soft bins."""
+    for ax in range(h.ndim):
+        if h.shape[ax] < 3:
+            continue
+        p = np.concatenate([np.take(h, [0], ax), h, np.take(h, [-1], ax)], axis=ax)
+        n = h.shape[ax]
+        h = (np.take(p, range(0, n), ax) + 2 * np.take(p, range(1, n + 1), ax)
+             + np.take(p, range(2, n + 2), ax)) / 4.0
+    return h
+
+
+def color_histogram(pixels: np.ndarray) -> np.ndarray:
+    """Soft Lab histogram (``L_BINS x AB_BINS x AB_BINS``, sums to 1) of ``[N, 3]`` RGB."""
+    lab = srgb_to_lab(pixels.reshape(-1, 3).astype(np.float64))
+    li = np.clip((lab[:, 0] / 100.0 * L_BINS).astype(int), 0, L_BINS - 1)
+    ab = np.clip((lab[:, 1:] + AB_RANGE) / (2 * AB_RANGE) * AB_BINS, 0, AB_BINS - 1e-6)
+    ai, bi = ab[:, 0].astype(int), ab[:, 1].astype(int)
+    h = np.zeros((L_BINS, AB_BINS, AB_BINS))
+    np.add.at(h, (li, ai, bi), 1.0)
+    h = _smooth(h)
+    return h.reshape(-1) / max(h.sum(), 1e-12)
+
+
+def _resized(rgb: np.ndarray, mask: np.ndarray):
+    """Crop to the mask's bounding box and resize so its longer side is ``TEXTURE_SIDE``."""
+    box = bounding_box(mask)
+    if box is None:
+        return rgb[:0, :0], mask[:0, :0]
+    x1, y1, x2, y2 = box
+    rgb, mask = rgb[y1:y2, x1:x2], mask[y1:y2, x1:x2]
+    h, w = mask.shape
+    s = TEXTURE_SIDE / max(h, w)
+    nh, nw = max(1, round(h * s)), max(1, round(w * s))
+    t = torch.from_numpy(np.ascontiguousarray(rgb)).permute(2, 0, 1)[None].float()
+    t = F.interpolate(t, size=(nh, nw), mode="bilinear", align_corners=False,
+                      antialias=s < 1)[0].permute(1, 2, 0).numpy()
+    m = F.interpolate(torch.from_numpy(mask.astype(np.float32))[None, None], size=(nh, nw),
+                      mode="bilinear", align_corners=False)[0, 0].numpy() > 0.5
+    return np.clip(t, 0, 1), m
+
+
+def texture_histogram(rgb: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """Histogram (``GRAD_BINS``, log-spaced, sums to 1) of the lightness gradient magnitude
+    inside ``mask`` (eroded by one pixel, so the outline against white does not count),
+    measured at a common scale."""
+    rgb, mask = _resized(rgb, mask)
+    if mask.size == 0 or min(mask.shape) < 3:
+        h = np.zeros(GRAD_BINS)
+        h[0] = 1.0
+        return h
+    L = srgb_to_lab(rgb.astype(np.float64))[..., 0]
+    gy, gx = np.gradient(L)
+    mag = np.hypot(gx, gy)
+    inner = mask.copy()
+    inner[1:] &= mask[:-1]
+    inner[:-1] &= mask[1:]
+    inner[:, 1:] &= mask[:, :-1]
+    inner[:, :-1] &= mask[:, 1:]
+    if inner.sum() < MIN_PIXELS:
+        inner = mask
+    edges = np.concatenate([[0.0], np.geomspace(0.5, 40.0, GRAD_BINS - 1), [np.inf]])
+    h, _ = np.histogram(mag[inner], bins=edges)
+    h = _smooth(h.astype(np.float64))
+    return h / max(h.sum(), 1e-12)
+
+
+def dominant_colors(pixels: np.ndarray, k: int = 3) -> List[dict]:
+    """The ``k`` most frequent colours of ``[N, 3]`` RGB pixels (coarse Lab bins): mean
+    colour as ``#rrggbb`` and its share."""
+    px = pixels.reshape(-1, 3)
+    if len(px) == 0:
+        return []
+    lab = srgb_to_lab(px.astype(np.float64))
+    li = np.clip((lab[:, 0] / 100.0 * L_BINS).astype(int), 0, L_BINS - 1)
+    ab = np.clip((lab[:, 1:] + AB_RANGE) / (2 * AB_RANGE) * 6, 0, 5.999).astype(int)
+    key = li * 36 + ab[:, 0] * 6 + ab[:, 1]
+    counts = np.bincount(key, minlength=L_BINS * 36)
+    out = []
+    for b in np.argsort(-counts)[:k]:
+        if counts[b] == 0:
+            break
+        mean = px[key == b].mean(axis=0)
+        out.append({"hex": "#%02x%02x%02x" % tuple(int(round(v * 255)) for v in mean),
+                    "share": round(float(counts[b] / len(px)), 3)})
+    return out
+
+
+def descriptor(rgb: np.ndarray, mask: np.ndarray) -> Optional[np.ndarray]:
+    """Unit vector ``[sqrt(w) sqrt(colour hist), sqrt(1 - w) sqrt(texture hist)]`` of the
+    pixels of ``rgb`` ``[H, W, 3]`` under ``mask``; ``None`` when the mask is (nearly) empty."""
+    if mask.sum() < MIN_PIXELS:
+        return None
+    c = np.sqrt(color_histogram(rgb[mask]))
+    t = np.sqrt(texture_histogram(rgb, mask))
+    v = np.concatenate([np.sqrt(COLOR_WEIGHT) * c, np.sqrt(1.0 - COLOR_WEIGHT) * t])
+    return (v / max(np.linalg.norm(v), 1e-12)).astype(np.float32)
+
+
+class ColorTextureBackend:
+    """The weight-free backend (see the module docs)."""
+
+    name = "color"
+    description = "weight-free colour (CIELAB) + texture histograms of non-white pixels"
+
+    def describe_attributes(self, images: Sequence) -> List[Optional[np.ndarray]]:
+        out = []
+        for img in images:
+            rgb = to_numpy_rgb(img)
+            out.append(descriptor(rgb, attribute_mask(img)))
+        return out
+
+    def describe_regions(self, frame, masks: Sequence[np.ndarray]) -> List[Optional[np.ndarray]]:
+        rgb = to_numpy_rgb(frame)
+        return [descriptor(rgb, m) for m in masks]
+
+    # explanations ------------------------------------------------------------------------
+    def attribute_colors(self, image, k: int = 3) -> List[dict]:
+        return dominant_colors(to_numpy_rgb(image)[attribute_mask(image)], k)
+
+    def region_colors(self, frame, mask: np.ndarray, k: int = 3) -> List[dict]:
+        return dominant_colors(to_numpy_rgb(frame)[mask], k)
+
+
+def letterbox_white(rgb: np.ndarray, size: int) -> torch.Tensor:
+    """``[H, W, 3]`` float -> ``[size, size, 3]`` tensor, aspect kept, on white."""
+    h, w = rgb.shape[:2]
+    s = size / max(h, w)
+    nh, nw = max(1, int(h * s)), max(1, int(w * s))
+    t = torch.from_numpy(np.ascontiguousarray(rgb)).permute(2, 0, 1)[None].float()
+    t = F.interpolate(t, size=(nh, nw), mode="bicubic", align_corners=False,
+                      antialias=s < 1).clamp(0, 1)[0].permute(1, 2, 0)
+    out = torch.ones(size, size, 3)
+    y0, x0 = (size - nh) // 2, (size - nw) // 2
+    out[y0:y0 + nh, x0:x0 + nw] = t
+    return out
+
+
+def region_crop(rgb: np.ndarray, mask: np.ndarray) -> Optional[np.ndarray]:
+    """The mask's bounding box of ``rgb``, pixels outside the mask set to white."""
+    box = bounding_box(mask)
+    if box is None or mask.sum() < MIN_PIXELS:
+        return None
+    x1, y1, x2, y2 = box
+    crop = rgb[y1:y2, x1:x2].copy()
+    crop[~mask[y1:y2, x1:x2]] = 1.0
+    return crop
+
+
+class EmbeddingBackend:
+    """Appearance by an image embedder: ``embed([N, size, size, 3] float in [0, 1]) ->
+    [N, D]`` (tensor or array). Attribute images are used whole (on white), regions as
+    their bounding-box crop with the outside whitened."""
+
+    def __init__(self, embed: Callable, size: int = 224, name: str = "clip_vision",
+                 description: str = "CLIP-vision image embeddings (cosine)",
+                 batch_size: int = 16):
+        self.embed = embed
+        self.size = int(size)
+        self.name = name
+        self.description = description
+        self.batch_size = int(batch_size)
+
+    def _run(self, crops: Sequence[Optional[np.ndarray]]) -> List[Optional[np.ndarray]]:
+        idx = [i for i, c in enumerate(crops) if c is not None]
+        out: List[Optional[np.ndarray]] = [None] * len(crops)
+        for s in range(0, len(idx), self.batch_size):
+            part = idx[s:s + self.batch_size]
+            batch = torch.stack([letterbox_white(crops[i], self.size) for i in part])
+            emb = self.embed(batch)
+            emb = emb.detach().float().cpu().numpy() if torch.is_tensor(emb) else np.asarray(emb)
+            emb = emb.reshape(len(part), -1).astype(np.float32)
+            emb /= np.maximum(np.linalg.norm(emb, axis=1, keepdims=True), 1e-12)
+            for i, e in zip(part, emb):
+                out[i] = e
+        return out
+
+    def describe_attributes(self, images: Sequence) -> List[Optional[np.ndarray]]:
+        return self._run([to_numpy_rgb(img) for img in images])
+
+    def describe_regions(self, frame, masks: Sequence[np.ndarray]) -> List[Optional[np.ndarray]]:
+        rgb = to_numpy_rgb(frame)
+        return self._run([region_crop(rgb, m) for m in masks])
