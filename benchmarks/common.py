@@ -64,10 +64,22 @@ def peak_rss_of(code: str, timeout: float = 900.0) -> dict:
         "import json, resource, sys\n"
         f"sys.path[:0] = [{ROOT!r}, {HERE!r}]\n"
         "_MARK = [0]\n"
+        "def _status(key):\n"
+        "    for line in open('/proc/self/status'):\n"
+        "        if line.startswith(key):\n"
+        "            return int(line.split()[1]) * 1024\n"
         "def mark():\n"
-        "    _MARK[0] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024\n"
+        "    # reset the peak-RSS high-water mark to the current RSS (Linux clear_refs 5)\n"
+        "    try:\n"
+        "        open('/proc/self/clear_refs', 'w').write('5')\n"
+        "        _MARK[0] = _status('VmRSS:')\n"
+        "    except OSError:\n"
+        "        _MARK[0] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024\n"
         "def peak():\n"
-        "    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 - _MARK[0]\n")
+        "    hwm = _status('VmHWM:')\n"
+        "    if hwm is None:\n"
+        "        hwm = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024\n"
+        "    return hwm - _MARK[0]\n")
     r = subprocess.run([sys.executable, "-c", prelude + code], capture_output=True, text=True,
                        timeout=timeout)
     if r.returncode != 0:

