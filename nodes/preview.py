@@ -9,10 +9,9 @@ import torch
 from PIL import Image, ImageDraw, ImageFont
 
 from ..lumosx_core import letterbox
+# one colour per person, shared with the evaluation renderer and the frontend
+from ..lumosx_core.evaluation.render import PERSON_COLORS, fit_text
 
-#: One colour per person (the frontend uses the same list); non-person references are grey.
-PERSON_COLORS = ["#e6194b", "#3cb44b", "#4363d8", "#f58231", "#911eb4", "#42d4f4",
-                 "#f032e6", "#9a6324"]
 NON_PERSON_COLOR = "#808080"
 MISSING_COLOR = "#d00000"
 
@@ -24,14 +23,6 @@ PER_ROW = 4
 
 def person_color(person: int) -> str:
     return NON_PERSON_COLOR if person < 0 else PERSON_COLORS[person % len(PERSON_COLORS)]
-
-
-def _fit(draw, text: str, font, width: int) -> str:
-    if draw.textlength(text, font=font) <= width:
-        return text
-    while text and draw.textlength(text + "...", font=font) > width:
-        text = text[:-1]
-    return text + "..."
 
 
 def render_preview(refs, report, width: int, height: int) -> torch.Tensor:
@@ -54,13 +45,13 @@ def render_preview(refs, report, width: int, height: int) -> torch.Tensor:
         arr = (thumb.clamp(0, 1).numpy() * 255).round().astype(np.uint8)
         canvas.paste(Image.fromarray(arr), (x0 + BORDER, y0 + BORDER))
         ty = y0 + tile_h + 2 * BORDER + 2
-        draw.text((x0 + 4, ty), _fit(draw, f"{match.label()}: {ref.phrase}", font, cell_w - 8),
+        draw.text((x0 + 4, ty), fit_text(draw, f"{match.label()}: {ref.phrase}", font, cell_w - 8),
                   fill=(240, 240, 240), font=font)
         if match.found:
             where = "tokens " + ", ".join(f"{s}-{s + match.length - 1}" for s in match.starts)
             fill = (200, 230, 200)
         else:
             where, fill = "NOT FOUND in prompt", MISSING_COLOR
-        draw.text((x0 + 4, ty + 16), _fit(draw, where, font, cell_w - 8), fill=fill, font=font)
+        draw.text((x0 + 4, ty + 16), fit_text(draw, where, font, cell_w - 8), fill=fill, font=font)
     out = torch.from_numpy(np.asarray(canvas).astype(np.float32) / 255.0)
     return out.unsqueeze(0)

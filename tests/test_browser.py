@@ -26,13 +26,14 @@ def app(server):
 
 
 def _person_colors():
-    """``PERSON_COLORS`` of nodes/preview.py (the binding preview's), read from the source."""
-    with open(shipped.ROOT + "/nodes/preview.py", encoding="utf-8") as f:
+    """``PERSON_COLORS`` the binding preview uses (defined with the evaluation renderer),
+    read from the source."""
+    with open(shipped.ROOT + "/lumosx_core/evaluation/render.py", encoding="utf-8") as f:
         tree = ast.parse(f.read())
     for node in tree.body:
         if isinstance(node, ast.Assign) and getattr(node.targets[0], "id", "") == "PERSON_COLORS":
             return ast.literal_eval(node.value)
-    raise AssertionError("nodes/preview.py has no PERSON_COLORS")
+    raise AssertionError("lumosx_core/evaluation/render.py has no PERSON_COLORS")
 
 
 PERSON_COLORS = _person_colors()

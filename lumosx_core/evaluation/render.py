@@ -35,7 +35,8 @@ def colormap(t: float):
     return tuple(int(round(v)) for v in c)
 
 
-def _fit(draw, text: str, font, width: int) -> str:
+def fit_text(draw, text: str, font, width: int) -> str:
+    """``text`` cut with an ellipsis to fit ``width`` pixels."""
     if draw.textlength(text, font=font) <= width:
         return text
     while text and draw.textlength(text + "...", font=font) > width:
@@ -64,20 +65,20 @@ def render_matrix(matrix, row_labels: Sequence[str], col_labels: Sequence[str],
     img = Image.new("RGB", (width, height), (250, 250, 250))
     d = ImageDraw.Draw(img)
     if title:
-        d.text((8, 6), _fit(d, title, font, width - 16), fill=(20, 20, 20), font=font)
+        d.text((8, 6), fit_text(d, title, font, width - 16), fill=(20, 20, 20), font=font)
     d.text((8, top + 4), "person \\ attribute", fill=(90, 90, 90), font=font)
     gy = top + label_h
     for j, lab in enumerate(col_labels):
         x = left + j * cell
         color = _rgb(person_color(col_owners[j]))
         d.rectangle([x + 2, top + 2, x + cell - 3, top + 6], fill=color)
-        d.text((x + 3, top + 10), _fit(d, lab, font, cell - 6), fill=color, font=font)
+        d.text((x + 3, top + 10), fit_text(d, lab, font, cell - 6), fill=color, font=font)
         d.text((x + 3, top + 22), f"(p{col_owners[j] + 1})", fill=(90, 90, 90), font=font)
     for i, lab in enumerate(row_labels):
         y = gy + i * cell
         color = _rgb(person_color(i))
         d.rectangle([4, y + 4, 12, y + cell - 5], fill=color)
-        d.text((18, y + cell // 2 - 6), _fit(d, f"{i + 1}: {lab}", font, left - 22),
+        d.text((18, y + cell // 2 - 6), fit_text(d, f"{i + 1}: {lab}", font, left - 22),
                fill=color, font=font)
         for j in range(m.shape[1]):
             x = left + j * cell
