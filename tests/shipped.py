@@ -10,7 +10,8 @@ import sys
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SCRIPTS = os.path.join(ROOT, "scripts")
 WORKFLOWS = os.path.join(ROOT, "workflows")
-NAMES = ["identity_consistent", "subject_consistent", "three_people", "ab_relational"]
+NAMES = ["identity_consistent", "subject_consistent", "three_people", "ab_relational",
+         "dual_cfg"]
 ARTIFACTS = os.environ.get("LUMOSX_ARTIFACTS", os.path.join(ROOT, "output", "test-artifacts"))
 
 

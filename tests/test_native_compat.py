@@ -237,17 +237,30 @@ def test_dual_cfg_three_conditionings_reach_the_model_as_designed(pack, model, b
     positive, negative, latent, _, _, negative_no_refs = bound
     cs = "comfy_extras.nodes_custom_sampler"
     log = PassLog(patch)
-    m = patch.apply_lumosx(log.install(model))
-    (guider,) = run(core_node(cs, "DualCFGGuider"), model=m, cond1=positive, cond2=negative,
-                    negative=negative_no_refs, cfg_conds=3.0, cfg_cond2_negative=2.0,
-                    style="regular")
-    (sigmas,) = run(core_node(cs, "BasicScheduler"), model=m, scheduler="simple", steps=1,
-                    denoise=1.0)
-    (sampler,) = run(core_node(cs, "KSamplerSelect"), sampler_name="euler")
-    (noise,) = run(core_node(cs, "RandomNoise"), noise_seed=3)
-    out = run(core_node(cs, "SamplerCustomAdvanced"), noise=noise, guider=guider,
-              sampler=sampler, sigmas=sigmas, latent_image=latent)[0]["samples"]
+    (m,) = run(core_node("comfy_extras.nodes_model_advanced", "ModelSamplingSD3"),
+               model=patch.apply_lumosx(log.install(model)), shift=8.0)
+
+    def dual(cfg2):
+        (guider,) = run(core_node(cs, "DualCFGGuider"), model=m, cond1=positive, cond2=negative,
+                        negative=negative_no_refs, cfg_conds=3.0, cfg_cond2_negative=cfg2,
+                        style="regular")
+        (sigmas,) = run(core_node(cs, "BasicScheduler"), model=m, scheduler="simple", steps=1,
+                        denoise=1.0)
+        (sampler,) = run(core_node(cs, "KSamplerSelect"), sampler_name="euler")
+        (noise,) = run(core_node(cs, "RandomNoise"), noise_seed=3)
+        return run(core_node(cs, "SamplerCustomAdvanced"), noise=noise, guider=guider,
+                   sampler=sampler, sigmas=sigmas, latent_image=latent)[0]["samples"]
+
+    # cfg_cond2_negative 1: the reference-free negative drops out: plain CFG (LumosX Sampler)
+    from ComfyUI_LumosX.nodes.sampling import LumosXSampler
+    (plain,) = run(LumosXSampler, model=model, positive=positive, negative=negative,
+                   latent=latent, seed=3, steps=1, cfg=3.0, sampler_name="euler",
+                   scheduler="simple", shift=8.0, denoise=1.0)
+    assert torch.allclose(dual(1.0), plain["samples"], atol=1e-5 * plain["samples"].abs().max())
+    log.calls.clear()
+    out = dual(2.0)
     assert torch.isfinite(out).all()
+    assert (out - plain["samples"]).abs().max() > 1e-3     # the reference guidance acts
 
     # one step = three conditionings, however the sampler batched them; name each by its text
     texts = {"positive": positive[0][0][0], "negative": negative[0][0][0]}
@@ -487,3 +500,35 @@ def test_rope_options_apply_to_references_as_core_does_for_phantom():
     assert torch.allclose(ours, phantom, atol=1e-5)
     assert (ours - unscaled).abs().max() > 1e-3
 
+
+
+# -- the shipped dual-CFG workflow on the real headless server ---------------------------------
+
+def test_shipped_dual_cfg_workflow_runs_on_the_server(server, tmp_path, capsys):
+    """workflows/dual_cfg.api.json (DualCFGGuider fed Bind's positive, negative and
+    negative_no_refs; SamplerCustomAdvanced) on stand-in models through ``lumosx run``."""
+    import json
+    import shipped
+    from lumosx_core.cli import main
+    demo = shipped.load_script("demo")
+    api = shipped.load(shipped.api_path("dual_cfg"))
+    (bind_id,) = [k for k, n in api.items() if n["class_type"] == "LumosXBind"]
+    (guider,) = [n for n in api.values() if n["class_type"] == "DualCFGGuider"]
+    assert guider["inputs"]["cond1"] == [bind_id, 0] and guider["inputs"]["cond2"] == [bind_id, 1]
+    assert guider["inputs"]["negative"] == [bind_id, 5]             # negative_no_refs
+    opts = demo.standin_overrides(server.assets["standin_spiece"],
+                                  size={"width": 64, "height": 48, "length": 5})
+    # the stand-in options as option/value pairs; steps live in BasicScheduler here
+    args = [a for opt, value in zip(opts[::2], opts[1::2])
+            if not value.startswith("LumosXSampler.") for a in (opt, value)]
+    result = tmp_path / "job.json"
+    capsys.readouterr()
+    rc = main(["run", shipped.api_path("dual_cfg"), "--server", server.url, "--out",
+               str(tmp_path / "out"), "--json", str(result), *args,
+               "--set", "BasicScheduler.steps=2"])
+    err = capsys.readouterr().err
+    assert rc == 0, err + server.log()[-3000:]
+    (job,) = json.loads(result.read_text())
+    assert job["status"] == "success"
+    assert set(job["ran"]) | set(job["cached"]) == set(job["nodes"])
+    assert [f for f in job["files"] if f.endswith(".mp4")]
