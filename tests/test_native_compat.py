@@ -5,7 +5,6 @@ node the host lacks skips with the reason."""
 import asyncio
 import importlib
 import inspect
-import os
 import sys
 
 import pytest
@@ -13,8 +12,6 @@ import torch
 
 import assets
 from wan_factory import wan_state_dict_for_loader
-
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "fixtures"))
 
 T, H, W, LT = 3, 8, 10, 16       # latent frames, latent h/w, text tokens
 LAYOUT = (1, [2, 1])             # background, a person with an attribute, a face-only person
@@ -508,9 +505,9 @@ def test_shipped_dual_cfg_workflow_runs_on_the_server(server, tmp_path, capsys):
     """workflows/dual_cfg.api.json (DualCFGGuider fed Bind's positive, negative and
     negative_no_refs; SamplerCustomAdvanced) on stand-in models through ``lumosx run``."""
     import json
+    import demo
     import shipped
     from lumosx_core.cli import main
-    demo = shipped.load_script("demo")
     api = shipped.load(shipped.api_path("dual_cfg"))
     (bind_id,) = [k for k, n in api.items() if n["class_type"] == "LumosXBind"]
     (guider,) = [n for n in api.values() if n["class_type"] == "DualCFGGuider"]
