@@ -23,9 +23,11 @@ def noise_like(shape, seed: int) -> torch.Tensor:
 
 
 def released_loop(diffusion_model, latents_mean, latents_std, positive, negative,
-                  noise: torch.Tensor, steps: int, shift: float, cfg: float) -> torch.Tensor:
+                  noise: torch.Tensor, steps: int, shift: float, cfg: float,
+                  integer_timesteps: bool = True) -> torch.Tensor:
     """Sample in the model's latent space from ``noise`` (σ = 1) and return the VAE-space
-    latent (``x·std + mean``), like a ComfyUI sampler's output."""
+    latent (``x·std + mean``), like a ComfyUI sampler's output. ``integer_timesteps=False``
+    feeds the DiT ``σ·1000`` as a float instead (what ComfyUI's samplers do)."""
     ctx_p, lat, masks, config = lumosx_parts(positive)
     ctx_n = negative[0][0]
     mean = latents_mean.view(1, -1, 1, 1, 1)
@@ -33,7 +35,8 @@ def released_loop(diffusion_model, latents_mean, latents_std, positive, negative
     lat = (lat.float() - mean) / std
     opts = config.options()
     sigmas, timesteps = released_schedule(steps, shift)
-    t_of = {float(s): float(t) for s, t in zip(sigmas[:-1].tolist(), timesteps.tolist())}
+    t_of = {float(s): float(t) if integer_timesteps else float(s) * 1000.0
+            for s, t in zip(sigmas[:-1].tolist(), timesteps.tolist())}
 
     def model(x, sigma, **_):
         t = torch.full((x.shape[0],), t_of[float(sigma[0])])
