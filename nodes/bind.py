@@ -12,10 +12,10 @@ import nodes as comfy_nodes
 from comfy_api.latest import io
 
 from ..lumosx_core import RelationalConfig, check_rope_capacity, letterbox
-from ..lumosx_core.binding import bind_phrases
+from ..lumosx_core.conditioning.binding import bind_phrases
+from ..lumosx_core.conditioning.phrases import strip_special
 from ..lumosx_core.conditioning.prompt import TEXT_LEN, clean_prompt, cut_tokens, cut_warning
-from ..lumosx_core.phrases import strip_special
-from ..lumosx_core.references import ReferenceSet
+from ..lumosx_core.conditioning.references import ReferenceSet
 from .patch import attach
 from .preview import render_preview
 from .references import Refs

@@ -9,7 +9,6 @@ import pytest
 import torch
 from PIL import Image, ImageOps
 
-import assets
 import e2e_setup
 from released_loop import noise_like, released_loop
 
@@ -75,8 +74,6 @@ def in_process(server, pack):
     import comfy.sd
     import comfy.utils
     import ComfyUI_LumosX.nodes as nodes_pkg
-    import sys
-    sys.path.insert(0, os.path.dirname(e2e_setup.TEST_PACK))
     from lumosx_test_pack import build_tiny_clip
     N = {cls.GET_SCHEMA().node_id: cls for cls in nodes_pkg.NODE_LIST}
     base = server.base

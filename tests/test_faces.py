@@ -11,7 +11,7 @@ from hypothesis import given, settings, strategies as st
 
 from face_fixtures import (VECTRON_PACK, astronaut, insightface_image, make_vectron_pack,
                            vectron_image)
-from lumosx_core.face_crop import (crop_resized, crop_with_white, left_to_right,
+from lumosx_core.faces.crop import (crop_resized, crop_with_white, left_to_right,
                                    passthrough_box, pixel_box, select_face, square_box, to_rgb3)
 from lumosx_core.image_prep import letterbox
 
@@ -359,7 +359,7 @@ CASES = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def test_released_crop_is_the_raw_face_box(faces, face_root):
-    from lumosx_core.face_crop import face_box
+    from lumosx_core.faces.crop import face_box
     crops, infos = encode(faces, astronaut(), size=256)          # default crop
     info = infos[0]
     assert tuple(info["crop_box"]) == face_box(info["bbox"], 512, 512)
@@ -396,7 +396,7 @@ def test_released_crop_matches_the_authors_references(faces, face_root):
     reference, as the model sees it (letterboxed at 832x480), is as tall as in the authors'
     reference (within 10%); the looser square crop is not (about 0.65)."""
     from face_fixtures import _load
-    from lumosx_core.evaluation.detector import detect_insightface
+    from lumosx_core.faces.detector import detect_insightface
     app = faces.load_analyzer(VECTRON_PACK, "CPU", 640)
 
     def face_height(img):

@@ -1,14 +1,11 @@
 """In-process behaviour of the pack's nodes: people and references, Bind, Sampler."""
 import logging
 import os
-import sys
 
 import pytest
 import torch
 
 import assets
-
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "fixtures"))
 
 W, H, LENGTH = 64, 48, 5
 PROMPT = "an astronaut in a red jacket talks to a woman in a blue hat in a sunny garden"
