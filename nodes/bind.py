@@ -14,6 +14,7 @@ from comfy_api.latest import io
 from ..lumosx_core import RelationalConfig, check_rope_capacity, letterbox
 from ..lumosx_core.conditioning.binding import bind_phrases
 from ..lumosx_core.conditioning.phrases import strip_special
+from ..lumosx_core.conditioning.prompt import TEXT_LEN, clean_prompt, cut_tokens, cut_warning
 from ..lumosx_core.conditioning.references import ReferenceSet
 from .patch import attach
 from .preview import render_preview
@@ -33,17 +34,43 @@ MODES = ["parity", "fixed"]
 UNCOND_CHOICES = [UNCOND_PARITY, UNCOND_NONE]
 
 
-class PromptTokens:
-    """Token ids of a text as the CLIP's own tokenizer produces them (positions = context
-    positions), plus its special ids."""
+def released_text(text: str, weight_syntax: bool = False) -> str:
+    """The text the released encoder reads (clean-up of ``lumosx_core.conditioning.prompt``),
+    with ComfyUI's weight syntax escaped unless ``weight_syntax``: ``(word:1.2)`` is then
+    plain text, as in the released code."""
+    text = clean_prompt(text)
+    if weight_syntax:
+        return text
+    return text.replace("\\", "\\\\").replace("(", "\\(").replace(")", "\\)")
 
-    def __init__(self, clip, text: str):
-        self.tokens = clip.tokenize(text)
+
+def tokenize_released(clip, text: str, weight_syntax: bool = False):
+    """``(tokens, dropped)``: the CLIP's tokens of the released text, cut to 512 as the
+    released tokenizer does; ``dropped`` = real tokens cut off."""
+    tokens = clip.tokenize(released_text(text, weight_syntax))
+    key = choose_key(tokens)
+    chunks = tokens[key]
+    if len(chunks) != 1 or len(chunks[0]) <= TEXT_LEN:
+        return tokens, 0
+    eos = _special(clip, key)[0]
+    cut = cut_tokens(chunks[0], (eos, 1.0), TEXT_LEN, is_end=lambda t: t[0] == eos)
+    return dict(tokens, **{key: [cut.tokens]}), cut.dropped
+
+
+def _special(clip, key: str):
+    inner = (getattr(clip.tokenizer, f"clip_{key}", None)
+             or getattr(clip.tokenizer, key, None))
+    return getattr(inner, "end_token", 1), getattr(inner, "pad_token", 0)
+
+
+class PromptTokens:
+    """Token ids of a text as the CLIP's own tokenizer produces them from the released text
+    (positions = context positions), plus its special ids; ``dropped`` tokens were cut."""
+
+    def __init__(self, clip, text: str, weight_syntax: bool = False):
+        self.tokens, self.dropped = tokenize_released(clip, text, weight_syntax)
         self.key = choose_key(self.tokens)
-        inner = (getattr(clip.tokenizer, f"clip_{self.key}", None)
-                 or getattr(clip.tokenizer, self.key, None))
-        self.eos = getattr(inner, "end_token", 1)
-        self.pad = getattr(inner, "pad_token", 0)
+        self.eos, self.pad = _special(clip, self.key)
         ids = []
         for chunk in self.tokens[self.key]:
             for tok in chunk:
@@ -62,8 +89,8 @@ def choose_key(tokens: dict) -> str:
                      f"tokenizers {sorted(tokens)}; load umt5_xxl with a CLIP loader of type 'wan'")
 
 
-def phrase_ids(clip, phrase: str, key: str, eos: int, pad: int):
-    toks = clip.tokenize(phrase)
+def phrase_ids(clip, phrase: str, key: str, eos: int, pad: int, weight_syntax: bool = False):
+    toks = clip.tokenize(released_text(phrase, weight_syntax))
     if key not in toks:
         raise ValueError("clip: phrase tokenization gave no umT5 tokens")
     return strip_special([t[0] for t in toks[key][0]], eos_id=eos, pad_id=pad)
@@ -131,6 +158,11 @@ class LumosXBind(io.ComfyNode):
                 io.Boolean.Input("strict", default=False,
                                  tooltip="Fail when a phrase does not occur in the prompt "
                                          "(otherwise a warning)."),
+                io.Boolean.Input("weight_syntax", default=False, optional=True,
+                                 tooltip="Off (released): parentheses are plain text. On: "
+                                         "ComfyUI's (word:1.2) weights. The released clean-up "
+                                         "(whitespace, HTML entities, ftfy when installed) and "
+                                         "the 512-token cut apply either way."),
             ],
             outputs=[
                 io.Conditioning.Output(display_name="positive"),
@@ -170,7 +202,7 @@ class LumosXBind(io.ComfyNode):
     @classmethod
     def execute(cls, clip, vae, prompt, negative_prompt, references, width, height, length,
                 batch_size, ratio, r2pe, self_mask, cross_mask, mode, uncond_bias,
-                strict) -> io.NodeOutput:
+                strict, weight_syntax=False) -> io.NodeOutput:
         check = cls.validate_inputs(width=width, height=height, length=length, prompt=prompt,
                                     mode=mode, uncond_bias=uncond_bias)
         if check is not True:
@@ -189,15 +221,21 @@ class LumosXBind(io.ComfyNode):
             except ValueError as e:
                 raise ValueError(f"references: {e}") from None
 
-        pos_tokens = PromptTokens(clip, prompt)
+        weight_syntax = bool(weight_syntax)
+        pos_tokens = PromptTokens(clip, prompt, weight_syntax)
+        neg_tokens, neg_dropped = tokenize_released(clip, negative_prompt or "", weight_syntax)
         positive = clip.encode_from_tokens_scheduled(pos_tokens.tokens)
-        negative = clip.encode_from_tokens_scheduled(clip.tokenize(negative_prompt or ""))
+        negative = clip.encode_from_tokens_scheduled(neg_tokens)
         negative_no_refs = negative  # text only: the third conditioning of dual CFG
         context_len = positive[0][0].shape[1]
-        phrases = [phrase_ids(clip, r.phrase, pos_tokens.key, pos_tokens.eos, pos_tokens.pad)
-                   for r in refs]
+        phrases = [phrase_ids(clip, r.phrase, pos_tokens.key, pos_tokens.eos, pos_tokens.pad,
+                              weight_syntax) for r in refs]
         masks, report = bind_phrases(refs, pos_tokens.ids, phrases, context_len,
                                      pos_tokens.valid, strict=strict)
+        if pos_tokens.dropped:
+            report.warnings.append(cut_warning(pos_tokens.dropped))
+        if neg_dropped:
+            report.warnings.append("negative " + cut_warning(neg_dropped))
         if report.errors:
             raise ValueError("prompt: binding failed (strict is on):\n" + "\n".join(report.errors))
         for w in report.warnings:

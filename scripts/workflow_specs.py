@@ -45,18 +45,20 @@ USAGE_NOTE = "\n\n".join([
     "word. After a run the Bind node shows what each one matched; the binding preview (Save "
     "binding preview) frames every reference in its person's colour, the colour of its Person "
     "node.",
-    "Defaults are the released ones: 832x480, 81 frames, 50 steps, CFG 6, shift 8, DPM++ 2M.",
+    "Defaults are the released ones: 832x480, 81 frames, 50 steps, CFG 6, shift 8, the "
+    "released sampler and schedule (lumosx_released: the authors' flow DPM-Solver++ with "
+    "integer DiT timesteps), face crops = the detector's face box, bf16 DiT.",
 ])
 
 NEGATIVE = None  # keep the Bind node's default: the released (Wan 2.1) negative prompt
 
 VIDEO = {"width": 832, "height": 480, "length": 81, "batch_size": 1}
-SAMPLER = {"seed": 42, "steps": 50, "cfg": 6.0, "sampler_name": "dpmpp_2m",
-           "scheduler": "simple", "shift": 8.0, "denoise": 1.0}
+SAMPLER = {"seed": 42, "steps": 50, "cfg": 6.0, "sampler_name": "lumosx_released",
+           "scheduler": "lumosx_released", "shift": 8.0, "denoise": 1.0}
 FACE = {"pack": FACE_PACK, "select": "largest", "index": 0, "margin": 0.3, "size": 512,
-        "det_size": 640, "provider": "auto"}
+        "det_size": 640, "provider": "auto", "crop": "face box (released)"}
 RELATIONAL_ON = {"ratio": 0.5, "r2pe": True, "self_mask": True, "cross_mask": True,
-                 "mode": "parity", "strict": False}
+                 "mode": "parity", "strict": False, "weight_syntax": False}
 RELATIONAL_OFF = dict(RELATIONAL_ON, r2pe=False, self_mask=False, cross_mask=False)
 
 
@@ -93,7 +95,7 @@ class Graph:
         self.add("Note", 0, title="Model files: where they go", box=(420, 330),
                  text=MODELS_NOTE)
         model = self.add("LumosXModelLoader", 0, box=(340, None), model_name=DIT,
-                         weight_dtype="default")
+                         weight_dtype="default", compute_dtype="bf16 (released)")
         clip = self.add("CLIPLoader", 0, box=(340, None), clip_name=UMT5, type="wan",
                         device="default")
         vae = self.add("VAELoader", 0, box=(340, None), vae_name=VAE)

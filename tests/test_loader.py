@@ -155,3 +155,43 @@ def test_convert_cli(tmp_path, wan_sd):
     r = subprocess.run([sys.executable, "-m", "lumosx_core.convert", str(bad), str(dst)],
                        cwd=tmp_path, capture_output=True, text=True)
     assert r.returncode == 2 and "text encoder" in r.stderr
+
+
+def _run_one_step(pack, m):
+    """One sampling step through ComfyUI (plain conditioning); returns (latent, the dtype of
+    the activations leaving the first DiT block)."""
+    import test_comfy_sampling as tcs
+    seen = []
+    hook = m.model.diffusion_model.blocks[0].register_forward_hook(
+        lambda mod, args, out: seen.append(out.dtype))
+    try:
+        pos, neg = tcs._cond(pack, refs=False)
+        out = pack.nodes.sampling.LumosXSampler.execute(
+            m, pos, neg, {"samples": torch.zeros(1, 16, 2, 8, 10)}, 0, 2, 4.0, "lumosx_released",
+            "lumosx_released", 8.0, 1.0).result[0]["samples"]
+    finally:
+        hook.remove()
+    return out, seen[0]
+
+
+def test_compute_dtype_bf16_released(folders, wan_sd, pack):
+    from safetensors.torch import save_file
+    dm, _ = folders
+    save_file(wan_sd, str(dm / "tiny.safetensors"))
+    model = _loader()
+    schema = {i.id: i for i in model.LumosXModelLoader.GET_SCHEMA().inputs}
+    assert schema["compute_dtype"].default == "default"
+    assert "bf16 (released)" in schema["compute_dtype"].options
+    host = model.LumosXModelLoader.execute("tiny.safetensors", "default").result[0]
+    bf16 = model.LumosXModelLoader.execute("tiny.safetensors", "default",
+                                           "bf16 (released)").result[0]
+    assert bf16.model.diffusion_model.blocks[0].self_attn.q.weight.dtype == torch.bfloat16
+    assert bf16.get_model_object("manual_cast_dtype") == torch.bfloat16
+    a, a_dtype = _run_one_step(pack, host)
+    b, b_dtype = _run_one_step(pack, bf16)
+    assert a_dtype == torch.float32 and b_dtype == torch.bfloat16   # the DiT really ran in bf16
+    rel = ((a - b).norm() / a.norm()).item()
+    assert torch.isfinite(b).all() and 1e-5 < rel < 0.1, rel      # bf16 rounding, same model
+    fp16 = model.LumosXModelLoader.execute("tiny.safetensors", "default", "fp16").result[0]
+    assert _run_one_step(pack, fp16)[1] == torch.float16
+    assert "compute_dtype" in model.LumosXModelLoader.validate_inputs(compute_dtype="bf16")

@@ -221,7 +221,7 @@ def test_sampler_node_patches_and_samples(N, clip, vae, pack):
     schema = N["LumosXSampler"].GET_SCHEMA()
     defaults = {i.id: i.default for i in schema.inputs if hasattr(i, "default")}
     assert (defaults["steps"], defaults["cfg"], defaults["shift"]) == (50, 6.0, 8.0)
-    assert defaults["sampler_name"] == "dpmpp_2m"
+    assert defaults["sampler_name"] == defaults["scheduler"] == "lumosx_released"
 
 
 # -- the authors' reference cases -----------------------------------------------------------
