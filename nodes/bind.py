@@ -182,8 +182,11 @@ class LumosXBind(io.ComfyNode):
         positive = clip.encode_from_tokens_scheduled(pos_tokens.tokens)
         negative = clip.encode_from_tokens_scheduled(clip.tokenize(negative_prompt or ""))
         context_len = positive[0][0].shape[1]
-        phrases = [phrase_ids(clip, r.phrase, pos_tokens.key, pos_tokens.eos, pos_tokens.pad)
-                   for r in refs]
+        phrases = []
+        for r in refs:
+            comfy.model_management.throw_exception_if_processing_interrupted()
+            phrases.append(phrase_ids(clip, r.phrase, pos_tokens.key, pos_tokens.eos,
+                                      pos_tokens.pad))
         masks, report = bind_phrases(refs, pos_tokens.ids, phrases, context_len,
                                      pos_tokens.valid, strict=strict)
         if report.errors:
