@@ -296,3 +296,29 @@ def test_failed_write_leaves_no_partial(tmp_path, official_pt, monkeypatch):
     with pytest.raises(CheckpointError, match="No space left"):
         conv.convert(str(official_pt), str(dst))
     assert not dst.exists() and not list(tmp_path.glob("*.partial"))
+
+
+# -- lumosx run --out --------------------------------------------------------------------------
+
+@pytest.mark.parametrize("case", ["is_file", "unwritable"])
+def test_run_out_checked_before_queueing(tmp_path, case, capsys):
+    """An unusable --out is refused before any server is contacted or any job queued."""
+    from lumosx_core.cli import main
+    if case == "is_file":
+        out = tmp_path / "a_file"
+        out.write_text("x")
+        expect = "is a file"
+    else:
+        ro = tmp_path / "ro"
+        ro.mkdir()
+        ro.chmod(0o500)
+        out = ro / "sub"
+        expect = "cannot write there"
+        if os.access(ro, os.W_OK):     # root: permissions do not apply; /proc refuses anyone
+            out = "/proc/lumosx_out/sub"
+    wf = tmp_path / "wf.json"
+    wf.write_text('{"1": {"class_type": "LumosXBind", "inputs": {}}}')
+    rc = main(["run", str(wf), "--server", "http://127.0.0.1:9", "--out", str(out)])
+    err = capsys.readouterr().err
+    assert rc == 2 and expect in err and "--out" in err, err
+    assert "not reachable" not in err
