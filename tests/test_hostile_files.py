@@ -7,7 +7,6 @@ create a marker file if they were ever unpickled by plain ``pickle``."""
 import io
 import os
 import pickle
-import shutil
 import subprocess
 import sys
 import warnings
@@ -18,9 +17,6 @@ import torch
 import lumosx_core.convert as conv
 from lumosx_core.convert import CheckpointError, UnsafeCheckpointError, load_checkpoint
 from wan_factory import wan_state_dict_for_loader
-
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-
 
 class Evil:
     """Unpickling this runs ``touch <marker>``."""
@@ -64,9 +60,11 @@ def save_dcp(state: dict, path) -> str:
     return str(path)
 
 
-def _convert_cli(*args):
+def _convert_cli(*args, cwd=None):
+    import tempfile
     return subprocess.run([sys.executable, "-m", "lumosx_core.convert", *map(str, args)],
-                          cwd=ROOT, capture_output=True, text=True, timeout=300)
+                          cwd=cwd or tempfile.gettempdir(), capture_output=True, text=True,
+                          timeout=300)
 
 
 # -- torch-distributed checkpoints ------------------------------------------------------------

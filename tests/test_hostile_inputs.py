@@ -1,10 +1,7 @@
 """Hostile values in-process (issue #13): the one validation helper refuses non-finite,
 out-of-range, wrongly typed and oversized values naming the input; raw API values are typed
 before ComfyUI converts them; long phrases and prompts never stall Bind."""
-import math
-import os
 import random
-import sys
 import time
 
 import pytest
@@ -12,9 +9,7 @@ import torch
 
 import assets
 
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "fixtures"))
-
-from lumosx_core.phrases import find_occurrences, match_starts, phrase_mask  # noqa: E402
+from lumosx_core.conditioning.phrases import find_occurrences, match_starts, phrase_mask
 
 
 @pytest.fixture(scope="module")
