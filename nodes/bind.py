@@ -19,7 +19,7 @@ from ..lumosx_core.conditioning.references import ReferenceSet
 from .patch import attach
 from .preview import render_preview
 from .references import Refs
-from .validation import choice_error, first_error
+from .validation import multiple_error, raise_if_invalid, validate, work_error
 
 log = logging.getLogger("LumosX")
 
@@ -27,6 +27,9 @@ log = logging.getLogger("LumosX")
 WAN_NEGATIVE = ("色调艳丽，过曝，静态，细节模糊不清，字幕，风格，作品，画作，画面，静止，整体发灰，最差质量，"
                 "低质量，JPEG压缩残留，丑陋的，残缺的，多余的手指，画得不好的手部，画得不好的脸部，畸形的，"
                 "毁容的，形态畸形的肢体，手指融合，静止不动的画面，杂乱的背景，三条腿，背景人很多，倒着走")
+
+MAX_LENGTH = 1025   # frames; the token limit (validation.MAX_VIDEO_TOKENS) bounds the rest
+MAX_BATCH = 16
 
 UNCOND_PARITY = "positive phrase masks (released)"
 UNCOND_NONE = "no bias"
@@ -139,9 +142,9 @@ class LumosXBind(io.ComfyNode):
                 Refs.Input("references"),
                 io.Int.Input("width", default=832, min=16, max=comfy_nodes.MAX_RESOLUTION, step=16),
                 io.Int.Input("height", default=480, min=16, max=comfy_nodes.MAX_RESOLUTION, step=16),
-                io.Int.Input("length", default=81, min=1, max=comfy_nodes.MAX_RESOLUTION, step=4,
+                io.Int.Input("length", default=81, min=1, max=MAX_LENGTH, step=4,
                              tooltip="Frames (4k+1)."),
-                io.Int.Input("batch_size", default=1, min=1, max=64),
+                io.Int.Input("batch_size", default=1, min=1, max=MAX_BATCH),
                 io.Float.Input("ratio", default=0.5, min=0.0, max=5.0, step=0.05,
                                tooltip="Strength of the relational text bias (0.5 released)."),
                 io.Boolean.Input("r2pe", default=True, tooltip="Relational RoPE positions."),
@@ -180,33 +183,27 @@ class LumosXBind(io.ComfyNode):
         )
 
     @classmethod
-    def validate_inputs(cls, width=None, height=None, length=None, prompt=None, mode=None,
-                        uncond_bias=None):
-        for name, value in (("width", width), ("height", height), ("length", length)):
-            if value is not None and (isinstance(value, bool) or not isinstance(value, int)):
-                return f"{name} = {value!r}: expected a whole number"
-        for name, value in (("width", width), ("height", height)):
-            if value is None:
-                continue
-            if value < 16 or value % 16:
-                return (f"{name} = {value}: must be a positive multiple of 16 (the VAE "
-                        f"downsamples by 8 and the DiT patches by 2); try "
-                        f"{max(16, round(value / 16) * 16)}")
-        if length is not None and length < 1:
-            return f"length = {length}: needs at least 1 frame"
-        if prompt is not None and not str(prompt).strip():
-            return "prompt is empty: describe the video and name every reference in it"
-        return first_error(choice_error("mode", mode, MODES),
-                           choice_error("uncond_bias", uncond_bias, UNCOND_CHOICES))
+    def validate_inputs(cls, **values):
+        why = "the VAE downsamples by 8 and the DiT patches by 2"
+        prompt = values.get("prompt")
+        return validate(
+            cls, values,
+            multiple_error("width", values.get("width"), 16, why),
+            multiple_error("height", values.get("height"), 16, why),
+            "prompt is empty: describe the video and name every reference in it"
+            if isinstance(prompt, str) and not prompt.strip() else None,
+            work_error(values.get("width"), values.get("height"), values.get("length"),
+                       values.get("batch_size", 1)))
 
     @classmethod
     def execute(cls, clip, vae, prompt, negative_prompt, references, width, height, length,
                 batch_size, ratio, r2pe, self_mask, cross_mask, mode, uncond_bias,
                 strict, weight_syntax=False) -> io.NodeOutput:
-        check = cls.validate_inputs(width=width, height=height, length=length, prompt=prompt,
-                                    mode=mode, uncond_bias=uncond_bias)
-        if check is not True:
-            raise ValueError(check)
+        raise_if_invalid(cls.validate_inputs(
+            prompt=prompt, negative_prompt=negative_prompt, width=width, height=height,
+            length=length, batch_size=batch_size, ratio=ratio, r2pe=r2pe, self_mask=self_mask,
+            cross_mask=cross_mask, mode=mode, uncond_bias=uncond_bias, strict=strict,
+            weight_syntax=weight_syntax))
         if clip is None:
             raise ValueError("clip: no text encoder connected (load umt5_xxl with a CLIP loader "
                              "of type 'wan')")
@@ -228,8 +225,11 @@ class LumosXBind(io.ComfyNode):
         negative = clip.encode_from_tokens_scheduled(neg_tokens)
         negative_no_refs = negative  # text only: the third conditioning of dual CFG
         context_len = positive[0][0].shape[1]
-        phrases = [phrase_ids(clip, r.phrase, pos_tokens.key, pos_tokens.eos, pos_tokens.pad,
-                              weight_syntax) for r in refs]
+        phrases = []
+        for r in refs:
+            comfy.model_management.throw_exception_if_processing_interrupted()
+            phrases.append(phrase_ids(clip, r.phrase, pos_tokens.key, pos_tokens.eos,
+                                      pos_tokens.pad, weight_syntax))
         masks, report = bind_phrases(refs, pos_tokens.ids, phrases, context_len,
                                      pos_tokens.valid, strict=strict)
         if pos_tokens.dropped:

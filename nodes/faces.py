@@ -23,7 +23,7 @@ from ..lumosx_core.faces.crop import (crop_resized, face_box, passthrough_box, p
                                      select_face, square_box, to_rgb3)
 from ..lumosx_core.image_prep import letterbox
 from ..lumosx_core.faces.detector import detect_insightface, to_bgr_uint8  # noqa: F401
-from .validation import choice_error, first_error, raise_if_invalid
+from .validation import multiple_error, raise_if_invalid, validate
 
 log = logging.getLogger("LumosX")
 
@@ -80,6 +80,16 @@ def pack_options() -> list:
     """Combo options: the packs found, else the usual names so a graph can still be built
     (running it then says where to put the files)."""
     return available_packs() or list(DEFAULT_PACKS)
+
+
+def pack_name_error(pack):
+    """``None`` unless ``pack`` (a combo value) is not a plain folder name."""
+    if pack is None:
+        return None
+    if not isinstance(pack, str) or not pack or os.path.basename(pack) != pack \
+            or pack in (".", ".."):
+        return f"pack = {pack!r}: give the name of a folder in models/insightface/models"
+    return None
 
 
 def find_pack(pack: str) -> str:
@@ -272,20 +282,18 @@ class LumosXFaceEncoder(io.ComfyNode):
         )
 
     @classmethod
-    def validate_inputs(cls, pack=None, select=None, provider=None, crop=None):
-        bad_pack = None
-        if pack is not None and (not pack or os.path.basename(pack) != pack
-                                 or pack in (".", "..")):
-            bad_pack = f"pack = {pack!r}: give the name of a folder in models/insightface/models"
-        return first_error(bad_pack, choice_error("select", select, SELECT_OPTIONS),
-                           choice_error("provider", provider, PROVIDER_OPTIONS),
-                           choice_error("crop", crop, CROP_OPTIONS))
+    def validate_inputs(cls, **values):
+        return validate(cls, values, pack_name_error(values.get("pack")),
+                        multiple_error("det_size", values.get("det_size"), 32,
+                                       "the detector's strides"),
+                        custom=("pack",))
 
     @classmethod
     def execute(cls, images, pack, select="largest", index=0, margin=0.3, size=512,
                 det_size=640, provider="auto", crop=CROP_RELEASED) -> io.NodeOutput:
-        raise_if_invalid(cls.validate_inputs(pack=pack, select=select, provider=provider,
-                                             crop=crop))
+        raise_if_invalid(cls.validate_inputs(pack=pack, select=select, index=index,
+                                             margin=margin, size=size, det_size=det_size,
+                                             provider=provider, crop=crop))
         app = load_analyzer(pack, provider, det_size)
         crops, infos = encode_faces(app, images, select, index, margin, size, det_size, crop)
         return io.NodeOutput(crops, infos)

@@ -13,7 +13,7 @@ from comfy_api.latest import io
 from ..lumosx_core.convert import (CACHE_SUFFIX, CheckpointError, is_distributed_checkpoint,
                                    load_converted)
 from .patch import apply_lumosx
-from .validation import choice_error, first_error, raise_if_invalid
+from .validation import choice_error, raise_if_invalid, validate
 
 log = logging.getLogger("LumosX")
 
@@ -160,10 +160,9 @@ class LumosXModelLoader(io.ComfyNode):
         )
 
     @classmethod
-    def validate_inputs(cls, model_name=None, weight_dtype=None, compute_dtype=None):
-        return first_error(name_error(model_name),
-                           choice_error("weight_dtype", weight_dtype, WEIGHT_DTYPES),
-                           choice_error("compute_dtype", compute_dtype, COMPUTE_DTYPES))
+    def validate_inputs(cls, **values):
+        return validate(cls, values, name_error(values.get("model_name")),
+                        custom=("model_name",))
 
     @classmethod
     def execute(cls, model_name, weight_dtype, compute_dtype="default") -> io.NodeOutput:

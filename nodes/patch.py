@@ -7,7 +7,10 @@ get their own in whatever batching the sampler picks:
 * ``lumosx_latents``: ``CONDRegular`` of the raw (VAE-space) reference latents
   ``[1, 16, N_c, h, w]``;
 * ``lumosx_masks``: ``CONDRegular`` of the phrase masks ``[1, N_c, L_text]``;
-* ``lumosx_config``: ``CONDConstant`` of a :class:`RelationalConfig` (layout and switches).
+* ``lumosx_config``: ``CONDConstant`` of a :class:`RelationalConfig` (layout and switches);
+* ``lumosx_guard``: ``CONDConstant`` of a :class:`UnpatchedGuard`, which refuses to reach a
+  model that lacks our wrapper (a stock loader and KSampler would otherwise ignore the LumosX
+  data silently and make a plain text-to-video video).
 
 A MODEL whose conditioning carries none of these runs exactly the stock forward.
 
@@ -24,6 +27,7 @@ How it sits in the host's wrapper chain (what makes the stock nodes compose):
 from __future__ import annotations
 
 import logging
+import sys
 
 import torch
 
@@ -36,7 +40,44 @@ WRAPPER_KEY = "lumosx"
 LATENTS = "lumosx_latents"
 MASKS = "lumosx_masks"
 CONFIG = "lumosx_config"
-KEYS = (LATENTS, MASKS, CONFIG)
+GUARD = "lumosx_guard"
+KEYS = (LATENTS, MASKS, CONFIG, GUARD)
+
+NOT_PATCHED = ("LumosX conditioning reached a MODEL without the LumosX patch: the references "
+               "would be ignored and the video would be plain text-to-video. Load the model "
+               "with LumosX Model Loader, or put LumosX Apply between your loader and the "
+               "sampler (LumosX Sampler patches it for you)")
+
+
+class UnpatchedGuard:
+    """Rides in ``model_conds`` next to the LumosX data. ComfyUI's ``BaseModel._apply_model``
+    asks every extra cond ``hasattr(extra, "dtype")`` right before it calls the diffusion
+    model with that call's ``transformer_options``; at that moment the guard checks that our
+    DIFFUSION_MODEL wrapper is among them and raises otherwise. (Where the caller's frame is
+    not ``_apply_model`` -- another ComfyUI version -- it only warns once.)"""
+
+    warned = False
+
+    def __eq__(self, other):        # cond and uncond guards batch together
+        return isinstance(other, UnpatchedGuard)
+
+    def __hash__(self):
+        return 0
+
+    @property
+    def dtype(self):
+        frame = sys._getframe(1)
+        opts = frame.f_locals.get("transformer_options") if \
+            frame.f_code.co_name == "_apply_model" else None
+        if isinstance(opts, dict):
+            if not comfy.patcher_extension.get_wrappers_with_key(
+                    comfy.patcher_extension.WrappersMP.DIFFUSION_MODEL, WRAPPER_KEY, opts):
+                raise ValueError(NOT_PATCHED)
+        elif not UnpatchedGuard.warned:
+            UnpatchedGuard.warned = True
+            log.warning("LumosX: cannot check that the sampled MODEL has the LumosX patch on "
+                        "this ComfyUI version; without it references are ignored")
+        raise AttributeError("dtype")   # not a tensor: ComfyUI passes it through unchanged
 
 log = logging.getLogger("LumosX")
 
@@ -77,6 +118,7 @@ class LumosXWrapper:
             latents = kwargs.pop(LATENTS, None)
             masks = kwargs.pop(MASKS, None)
             config = kwargs.pop(CONFIG, None)
+            kwargs.pop(GUARD, None)
             if latents is None or config is None:
                 raise ValueError("LumosX conditioning is incomplete (reference latents or "
                                  "layout missing): rebuild it with the LumosX Bind node")
@@ -184,6 +226,7 @@ def attach(conditioning, latents: torch.Tensor, masks: torch.Tensor, config: Rel
         mc[LATENTS] = comfy.conds.CONDRegular(latents)
         mc[MASKS] = comfy.conds.CONDRegular(masks)
         mc[CONFIG] = comfy.conds.CONDConstant(config)
+        mc[GUARD] = comfy.conds.CONDConstant(UnpatchedGuard())
         extra["model_conds"] = mc
         out.append([emb, extra])
     return out

@@ -24,7 +24,9 @@ from comfy_api.latest import io
 
 from ..lumosx_core.solver import released_schedule, released_timesteps, sample_released
 from .patch import WRAPPER_KEY, apply_lumosx
-from .validation import choice_error, first_error, raise_if_invalid
+from .validation import latent_work_error, raise_if_invalid, validate
+
+MAX_STEPS = 200     # 4x the released 50
 
 log = logging.getLogger("LumosX")
 
@@ -162,7 +164,7 @@ class LumosXSampler(io.ComfyNode):
                 io.Latent.Input("latent"),
                 io.Int.Input("seed", default=0, min=0, max=0xffffffffffffffff,
                              control_after_generate=True),
-                io.Int.Input("steps", default=50, min=1, max=1000),
+                io.Int.Input("steps", default=50, min=1, max=MAX_STEPS),
                 io.Float.Input("cfg", default=6.0, min=0.0, max=100.0, step=0.1),
                 io.Combo.Input("sampler_name", options=samplers, default=RELEASED,
                                tooltip="lumosx_released = the released solver (flow "
@@ -171,29 +173,26 @@ class LumosXSampler(io.ComfyNode):
                 io.Combo.Input("scheduler", options=schedulers, default=RELEASED,
                                tooltip="lumosx_released = the released schedule (shifted "
                                        "linspace in float64); the others are ComfyUI's."),
-                io.Float.Input("shift", default=8.0, min=0.0, max=100.0, step=0.1,
-                               tooltip="Flow shift (8 released)."),
-                io.Float.Input("denoise", default=1.0, min=0.0, max=1.0, step=0.01),
+                io.Float.Input("shift", default=8.0, min=0.1, max=100.0, step=0.1,
+                               tooltip="Flow shift (8 released); must be > 0."),
+                io.Float.Input("denoise", default=1.0, min=0.01, max=1.0, step=0.01),
             ],
             outputs=[io.Latent.Output(display_name="latent")],
         )
 
     @classmethod
-    def validate_inputs(cls, sampler_name=None, scheduler=None, shift=None):
-        bad_shift = None
-        if shift is not None and not shift > 0:
-            bad_shift = f"shift = {shift}: must be above 0 (8 is the released value)"
-        return first_error(
-            choice_error("sampler_name", sampler_name,
-                         [RELEASED, *comfy.samplers.KSampler.SAMPLERS]),
-            choice_error("scheduler", scheduler, [RELEASED, *comfy.samplers.KSampler.SCHEDULERS]),
-            bad_shift)
+    def validate_inputs(cls, **values):
+        return validate(cls, values)
 
     @classmethod
     def execute(cls, model, positive, negative, latent, seed, steps, cfg, sampler_name,
                 scheduler, shift, denoise) -> io.NodeOutput:
-        raise_if_invalid(cls.validate_inputs(sampler_name=sampler_name, scheduler=scheduler,
-                                             shift=shift))
+        raise_if_invalid(cls.validate_inputs(seed=seed, steps=steps, cfg=cfg,
+                                             sampler_name=sampler_name, scheduler=scheduler,
+                                             shift=shift, denoise=denoise))
+        if not isinstance(latent, dict) or not hasattr(latent.get("samples"), "shape"):
+            raise ValueError("latent: expected a LATENT (e.g. from LumosX Bind)")
+        raise_if_invalid(latent_work_error("latent", latent["samples"]) or True)
         m = with_shift(ensure_patched(model), shift)
         timesteps = None
         if scheduler == RELEASED:
@@ -254,22 +253,21 @@ class LumosXReleasedSchedule(io.ComfyNode):
                          "With the LumosX Released Sampler the DiT gets the released integer "
                          "timesteps."),
             inputs=[
-                io.Int.Input("steps", default=50, min=1, max=10000),
-                io.Float.Input("shift", default=8.0, min=0.01, max=100.0, step=0.1),
-                io.Float.Input("denoise", default=1.0, min=0.0, max=1.0, step=0.01),
+                io.Int.Input("steps", default=50, min=1, max=MAX_STEPS),
+                io.Float.Input("shift", default=8.0, min=0.1, max=100.0, step=0.1,
+                               tooltip="Flow shift (8 released); must be > 0."),
+                io.Float.Input("denoise", default=1.0, min=0.01, max=1.0, step=0.01),
             ],
             outputs=[io.Sigmas.Output(display_name="sigmas")],
         )
 
     @classmethod
-    def validate_inputs(cls, shift=None):
-        if shift is not None and not shift > 0:
-            return f"shift = {shift}: must be above 0 (8 is the released value)"
-        return True
+    def validate_inputs(cls, **values):
+        return validate(cls, values)
 
     @classmethod
     def execute(cls, steps, shift, denoise=1.0) -> io.NodeOutput:
-        raise_if_invalid(cls.validate_inputs(shift=shift))
+        raise_if_invalid(cls.validate_inputs(steps=steps, shift=shift, denoise=denoise))
         return io.NodeOutput(released_sigmas(steps, shift, denoise)[0])
 
 

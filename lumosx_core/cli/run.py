@@ -452,8 +452,30 @@ class Runner:
         return EXIT_FAILED if failed else EXIT_OK
 
 
+def out_error(path: str) -> Optional[str]:
+    """``None`` when outputs can be written under ``path`` (created now if missing), else why
+    not -- checked before anything is queued, so a job never runs only to fail at the end."""
+    import tempfile
+    if os.path.exists(path) and not os.path.isdir(path):
+        return f"--out {path}: is a file, not a folder"
+    try:
+        os.makedirs(path, exist_ok=True)
+        with tempfile.TemporaryFile(dir=path):
+            pass
+    except OSError as e:
+        return f"--out {path}: cannot write there ({e.strerror or e})"
+    return None
+
+
 def cmd_run(args) -> int:
     progress = Progress(quiet=args.quiet)
+    for path, needed in ((args.out, not args.no_download),
+                         (os.path.dirname(os.path.abspath(args.json)) if args.json else None,
+                          bool(args.json))):
+        why = out_error(path) if needed and path else None
+        if why:
+            print(f"lumosx run: {why}", file=sys.stderr)
+            return EXIT_USAGE
     urls = args.server or [os.environ.get("LUMOSX_SERVER") or DEFAULT_SERVER]
     clients = []
     for url in urls:
