@@ -273,6 +273,7 @@ def test_clip_vision_refused_without_comfyui_and_used_through_it(gt_set, face_pa
     (fake / "comfy").mkdir(parents=True)
     (fake / "comfy" / "__init__.py").write_text("")
     (fake / "comfy" / "clip_vision.py").write_text(FAKE_CLIP_VISION)
+    (fake / "comfy" / "cli_args.py").write_text("import types\nargs = types.SimpleNamespace(cpu=False)\n")
     proc = _run_cli(base + ["--out", str(tmp_path / "b"), "--clip-vision", str(model),
                             "--comfyui", str(fake)], tmp_path)
     assert proc.returncode == 0, proc.stdout + proc.stderr

@@ -577,7 +577,9 @@ class MeanColourClipVision:
         mean = (image * fg).sum(dim=(1, 2)) / fg.sum(dim=(1, 2)).clamp_min(1)
         from comfy.clip_vision import Output
         out = Output()
-        out["image_embeds"] = mean - 0.5
+        sd = ((image - mean[:, None, None]) ** 2 * fg).sum(dim=(1, 2)).div(
+            fg.sum(dim=(1, 2)).clamp_min(1)).sqrt()
+        out["image_embeds"] = torch.cat([mean - 0.5, 4 * sd], -1)   # colour and texture
         return out
 
 

@@ -286,6 +286,10 @@ def load_clip_vision_backend(path: str, comfyui: str = None):
     if comfyui not in sys.path:
         sys.path.insert(0, comfyui)
     try:
+        import torch
+        from comfy.cli_args import args as comfy_args
+        if not torch.cuda.is_available():     # what ComfyUI's --cpu does, before it looks
+            comfy_args.cpu = True
         import comfy.clip_vision
     except Exception as e:  # ComfyUI present but not importable (its requirements missing)
         raise RuntimeError(f"--comfyui {comfyui}: ComfyUI could not be imported "

@@ -65,7 +65,7 @@ COLOR_THRESHOLDS = Thresholds(margin=0.04, z=2.0, presence=0.0, presence_band=0.
                               absolute=0.45, plain_attribute=0.92)
 #: CLIP-vision embeddings: not calibrated on real weights here (none ship offline); a
 #: conservative margin, presence against plain patches as for the colour descriptor
-CLIP_THRESHOLDS = Thresholds(margin=0.03, z=2.0, presence=0.0, presence_band=0.02,
+CLIP_THRESHOLDS = Thresholds(margin=0.03, z=2.0, presence=0.0, presence_band=0.05,
                              absolute=0.0, plain_attribute=0.97)
 
 
