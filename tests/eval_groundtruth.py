@@ -56,7 +56,7 @@ class GTVideo:
     seed: int
 
     def references(self):
-        from lumosx_core.references import ReferenceSet
+        from lumosx_core.conditioning.references import ReferenceSet
         refs = ReferenceSet()
         for p in self.people:
             refs = refs.with_person(p.face, p.phrase, [(img, ph) for ph, img in p.attributes])

@@ -55,7 +55,7 @@ def calibrate(out_path: str, quick: bool = False, frames: int = 8) -> list:
     import tempfile
     args = argparse.Namespace(out=out_path, quick=quick, frames=frames)
     from lumosx_core.evaluation import InsightFaceDetector, evaluate_video, load_face_analysis
-    from lumosx_core.evaluation.evaluate import reference_embedding
+    from lumosx_core.evaluation.scoring import reference_embedding
     from lumosx_core.evaluation.video import sample_indices
 
     pack = make_vectron_pack(tempfile.mkdtemp())

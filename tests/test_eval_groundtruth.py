@@ -170,7 +170,7 @@ def gt_report(gt_set, face_pack):
          str(gt_set / "videos"), "--out", str(out), "--frames", "16", "--face-pack",
          face_pack, "--provider", "CPU", "--no-progress"],
         capture_output=True, text=True, timeout=900, cwd=str(gt_set),
-        env=dict(os.environ, PYTHONPATH=ROOT))
+        env=dict(os.environ))
     data = json.loads((out / "lumosx_eval.json").read_text())
     html = (out / "lumosx_eval.html").read_text()
     return proc, data, html
@@ -251,8 +251,7 @@ def load(path):
 def _run_cli(args, cwd):
     return subprocess.run([sys.executable, "-m", "lumosx_core.cli", "eval", *args],
                           capture_output=True, text=True, timeout=900, cwd=str(cwd),
-                          env={k: v for k, v in dict(os.environ, PYTHONPATH=ROOT).items()
-                               if k != "LUMOSX_COMFYUI"})
+                          env={k: v for k, v in os.environ.items() if k != "LUMOSX_COMFYUI"})
 
 
 def test_clip_vision_refused_without_comfyui_and_used_through_it(gt_set, face_pack, tmp_path):

@@ -4,7 +4,8 @@
 detection + ArcFace embedding (``detector``), assignment of faces to the reference people
 (:mod:`.identity`), each found person's regions (:mod:`.regions`, or user masks), region vs.
 attribute similarities (:mod:`.appearance` backend). The person x attribute matrix is the mean
-over the frames where the person was found; :mod:`.binding` scores it.
+over the frames where the person was found; :mod:`.attribute_binding` scores it, with a
+verdict per pair (:mod:`.verdicts`).
 """
 from __future__ import annotations
 
@@ -18,13 +19,12 @@ import torch
 
 from .appearance import (ColorTextureBackend, border_mask, describe_patches, dominant_colors,
                          foreground_mask, neutral_patches, region_cells, to_numpy_rgb)
-from .binding import attribute_kind, binding_scores, region_of_kind
-from .detector import Face
+from .attribute_binding import attribute_kind, binding_scores, region_of_kind
+from ..faces.detector import Face
 from .identity import (DEFAULT_LINK_DISTANCE, DEFAULT_MIN_SIMILARITY, FrameIdentity,
                        identify_frame, identity_scores)
+from .regions import BODY, DEFAULT_BODY_HEIGHT, DEFAULT_BODY_WIDTH, bounding_box, person_regions
 from .verdicts import thresholds_for
-from .regions import bounding_box
-from .regions import BODY, DEFAULT_BODY_HEIGHT, DEFAULT_BODY_WIDTH, person_regions
 
 log = logging.getLogger("LumosX")
 
@@ -129,7 +129,7 @@ def evaluate_video(frames, references, detector: Callable[[torch.Tensor], List[F
                    reference_embeddings: Optional[Sequence[Optional[np.ndarray]]] = None
                    ) -> Evaluation:
     """Score ``frames`` (``[F, H, W, C]`` or a list of ``[H, W, C]``, already sampled) against
-    ``references`` (a :class:`~lumosx_core.references.ReferenceSet` or its people).
+    ``references`` (a :class:`~lumosx_core.conditioning.references.ReferenceSet` or its people).
 
     ``masks[f]``: ``{person: [H, W] mask}`` for frame ``f`` (replaces the face-derived
     regions of those people). ``frame_indices``: the frames' numbers in the video (for the
