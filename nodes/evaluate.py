@@ -21,6 +21,7 @@ from comfy_api.latest import io, ui
 from ..lumosx_core.evaluation import (ColorTextureBackend, EmbeddingBackend,
                                       InsightFaceDetector, Settings, evaluate_video,
                                       summary_text)
+from ..lumosx_core.evaluation.appearance import clip_vision_embedder
 from ..lumosx_core.evaluation.render import render_matrix, render_overlay, stack_images
 from ..lumosx_core.evaluation.report import json_safe
 from ..lumosx_core.evaluation.video import sample_indices
@@ -32,14 +33,9 @@ log = logging.getLogger("LumosX")
 
 
 def clip_vision_backend(clip_vision) -> EmbeddingBackend:
-    """Appearance by ComfyUI's CLIP_VISION: ``encode_image(crops).image_embeds``."""
-    size = int(getattr(clip_vision, "image_size", 224) or 224)
-
-    def embed(batch: torch.Tensor) -> torch.Tensor:
-        return clip_vision.encode_image(batch).image_embeds
-
-    return EmbeddingBackend(embed, size=size, name="clip_vision",
-                            description="CLIP-vision image embeddings (cosine)")
+    """Appearance by ComfyUI's CLIP_VISION (the core's one wrapper, shared with
+    ``lumosx eval --clip-vision``)."""
+    return clip_vision_embedder(clip_vision)
 
 
 def split_masks(masks, n_people: int, n_frames: int, indices, height: int, width: int):
@@ -69,8 +65,14 @@ def heatmap_image(ev) -> torch.Tensor:
     b = ev.binding
     acc = "n/a" if b["accuracy"] is None else f"{100 * b['accuracy']:.0f}%"
     swap = "n/a" if b["swap_rate"] is None else f"{100 * b['swap_rate']:.0f}%"
-    title = (f"binding accuracy {acc}, swap rate {swap} ({ev.backend})" if b["phrases"]
+    v = b.get("verdicts") or {}
+    counts = " ".join(f"{v.get(k, 0)} {k}" for k in ("correct", "wrong", "missing",
+                                                      "undecided", "unscored") if v.get(k))
+    title = (f"binding accuracy {acc} ({b.get('decided', 0)}/{b['total_pairs']} decided), "
+             f"swap rate {swap}; {counts} ({ev.backend})" if b["phrases"]
              else "no attribute images to compare")
+    if getattr(ev, "status", "scored") == "unscored":
+        title = "UNSCORED (no face / nobody found): " + title
     arr = render_matrix(ev.matrix, [p["phrase"] for p in ev.people], b["phrases"],
                         b["owners"], title)
     return torch.from_numpy(arr.astype(np.float32) / 255.0).unsqueeze(0)

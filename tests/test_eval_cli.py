@@ -203,8 +203,10 @@ def test_command_scores(report):
     assert s["worst_first"][:2] == ["gen_novideo", "gen_swapped"]
     assert [c["case_id"] for c in data["cases"]] == s["worst_first"]
     # what the command printed, and its progress bar
-    assert "3/4 cases scored (1 without video, 0 failed)" in report["stdout"]
-    assert "binding accuracy 67% over 6 pairs" in report["stdout"]
+    assert "3/4 cases scored (0 UNSCORED, 1 without video, 0 failed)" in report["stdout"]
+    assert "binding accuracy 67% (6/6 pairs decided, 6/6 scored)" in report["stdout"]
+    assert s["verdicts"] == {"correct": 4, "wrong": 2, "missing": 0, "undecided": 0,
+                             "unscored": 0}
     assert "lumosx eval" in report["stderr"] and "12/12" in report["stderr"]
 
 

@@ -335,7 +335,9 @@ def test_people_without_attributes_score_identity_only():
     from lumosx_core.evaluation.render import render_matrix
     img = render_matrix(ev.matrix, ["man", "woman"], [], [], "no attributes")
     assert img.dtype == np.uint8 and img.shape[2] == 3
-    assert "Binding: accuracy n/a (0 of 0 pairs scored)" in summary_text(ev)
+    text = summary_text(ev)
+    assert "Binding: accuracy n/a (0/0 pairs decided, 0/0 pairs scored)" in text
+    assert ev.status == "partial" and "PARTLY UNSCORED" in text       # the man is not found
 
 
 # ============================================================================ real detector
@@ -574,7 +576,9 @@ class MeanColourClipVision:
         mean = (image * fg).sum(dim=(1, 2)) / fg.sum(dim=(1, 2)).clamp_min(1)
         from comfy.clip_vision import Output
         out = Output()
-        out["image_embeds"] = mean - 0.5
+        sd = ((image - mean[:, None, None]) ** 2 * fg).sum(dim=(1, 2)).div(
+            fg.sum(dim=(1, 2)).clamp_min(1)).sqrt()
+        out["image_embeds"] = torch.cat([mean - 0.5, 4 * sd], -1)   # colour and texture
         return out
 
 

@@ -9,8 +9,16 @@ such cases at any depth. The generated video of a case is found in ``--videos`` 
 .gif .png) or a folder ``<case id>/`` of frame images. Writes ``lumosx_eval.json`` (every
 score) and ``lumosx_eval.html`` (plots, worst cases first) into ``--out``.
 
-Exit status: 0 when every case with a video was scored, 1 when a case failed, 2 when no case
-had a video (or the arguments/face pack are wrong).
+Every (person, attribute) pair gets a verdict: correct, wrong, missing, undecided or
+unscored, with its reason (README, "Evaluation"). ``--clip-vision FILE`` compares regions and
+attributes with a ComfyUI CLIP-vision model (e.g. ``clip_vision_h.safetensors``) instead of
+the weight-free colour/texture descriptor; the model is read by ComfyUI itself, so
+``--comfyui DIR`` (the ComfyUI folder) is needed with it.
+
+Exit status: 0 when every case with a video was fully scored; 1 when a case failed, or was
+unscored (no face in its video, or none of its people found), or someone in it was not found
+(their pairs unscored); 2 when nothing could be scored at all: no case had a video, or the
+arguments, face pack or CLIP-vision model are wrong.
 """
 from __future__ import annotations
 
@@ -50,6 +58,13 @@ def register(subparsers) -> None:
                    help="body region width in face widths (2.8)")
     p.add_argument("--body-height", type=float, default=3.5,
                    help="body region height in face heights (3.5)")
+    p.add_argument("--clip-vision", default=None, metavar="FILE",
+                   help="a ComfyUI CLIP-vision model (.safetensors, e.g. models/clip_vision/"
+                        "clip_vision_h.safetensors) for the appearance comparison; needs "
+                        "--comfyui")
+    p.add_argument("--comfyui", default=os.environ.get("LUMOSX_COMFYUI"), metavar="DIR",
+                   help="the ComfyUI folder whose loader reads --clip-vision (default: "
+                        "$LUMOSX_COMFYUI)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(func=run)
 
@@ -106,7 +121,9 @@ def run(args) -> int:
                               evaluate_video, find_face_pack, load_face_analysis)
     from ..evaluation.cases import discover_cases, load_case, read_caption
     from ..evaluation.render import case_previews
-    from ..evaluation.report import build_report, write_html, write_json
+    from ..evaluation.report import (build_report, case_state, verdict_counts_text,
+                                     write_html, write_json)
+    from ..evaluation.verdicts import thresholds_for
     from ..evaluation.video import find_video, read_frames
 
     if args.frames < 0:
@@ -167,6 +184,12 @@ def run(args) -> int:
     settings = Settings(min_face_similarity=args.min_face_similarity,
                         body_width=args.body_width, body_height=args.body_height)
     backend = ColorTextureBackend()
+    if args.clip_vision:
+        try:
+            backend = load_clip_vision_backend(args.clip_vision, args.comfyui)
+        except (FileNotFoundError, RuntimeError, ValueError) as e:
+            print(f"lumosx eval: {e}", file=sys.stderr)
+            return 2
 
     planned = args.frames if args.frames > 0 else 1     # per case, corrected on the way
     previews = {}
@@ -200,7 +223,8 @@ def run(args) -> int:
 
     report = build_report(results, {
         "frames": args.frames, "face_pack": pack, "det_size": args.det_size,
-        "appearance": backend.name, **settings.as_dict()})
+        "appearance": backend.name, "clip_vision": args.clip_vision,
+        "thresholds": thresholds_for(backend.name).as_dict(), **settings.as_dict()})
     os.makedirs(args.out, exist_ok=True)
     json_path = write_json(report, os.path.join(args.out, "lumosx_eval.json"))
     html_path = write_html(report, os.path.join(args.out, "lumosx_eval.html"), previews)
@@ -212,17 +236,72 @@ def run(args) -> int:
     def num(v):
         return "n/a" if v is None else f"{v:.3f}"
 
-    print(f"{s['scored']}/{s['cases']} cases scored ({s['missing_video']} without video, "
-          f"{s['errors']} failed)")
+    print(f"{s['scored']}/{s['cases']} cases scored ({s['unscored']} UNSCORED, "
+          f"{s['missing_video']} without video, {s['errors']} failed)")
     print(f"face similarity mean {num(s['face_similarity_mean'])} (worst person "
           f"{num(s['face_similarity_min'])}), detection {pct(s['detection_rate_mean'])}, "
-          f"identity swaps {s['identity_swaps']}")
-    print(f"binding accuracy {pct(s['binding_accuracy'])} over {s['binding_pairs']} pairs, "
-          f"swap rate {pct(s['binding_swap_rate'])}, margin {num(s['binding_margin_mean'])}")
+          f"identity swaps {s['identity_swaps']} (identity swap rate "
+          f"{pct(s['identity_swap_rate'])} of {s['people_found']} people found)")
+    print(f"binding accuracy {pct(s['binding_accuracy'])} ({s['binding_pairs_decided']}/"
+          f"{s['binding_pairs']} pairs decided, {s['binding_pairs_scored']}/"
+          f"{s['binding_pairs']} scored), swap rate {pct(s['binding_swap_rate'])}, margin "
+          f"{num(s['binding_margin_mean'])}")
+    print("pairs: " + verdict_counts_text(s["verdicts"]))
     print("worst first: " + ", ".join(s["worst_first"]))
     for r in report["cases"]:
+        state = case_state(r)
         if r["status"] != "ok":
             print(f"  {r['case_id']}: {r['status']}: {r['error']}")
+        elif state in ("unscored", "partial"):
+            why = "; ".join(r["evaluation"].get("warnings", []))
+            print(f"  {r['case_id']}: {'UNSCORED' if state == 'unscored' else 'partly unscored'}"
+                  f": {why}")
     print(f"wrote {json_path}")
     print(f"wrote {html_path}")
-    return 1 if s["errors"] else 0
+    return 1 if (s["errors"] or s["unscored"] or s["partial_cases"]) else 0
+
+
+def load_clip_vision_backend(path: str, comfyui: str = None):
+    """An appearance backend over the CLIP-vision model ``path``, read by ComfyUI's own
+    loader (``comfy.clip_vision.load``) from the ComfyUI folder ``comfyui``: ComfyUI knows
+    every CLIP-vision layout its users have (ViT-H/L/G, SigLIP, DINOv2) and lumosx_core has
+    no ``comfy`` import of its own. Only ``.safetensors`` files are read (no code in model
+    files). Raises ``FileNotFoundError`` / ``RuntimeError`` with the fix."""
+    from ..evaluation.appearance import clip_vision_embedder
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"--clip-vision {path}: no such file")
+    if not path.lower().endswith(".safetensors"):
+        raise ValueError(f"--clip-vision {path}: only .safetensors files are read (a pickled "
+                         f"checkpoint can run code); convert it or use ComfyUI's "
+                         f"clip_vision_h.safetensors")
+    if not comfyui:
+        raise RuntimeError("--clip-vision needs ComfyUI to read the model: pass --comfyui DIR "
+                           "(the ComfyUI folder) or set LUMOSX_COMFYUI; without it the "
+                           "weight-free colour/texture descriptor is used when --clip-vision "
+                           "is left out")
+    comfyui = os.path.abspath(os.path.expanduser(comfyui))
+    if not os.path.isfile(os.path.join(comfyui, "comfy", "clip_vision.py")):
+        raise RuntimeError(f"--comfyui {comfyui}: not a ComfyUI folder (no "
+                           f"comfy/clip_vision.py)")
+    if comfyui not in sys.path:
+        sys.path.insert(0, comfyui)
+    try:
+        import torch
+        from comfy.cli_args import args as comfy_args
+        if not torch.cuda.is_available():     # what ComfyUI's --cpu does, before it looks
+            comfy_args.cpu = True
+        import comfy.clip_vision
+    except Exception as e:  # ComfyUI present but not importable (its requirements missing)
+        raise RuntimeError(f"--comfyui {comfyui}: ComfyUI could not be imported "
+                           f"({type(e).__name__}: {e}); run lumosx eval with ComfyUI's "
+                           f"Python environment") from e
+    try:
+        model = comfy.clip_vision.load(path)
+    except Exception as e:
+        raise RuntimeError(f"--clip-vision {path}: ComfyUI could not read it "
+                           f"({type(e).__name__}: {e})") from e
+    if model is None:
+        raise RuntimeError(f"--clip-vision {path}: ComfyUI does not recognise this file as a "
+                           f"CLIP-vision model (use e.g. models/clip_vision/"
+                           f"clip_vision_h.safetensors)")
+    return clip_vision_embedder(model)

@@ -10,6 +10,7 @@ detector interface ``rgb -> [Face]`` and the insightface one, shared with the Fa
 * :mod:`.regions` -- each person's body / head region from the face box, or a user mask;
 * :mod:`.appearance` -- weight-free colour/texture descriptor and an image-embedder backend;
 * :mod:`.attribute_binding` -- binding accuracy, swap rate, margin, the person x attribute matrix;
+* :mod:`.verdicts` -- correct / wrong / missing / undecided / unscored per pair, thresholds;
 * :mod:`.scoring` -- one video against its references;
 * :mod:`.render` -- heatmap and annotated frames (Pillow);
 * :mod:`.video`, :mod:`.cases`, :mod:`.report` -- the ``lumosx eval`` batch command's I/O.

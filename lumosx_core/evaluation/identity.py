@@ -116,6 +116,7 @@ def identity_scores(frames: Sequence[FrameIdentity], n_people: int,
             "similarity_min": float(np.min(found)) if found else None,
             "per_frame": [None if s is None else round(float(s), 4) for s in sims],
             "swaps": 0,
+            "swap_frames": [],
         })
     swaps = []
     for t in range(1, n):
@@ -132,6 +133,7 @@ def identity_scores(frames: Sequence[FrameIdentity], n_people: int,
             involved = sorted({c["from"] for c in changes} | {c["to"] for c in changes})
             for p in involved:
                 people[p]["swaps"] += 1
+                people[p]["swap_frames"].append(b.frame)
             swaps.append({"sample": t, "frame": b.frame, "previous_frame": a.frame,
                           "people": involved, "changes": changes})
     means = [x["similarity_mean"] for x in people if x["similarity_mean"] is not None]
@@ -143,4 +145,8 @@ def identity_scores(frames: Sequence[FrameIdentity], n_people: int,
         if people else None,
         "swaps": swaps,
         "n_swaps": len(swaps),
+        # share of the people found whose face changed person at least once
+        "swap_rate": (sum(1 for x in people if x["swaps"]) /
+                      sum(1 for x in people if x["detected"]))
+        if any(x["detected"] for x in people) else None,
     }

@@ -27,44 +27,90 @@ def _mean(values) -> Optional[float]:
     return float(np.mean(v)) if v else None
 
 
+VERDICTS = ("correct", "wrong", "missing", "undecided", "unscored")
+VERDICT_COLORS = {"correct": "#1b7f2a", "wrong": "#b00020", "missing": "#8a2be2",
+                  "undecided": "#b07000", "unscored": "#555555"}
+
+
+def case_state(case: dict) -> str:
+    """"unscored" (a video without faces, or with none of the people: nothing scored),
+    "error", "missing video", "partial" (someone not found) or "scored"."""
+    if case.get("status") != "ok" or not case.get("evaluation"):
+        return case.get("status", "error")
+    return case["evaluation"].get("status", "scored")
+
+
+_RANK = {"unscored": 0, "error": 1, "missing video": 2, "partial": 3, "scored": 4}
+
+
 def severity_key(case: dict):
-    """Sort key, worst first: failed cases, then lowest binding accuracy, highest swap rate,
-    most identity swaps, lowest face similarity, lowest detection rate."""
-    ev = case.get("evaluation")
-    if case.get("status") != "ok" or not ev:
-        return (0, case.get("status", ""), case.get("case_id", ""))
+    """Sort key, worst first: unscored cases (no faces, nobody found) first, then failed
+    cases and cases without video, then cases with someone not found; then the lowest share
+    of correct pairs (wrong, missing, undecided and unscored pairs all count against it),
+    highest swap rate, most identity swaps, lowest face similarity, lowest detection rate."""
+    state = case_state(case)
+    rank = _RANK.get(state, 1)
+    if state in ("unscored", "error", "missing video"):
+        return (rank, 0.0, 0.0, 0, 0.0, 0.0, case.get("case_id", ""))
+    ev = case["evaluation"]
     b, i = ev["binding"], ev["identity"]
-    acc = b["accuracy"] if b["accuracy"] is not None else 1.0
+    v = b.get("verdicts") or {}
+    total = b.get("total_pairs") or 0
+    share = (v.get("correct", 0) / total) if total else 1.0
     swap = b["swap_rate"] or 0.0
     sims = [p["similarity_mean"] if p["similarity_mean"] is not None else -1.0
             for p in i["people"]]
-    return (1, acc, -swap, -i["n_swaps"], min(sims) if sims else 1.0,
+    return (rank, share, -swap, -i["n_swaps"], min(sims) if sims else 1.0,
             i["detection_rate"] if i["detection_rate"] is not None else 1.0,
             case.get("case_id", ""))
 
 
 def summarize(cases: List[dict]) -> dict:
-    ok = [c for c in cases if c.get("status") == "ok"]
+    """Pooled scores. Every pair of every case with a video is counted, with its verdict:
+    the pairs of an unscored case are there as "unscored", never as passes. Binding
+    accuracy = correct / decided (correct + wrong + missing) pairs, reported with the
+    counts."""
+    ok = [c for c in cases if c.get("status") == "ok" and c.get("evaluation")]
     people = [p for c in ok for p in c["evaluation"]["identity"]["people"]]
-    pairs = [e for c in ok for e in c["evaluation"]["binding"]["pairs"]
-             if e["status"] == "scored"]
+    found = [p for p in people if p["detected"]]
+    all_pairs = [e for c in ok for e in c["evaluation"]["binding"]["pairs"]]
+    counts = {k: sum(e.get("verdict") == k for e in all_pairs) for k in VERDICTS}
+    decided = [e for e in all_pairs if e.get("verdict") in ("correct", "wrong", "missing")]
+    unscored_cases = [c["case_id"] for c in ok if case_state(c) == "unscored"]
+    partial_cases = [c["case_id"] for c in ok if case_state(c) == "partial"]
     return {
         "cases": len(cases),
-        "scored": len(ok),
+        "scored": len(ok) - len(unscored_cases),
+        "unscored": len(unscored_cases),
+        "unscored_cases": unscored_cases,
+        "partial_cases": partial_cases,
         "missing_video": sum(c.get("status") == "missing video" for c in cases),
         "errors": sum(c.get("status") == "error" for c in cases),
         "people": len(people),
+        "people_found": len(found),
         "face_similarity_mean": _mean(p["similarity_mean"] for p in people),
         "face_similarity_min": min((p["similarity_mean"] for p in people
                                     if p["similarity_mean"] is not None), default=None),
         "detection_rate_mean": _mean(p["detection_rate"] for p in people),
         "identity_swaps": sum(c["evaluation"]["identity"]["n_swaps"] for c in ok),
-        "binding_pairs": len(pairs),
-        "binding_accuracy": (sum(e["correct"] for e in pairs) / len(pairs)) if pairs else None,
-        "binding_swap_rate": (sum(e["swap"] for e in pairs) / len(pairs)) if pairs else None,
-        "binding_margin_mean": _mean(e["margin"] for e in pairs),
+        # people whose face changed person at least once, of the people found
+        "identity_swap_rate": (sum(1 for p in found if p["swaps"]) / len(found))
+        if found else None,
+        "binding_pairs": len(all_pairs),
+        "binding_pairs_scored": len(all_pairs) - counts["unscored"],
+        "binding_pairs_decided": len(decided),
+        "verdicts": counts,
+        "binding_accuracy": (counts["correct"] / len(decided)) if decided else None,
+        "binding_swap_rate": (sum(e["swap"] for e in decided) / len(decided))
+        if decided else None,
+        "binding_margin_mean": _mean(e.get("margin") for e in all_pairs
+                                     if e.get("verdict") != "unscored"),
         "worst_first": [c["case_id"] for c in sorted(cases, key=severity_key)],
     }
+
+
+def verdict_counts_text(counts: dict) -> str:
+    return ", ".join(f"{counts.get(k, 0)} {k}" for k in VERDICTS)
 
 
 def build_report(cases: List[dict], settings: dict) -> dict:
@@ -249,6 +295,11 @@ th{background:#f3f3f3} td.num{text-align:right;font-variant-numeric:tabular-nums
 .sw{display:inline-block;width:14px;height:14px;border:1px solid #999;vertical-align:middle;
 margin-right:3px} .case{border:1px solid #e2e2e2;border-radius:6px;padding:8px 16px;margin:16px 0}
 .caption{color:#555;font-size:13px} img{max-width:100%} .muted{color:#777}
+.verdict{display:inline-block;padding:0 6px;border-radius:4px;font-weight:600;color:#fff}
+.v-correct{background:#1b7f2a} .v-wrong{background:#b00020} .v-missing{background:#8a2be2}
+.v-undecided{background:#b07000} .v-unscored{background:#555;outline:2px dashed #b00020}
+.reason{color:#555;font-size:12px} .unscored-box{border:2px dashed #b00020;padding:6px 10px;
+background:#fff4f4}
 """
 
 
@@ -281,9 +332,12 @@ def _jpeg_b64(arr: np.ndarray) -> str:
 def _case_html(c: dict, previews=None) -> str:
     out = [f'<div class="case" id="case-{_e(c["case_id"])}">']
     status = c.get("status")
-    color = {"ok": "#1b7f2a", "missing video": "#b07000"}.get(status, "#b00020")
-    out.append(f'<h2>{_e(c["case_id"])} <span class="badge" style="background:{color}">'
-               f'{_e(status)}</span></h2>')
+    state = case_state(c)
+    color = {"scored": "#1b7f2a", "missing video": "#b07000", "partial": "#b07000",
+             "unscored": "#555555"}.get(state, "#b00020")
+    out.append(f'<h2>{_e(c["case_id"])} <span class="badge state-{_e(state.replace(" ", "-"))}"'
+               f' style="background:{color}">{_e(state.upper() if state == "unscored" else state)}'
+               f'</span></h2>')
     out.append(f'<div class="caption">{_e(c.get("caption", ""))[:600]}</div>')
     out.append(f'<p class="muted">case: {_e(c.get("case_dir", ""))}<br>video: '
                f'{_e(c.get("video") or "-")}</p>')
@@ -294,6 +348,10 @@ def _case_html(c: dict, previews=None) -> str:
         return "\n".join(out)
     ev = c["evaluation"]
     ident, bind = ev["identity"], ev["binding"]
+    if state in ("unscored", "partial"):
+        why = "; ".join(ev.get("warnings", [])) or state
+        out.append(f'<p class="unscored-box"><b>{"Unscored" if state == "unscored" else "Partly unscored"}'
+                   f':</b> {_e(why)}. Its pairs are reported as unscored, not as passes.</p>')
     out.append(f'<p>{len(ev["frames"])} frames sampled of {c.get("frames_total", "?")} '
                f'({_e(", ".join(str(f["frame"]) for f in ev["frames"]))}); appearance: '
                f'{_e(ev["backend"])}</p>')
@@ -318,11 +376,16 @@ def _case_html(c: dict, previews=None) -> str:
         out.append(f'<p class="bad">identity swap between frames {s["previous_frame"]} and '
                    f'{s["frame"]}: {ch}</p>')
     acc_cls = "good" if bind["accuracy"] == 1 else "bad"
+    counts = bind.get("verdicts") or {}
     out.append(f'<h3>Binding</h3><p>accuracy <span class="{acc_cls}">'
-               f'{_f(bind["accuracy"], True)}</span> ({bind["scored"]} of '
-               f'{bind["total_pairs"]} pairs scored), swap rate {_f(bind["swap_rate"], True)}, '
+               f'{_f(bind["accuracy"], True)}</span> ({bind.get("decided", 0)}/'
+               f'{bind["total_pairs"]} pairs decided, {bind["scored"]}/{bind["total_pairs"]} '
+               f'scored), swap rate {_f(bind["swap_rate"], True)}, '
                f'margin mean {_f(bind["margin_mean"])}, min {_f(bind["margin_min"])}, '
                f'per-frame accuracy mean {_f(bind.get("frame_accuracy_mean"), True)}</p>')
+    out.append('<p class="verdict-counts">' + " ".join(
+        f'<span class="verdict v-{k}">{counts.get(k, 0)} {k}</span>' for k in VERDICTS)
+        + "</p>")
     if bind["phrases"]:
         fig = plot_matrix(ev, f'{c["case_id"]}: person x attribute similarity')
         if fig is not None:
@@ -332,13 +395,13 @@ def _case_html(c: dict, previews=None) -> str:
                "<th>best other</th><th>margin</th><th>verdict</th><th>attribute colours</th>"
                "<th>colours on the person</th></tr>")
     for e, a in zip(bind["pairs"], ev["attributes"]):
-        if e["status"] != "scored":
-            verdict = f'<span class="muted">{_e(e["status"])}</span>'
-        elif e["correct"]:
-            verdict = '<span class="good">ok</span>'
-        else:
-            verdict = (f'<span class="bad">wrong: {_e(bind["phrases"][e["winner"]])} of person '
-                       f'{e["winner_person"] + 1}{" (swap)" if e["swap"] else ""}</span>')
+        v = e.get("verdict") or "unscored"
+        label = v
+        if v == "wrong" and e.get("winner") is not None:
+            label = (f'wrong: {bind["phrases"][e["winner"]]} of person '
+                     f'{e["winner_person"] + 1}{" (swap)" if e["swap"] else ""}')
+        verdict = (f'<span class="verdict v-{_e(v)}">{_e(label)}</span>'
+                   f'<div class="reason">{_e(e.get("reason") or "")}</div>')
         rc = region_colors[e["person"]] if e["person"] < len(region_colors) else []
         margin = "n/a" if e["margin"] is None else f"{e['margin']:+.3f}"
         out.append(
@@ -374,21 +437,34 @@ def render_html(report: dict, previews=None) -> str:
              "<h1>LumosX evaluation: identity and attribute binding</h1>",
              f'<p class="muted">created {_e(report["created"])}; settings: '
              f'{_e(json.dumps(report["settings"]))}</p>',
-             "<table id='summary'><tr><th>cases</th><th>scored</th><th>missing video</th>"
+             "<table id='summary'><tr><th>cases</th><th>scored</th><th>unscored</th>"
+             "<th>missing video</th>"
              "<th>errors</th><th>people</th><th>face similarity (mean)</th>"
              "<th>face similarity (worst person)</th><th>detection rate</th>"
-             "<th>identity swaps</th><th>binding accuracy</th><th>swap rate</th>"
-             "<th>margin (mean)</th></tr>",
+             "<th>identity swaps</th><th>identity swap rate</th><th>binding accuracy</th>"
+             "<th>pairs decided</th><th>swap rate</th><th>margin (mean)</th></tr>",
              f'<tr><td class="num">{s["cases"]}</td><td class="num">{s["scored"]}</td>'
+             f'<td class="num {"bad" if s.get("unscored") else ""}" id="unscored-cases">'
+             f'{s.get("unscored", 0)}</td>'
              f'<td class="num">{s["missing_video"]}</td><td class="num">{s["errors"]}</td>'
              f'<td class="num">{s["people"]}</td>'
              f'<td class="num">{_f(s["face_similarity_mean"])}</td>'
              f'<td class="num">{_f(s["face_similarity_min"])}</td>'
              f'<td class="num">{_f(s["detection_rate_mean"], True)}</td>'
              f'<td class="num">{s["identity_swaps"]}</td>'
+             f'<td class="num" id="identity-swap-rate">{_f(s.get("identity_swap_rate"), True)}</td>'
              f'<td class="num" id="binding-accuracy">{_f(s["binding_accuracy"], True)}</td>'
+             f'<td class="num" id="pairs-decided">{s.get("binding_pairs_decided", 0)}/'
+             f'{s["binding_pairs"]}</td>'
              f'<td class="num">{_f(s["binding_swap_rate"], True)}</td>'
              f'<td class="num">{_f(s["binding_margin_mean"])}</td></tr></table>',
+             '<p id="summary-verdicts">Pairs: ' + " ".join(
+                 f'<span class="verdict v-{k}">{(s.get("verdicts") or {}).get(k, 0)} {k}'
+                 f'</span>' for k in VERDICTS) + "</p>",
+             ('<p class="unscored-box" id="unscored-list"><b>Unscored cases</b> (no face, or '
+              'none of the people found; not counted as passes): '
+              + ", ".join(_e(x) for x in s["unscored_cases"]) + "</p>")
+             if s.get("unscored_cases") else "",
              "<p>Worst cases first: " + ", ".join(
                  f'<a href="#case-{_e(c["case_id"])}">{_e(c["case_id"])}</a>' for c in cases)
              + "</p>"]
