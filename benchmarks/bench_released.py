@@ -1,0 +1,389 @@
+"""The released size, one transformer block: LumosX ("ours") vs ComfyUI's stock Phantom forward
+over the same tokens vs the dense-mask port -- time, peak allocated memory, the masks' sizes.
+
+480x832, 81 frames (21 latent frames, 30x52 token grid), 2 people x (face + 2 attributes) +
+background + 2 objects (9 references): L = 30 * 1560 = 46,800 tokens; dim 1536, 12 heads x
+128, ffn 8960, 512 text tokens (Wan 2.1 1.3B / the LumosX DiT), a WanModel of ``--layers``
+blocks (default 1) run through ``forward_orig``.
+
+* ours: :func:`relational_forward` (split self-attention, per-image text bias, no L x L mask);
+* phantom: ``WanModel(x, t, ctx, time_dim_concat=refs)`` -- stock, no relational features;
+* dense: the naive port of the released code: the same forward with one SDPA over all tokens
+  under a bool ``[L, L]`` self-attention mask, and a ``[B, heads, L, L_text]`` text bias.
+
+Each variant runs in its own process. Before starting one, its peak is computed
+(:func:`need_bytes`) and compared with the memory available (CPU: MemAvailable; CUDA: free
+device memory); a variant whose need is above ``--fit`` of it is not run and its computed need
+is recorded instead. CPU: one profiled call per variant (time and peak from the same call;
+2 cores are slow: minutes per variant). CUDA: warm-up, ``--repeats`` timed calls, one peak
+call (``max_memory_allocated``).
+
+    nice -n 19 python benchmarks/bench_released.py                      # CPU, fp32
+    python benchmarks/bench_released.py --device cuda --dtype bf16      # GPU
+    python benchmarks/bench_released.py --smoke --out /tmp/x            # CI smoke (tiny)
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import common  # noqa: E402
+
+common.setup_paths(need_comfy=True)
+
+import torch  # noqa: E402
+import torch.nn.functional as F  # noqa: E402
+
+from lumosx_core import ConditionLayout, relational_forward  # noqa: E402
+from lumosx_core.attention import merge_heads, split_heads  # noqa: E402
+from lumosx_core.forward import RelationalCache, forward_setup, pad_to_patch  # noqa: E402
+from lumosx_core.positions import position_ids, rope_freqs  # noqa: E402
+from lumosx_core.reference import (dense_image_scores, dense_self_mask,  # noqa: E402
+                                   dense_templates)
+from bench_self_attention import DTYPES  # noqa: E402
+from bench_step import make_model  # noqa: E402
+
+VARIANTS = ("ours", "phantom", "dense")
+RELEASED_LAYOUT = ConditionLayout(non_person=3, groups=[3, 3])   # bg + 2 objects, 2 people
+
+
+class DenseAttention:
+    """``optimized_attention_override`` of the dense-mask port: self-attention calls get the
+    bool ``[L, L]`` mask, text cross-attention calls the full ``[B, heads, L, L_text]`` bias."""
+
+    def __init__(self, layout, T, Hp, Wp, context_len, masks, ratio=0.5, parity=True):
+        self.layout, self.T, self.Hp, self.Wp = layout, T, Hp, Wp
+        self.context_len, self.masks, self.ratio, self.parity = context_len, masks, ratio, parity
+        self.seq_len = layout.sequence_length(T, Hp * Wp)
+        self.mask = None
+        self._expect_self = True
+
+    def __call__(self, func, q, k, v, heads=None, *args, **kwargs):
+        heads = heads if heads is not None else kwargs.pop("heads")
+        kwargs.pop("heads", None)
+        lq, lk = q.shape[1], k.shape[1]
+        is_self = lk == self.seq_len and (lk != self.context_len or self._expect_self)
+        if lq != self.seq_len or not (is_self or lk == self.context_len):
+            return func(q, k, v, heads, *args, **kwargs)
+        self._expect_self = not is_self
+        if is_self:
+            if self.mask is None:    # built on the first block, kept for the step
+                self.mask = dense_self_mask(self.layout, self.T, self.Hp * self.Wp).to(q.device)
+            out = F.scaled_dot_product_attention(split_heads(q, heads), split_heads(k, heads),
+                                                 split_heads(v, heads), attn_mask=self.mask)
+            return merge_heads(out)
+        bias = self.cross_bias(q, k, heads)
+        out = F.scaled_dot_product_attention(split_heads(q, heads), split_heads(k, heads),
+                                             split_heads(v, heads), attn_mask=bias.to(q.dtype))
+        return merge_heads(out)
+
+    def cross_bias(self, q, k, heads):
+        """``[B, heads, L, L_text]`` float32, zero on video rows (the reference's formulas)."""
+        B, L, _ = q.shape
+        P = self.Hp * self.Wp
+        bias = torch.zeros(B, heads, L, k.shape[1], device=q.device)
+        w = dense_templates(self.layout, self.masks.cpu()).to(q.device)
+        for b in range(B):
+            for c in range(self.layout.num_images):
+                s0 = (self.T + c) * P
+                sc = dense_image_scores(q[b, s0:s0 + P], k[b], heads, self.Hp, self.Wp,
+                                        self.parity)
+                bias[b, :, s0:s0 + P] = self.ratio * sc.abs() * w[b, c][None, None, :]
+        return bias
+
+
+def dense_forward(model, x, t, ctx, cond, layout, masks):
+    """The dense-mask port of one forward (same tokens and positions as ours)."""
+    T, H, W = x.shape[2:]
+    x_full = torch.cat([pad_to_patch(x, model.patch_size),
+                        pad_to_patch(cond.to(x), model.patch_size)], dim=2)
+    ph, pw = model.patch_size[1:]
+    Hp, Wp = x_full.shape[3] // ph, x_full.shape[4] // pw
+    freqs = rope_freqs(model, position_ids(layout, T, Hp, Wp, True), device=x.device)
+    topts = {"optimized_attention_override":
+             DenseAttention(layout, T, Hp, Wp, ctx.shape[1], masks)}
+    out = model.forward_orig(x_full, t, ctx, freqs=freqs, transformer_options=topts)
+    return out[:, :, :T, :H, :W]
+
+
+def sizes(cfg: dict) -> dict:
+    layout = ConditionLayout.from_dict(cfg["layout"])
+    gh, gw = cfg["grid"]
+    P = gh * gw
+    L = layout.sequence_length(cfg["frames"], P)
+    return {"P": P, "L": L, "video_tokens": cfg["frames"] * P, "n_c": layout.num_images}
+
+
+def need_bytes(variant: str, cfg: dict, param_bytes: int) -> dict:
+    """Computed peak of one call (bytes), the parts it comes from, and the masks' sizes.
+
+    Activations of a Wan block at its widest (the FFN): the residual stream, the modulated
+    input and the FFN's hidden and GELU outputs, ``(3 * dim + 2 * ffn) * L`` elements, plus the
+    RoPE table (``L * d/2 * 4`` float32). Ours adds one more ``[L, dim]`` while its attention
+    output is assembled from several calls, and one image's text bias
+    (``heads * P * L_text`` float32). The dense port adds, during its self-attention (when q, k,
+    v, the RoPE'd q, k and the output are alive: ``6 * L * dim``), its bool ``L^2`` mask and
+    the additive ``L^2`` copy in the compute dtype that SDPA makes from a bool mask on the CPU
+    and on non-flash GPU paths; and its ``[B, heads, L, L_text]`` float32 text bias.
+    """
+    s = sizes(cfg)
+    L, P = s["L"], s["P"]
+    eb = torch.finfo(DTYPES[cfg["dtype"]]).bits // 8
+    dim, ffn, heads, lt = cfg["dim"], cfg["ffn"], cfg["heads"], cfg["text_len"]
+    rope = L * (dim // heads // 2) * 4 * 4
+    block = (3 * dim + 2 * ffn) * L * eb + rope
+    parts = {"params": param_bytes, "block_activations": block}
+    masks = {}
+    if variant == "ours":
+        parts["assembly"] = L * dim * eb
+        parts["one_image_text_bias"] = heads * P * lt * 4
+        masks["largest_bias_bytes"] = heads * P * lt * 4
+    elif variant == "dense":
+        mask_bool = L * L
+        mask_conv = L * L * eb
+        attn_phase = 6 * L * dim * eb + rope + mask_bool + mask_conv
+        parts["self_attention_phase"] = attn_phase
+        parts["cross_bias"] = heads * L * lt * 4
+        masks.update(self_mask_bool_bytes=mask_bool, self_mask_additive_bytes=mask_conv,
+                     cross_bias_bytes=heads * L * lt * 4)
+    act = max(block + parts.get("assembly", 0) + parts.get("one_image_text_bias", 0),
+              parts.get("self_attention_phase", 0) + parts.get("cross_bias", 0))
+    return {"need_bytes": int(param_bytes + act), "activation_bytes": int(act),
+            "parts": parts, "masks": masks}
+
+
+def param_bytes_of(cfg: dict) -> int:
+    with torch.device("meta"):
+        m = make_meta_model(cfg)
+    eb = torch.finfo(DTYPES[cfg["dtype"]]).bits // 8
+    return sum(p.numel() for p in m.parameters()) * eb
+
+
+def make_meta_model(cfg):
+    import comfy.ldm.wan.model
+    import comfy.ops
+    return comfy.ldm.wan.model.WanModel(
+        model_type="t2v", patch_size=(1, 2, 2), text_len=512, in_dim=16, dim=cfg["dim"],
+        ffn_dim=cfg["ffn"], freq_dim=256, text_dim=cfg["text_dim"], out_dim=16,
+        num_heads=cfg["heads"], num_layers=cfg["layers"], qk_norm=True, cross_attn_norm=True,
+        eps=1e-6, operations=comfy.ops.disable_weight_init, device="meta")
+
+
+def inputs(cfg: dict, dev: str, dtype):
+    layout = ConditionLayout.from_dict(cfg["layout"])
+    gh, gw = cfg["grid"]
+    g = torch.Generator().manual_seed(1)
+    x = torch.randn(1, 16, cfg["frames"], gh * 2, gw * 2, generator=g).to(dev, dtype)
+    cond = torch.randn(1, 16, layout.num_images, gh * 2, gw * 2, generator=g).to(dev, dtype)
+    ctx = torch.randn(1, cfg["text_len"], cfg["text_dim"], generator=g).to(dev, dtype)
+    t = torch.tensor([500.0], device=dev)
+    masks = torch.zeros(1, layout.num_images, cfg["text_len"], dtype=torch.bool)
+    for i in range(layout.num_images):   # each reference names 2 prompt tokens
+        masks[0, i, 4 + 3 * i: 6 + 3 * i] = True
+    return layout, x, t, ctx, cond, masks.to(dev)
+
+
+def worker(cfg: dict) -> dict:
+    """One variant in this (fresh) process: build, run, measure; returns a JSON-able dict."""
+    dev, dtype = cfg["device"], DTYPES[cfg["dtype"]]
+    torch.manual_seed(0)
+    model = make_model(cfg["dim"], cfg["heads"], cfg["ffn"], cfg["layers"], cfg["text_dim"],
+                       dev, dtype)
+    layout, x, t, ctx, cond, masks = inputs(cfg, dev, dtype)
+    variant = cfg["variant"]
+
+    @torch.no_grad()
+    def fn():
+        if variant == "ours":
+            return relational_forward(model, x, t, ctx, cond, layout, masks)
+        if variant == "phantom":
+            return model(x, t, ctx, time_dim_concat=cond)
+        return dense_forward(model, x, t, ctx, cond, layout, masks)
+
+    out = {"variant": variant}
+    if dev.startswith("cuda"):
+        fn()
+        times = common.time_alternating({variant: fn}, cfg["repeats"], dev, warmup=0)[variant]
+        out["time_s"] = times["median_s"]
+        out["runs_s"] = times["runs_s"]
+        out.update(common.peak_allocated(fn, dev))
+        return out
+    # CPU: one call, timed and profiled at once; peak RSS growth of the same call as a check.
+    # Warm up the profiler and the block's kernels on a tiny input first (not measured).
+    with torch.no_grad():
+        model(x[:, :, :1, :4, :4], t, ctx)
+    common.peak_allocated(lambda: torch.ones(1), dev)
+    common.rss_mark()
+    t0 = time.perf_counter()
+    out.update(common.peak_allocated(fn, dev))
+    out["time_s"] = time.perf_counter() - t0
+    out["runs_s"] = [out["time_s"]]
+    out["rss_growth_bytes"] = common.rss_peak_since_mark()
+    if variant == "ours":    # the set-up outside the blocks at this size, cold and cached
+        s = sizes(cfg)
+        gh, gw = cfg["grid"]
+        cache = RelationalCache()
+        args = (model, layout, cfg["frames"], gh, gw, 1, cfg["text_len"], masks, dev)
+        t0 = time.perf_counter()
+        forward_setup(*args, cache=cache)
+        cold = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        for _ in range(5):
+            forward_setup(*args, cache=cache)
+        out["setup_s"] = {"first_step": cold, "cached": (time.perf_counter() - t0) / 5,
+                          "tokens": s["L"]}
+    return out
+
+
+def available_bytes(dev: str) -> int:
+    if dev.startswith("cuda"):
+        return int(torch.cuda.mem_get_info()[0])
+    return common.mem_available_bytes()
+
+
+def run(args) -> dict:
+    cfg = dict(device=args.device, dtype=args.dtype, dim=args.dim, heads=args.heads,
+               ffn=args.ffn, text_dim=args.text_dim, text_len=512, layers=args.layers,
+               frames=args.frames, grid=list(args.grid), layout=RELEASED_LAYOUT.to_dict(),
+               repeats=args.repeats)
+    pb = param_bytes_of(cfg)
+    res = {"config": cfg, **sizes(cfg), "variants": {}}
+    for variant in args.variants:
+        need = need_bytes(variant, cfg, pb)
+        avail = available_bytes(args.device)
+        entry = {"computed": need, "available_bytes_at_start": avail}
+        if need["need_bytes"] > args.fit * avail:
+            entry["ran"] = False
+            entry["why_not"] = (f"computed need {need['need_bytes'] / 2 ** 30:.1f} GiB > "
+                                f"{args.fit:.2f} x {avail / 2 ** 30:.1f} GiB available")
+            print(f"{variant}: NOT RUN -- {entry['why_not']}", flush=True)
+        else:
+            print(f"{variant}: running (computed need {need['need_bytes'] / 2 ** 30:.2f} GiB, "
+                  f"{avail / 2 ** 30:.1f} GiB available)", flush=True)
+            r = subprocess.run([sys.executable, os.path.abspath(__file__), "--worker",
+                                json.dumps(dict(cfg, variant=variant))],
+                               capture_output=True, text=True, timeout=args.timeout)
+            if r.returncode != 0:
+                entry["ran"] = False
+                entry["why_not"] = "failed: " + r.stderr[-1500:]
+                print(f"{variant}: FAILED\n{r.stderr[-3000:]}", flush=True)
+            else:
+                entry["ran"] = True
+                entry["result"] = json.loads(r.stdout.strip().splitlines()[-1])
+                m = entry["result"]
+                print(f"{variant}: {m['time_s']:.1f} s, peak allocated "
+                      f"{m['peak_bytes'] / 2 ** 30:.2f} GiB", flush=True)
+        res["variants"][variant] = entry
+    return res
+
+
+def gib(b):
+    return b / 2 ** 30
+
+
+def report(res: dict, args) -> str:
+    cfg = res["config"]
+    v = res["variants"]
+    head = ["variant", "seconds", "peak allocated GiB", "computed peak GiB", "peak RSS growth GiB",
+            "note"]
+    rows = []
+    for name, e in v.items():
+        c = gib(e["computed"]["activation_bytes"])
+        if e["ran"]:
+            r = e["result"]
+            rows.append([name, r["time_s"], gib(r["peak_bytes"]), c,
+                         gib(r["rss_growth_bytes"]) if "rss_growth_bytes" in r else "-", ""])
+        else:
+            rows.append([name, "-", "-", c, "-", "not run: " + e["why_not"].splitlines()[0]])
+    L = res["L"]
+    eb = torch.finfo(DTYPES[cfg["dtype"]]).bits // 8
+    lines = [
+        f"One forward with {cfg['layers']} transformer block(s) at the released size: "
+        f"{args.frames} latent frames (81 video frames), {cfg['grid'][0]}x{cfg['grid'][1]} token "
+        f"grid (480x832), layout {RELEASED_LAYOUT.to_dict()} (background + 2 objects, 2 people "
+        f"x face + 2 attributes): L = {L:,} tokens ({res['video_tokens']:,} video + "
+        f"{L - res['video_tokens']:,} reference); dim {cfg['dim']}, {cfg['heads']} heads x "
+        f"{cfg['dim'] // cfg['heads']}, ffn {cfg['ffn']}; {cfg['dtype']} on {cfg['device']}.",
+        "",
+        common.md_table(head, rows), "",
+        "Peak allocated = " + common.PEAK_METHOD["cuda" if cfg["device"].startswith("cuda")
+                                                 else "cpu"]
+        + ". Computed peak = activations by `need_bytes` in the script (parameters excluded, "
+        f"{gib(v[next(iter(v))]['computed']['parts']['params']):.2f} GiB). A variant runs only "
+        f"when its computed need is at most {args.fit:.2f} x the memory available at its start.",
+        "",
+        "## Mask sizes at this L", "",
+        f"- dense self-attention mask: L^2 = {L * L:,} entries = {gib(L * L):.2f} GiB as bool; "
+        f"SDPA turns a bool mask into an additive one in the compute dtype: "
+        f"{gib(L * L * eb):.2f} GiB more in {cfg['dtype']} ({gib(L * L * 4):.2f} GiB fp32, "
+        f"{gib(L * L * 2):.2f} GiB bf16); on GPUs any mask also rules out the flash/sage kernels.",
+        f"- dense text bias [B, heads, L, L_text]: {gib(cfg['heads'] * L * 512 * 4):.2f} GiB "
+        f"float32 per batch item (cond + uncond batched: twice).",
+        f"- ours: no L x L tensor; the largest LumosX tensor is one image's text bias "
+        f"[heads, P, L_text] = {cfg['heads'] * res['P'] * 512 * 4 / 2 ** 20:.0f} MiB float32, "
+        "plus the RoPE table the stock forward also builds.",
+    ]
+    ours, ph = v.get("ours", {}), v.get("phantom", {})
+    if ours.get("ran") and ph.get("ran"):
+        ro, rp = ours["result"], ph["result"]
+        lines += ["", "## Ratios", "",
+                  f"- time ours/Phantom: {ro['time_s'] / rp['time_s']:.3f}",
+                  f"- peak allocated ours/Phantom: {ro['peak_bytes'] / rp['peak_bytes']:.3f} "
+                  "(target <= 1.05)"]
+        d = v.get("dense", {})
+        if d.get("ran"):
+            rd = d["result"]
+            lines += [f"- time ours/dense: {ro['time_s'] / rd['time_s']:.3f}",
+                      f"- peak allocated ours/dense: {ro['peak_bytes'] / rd['peak_bytes']:.3f}"]
+        if "setup_s" in ro:
+            s = ro["setup_s"]
+            lines += [f"- LumosX set-up outside the blocks at this size: {s['first_step']:.3f} s "
+                      f"on a run's first step, {s['cached'] * 1e3:.2f} ms on later steps "
+                      f"(cached); one block of ours takes {ro['time_s']:.0f} s."]
+    if not cfg["device"].startswith("cuda"):
+        lines += ["", "CPU timings are one call each on a machine shared with other jobs "
+                  "(load recorded in the JSON); treat them as +-20%."]
+    return "\n".join(lines)
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--device", default="cpu")
+    ap.add_argument("--dtype", default="fp32", choices=sorted(DTYPES))
+    ap.add_argument("--dim", type=int, default=1536)
+    ap.add_argument("--heads", type=int, default=12)
+    ap.add_argument("--ffn", type=int, default=8960)
+    ap.add_argument("--text-dim", type=int, default=4096)
+    ap.add_argument("--layers", type=int, default=1)
+    ap.add_argument("--frames", type=int, default=21)
+    ap.add_argument("--grid", type=int, nargs=2, default=[30, 52])
+    ap.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=VARIANTS)
+    ap.add_argument("--repeats", type=int, default=3, help="timed calls per variant (CUDA)")
+    ap.add_argument("--fit", type=float, default=0.5,
+                    help="run a variant only if its computed need <= fit x available memory")
+    ap.add_argument("--timeout", type=float, default=7200)
+    ap.add_argument("--smoke", action="store_true")
+    ap.add_argument("--worker", help=argparse.SUPPRESS)
+    ap.add_argument("--out", default=common.RESULTS)
+    args = ap.parse_args(argv)
+    if args.worker:
+        print(json.dumps(worker(json.loads(args.worker))))
+        return None
+    if args.smoke:
+        args.dim, args.heads, args.ffn, args.text_dim = 64, 2, 64, 32
+        args.frames, args.grid = 2, [3, 4]
+    args.dtype_suffix = True
+    args.load_avg = os.getloadavg()
+    res = run(args)
+    md = common.finish("released", res, args, report(res, args))
+    print(open(md).read())
+    return res
+
+
+if __name__ == "__main__":
+    main()
