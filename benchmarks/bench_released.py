@@ -286,6 +286,57 @@ def gib(b):
     return b / 2 ** 30
 
 
+def beyond_stock(dim=1536, heads=12, ffn=8960, frames=21, P=1560, layout=RELEASED_LAYOUT,
+                 eb=2, batch=2, text_len=512) -> dict:
+    """Computed memory a LumosX video needs beyond stock Wan 2.1 T2V at the same size
+    (``eb``: bytes per activation element, 2 = bf16; ``batch`` 2 = cond + uncond batched).
+
+    Stock Wan holds ``frames * P`` tokens; LumosX ``(frames + N_c) * P``. Everything below is
+    the difference, per denoising step (activations are freed between blocks)."""
+    Lv = frames * P
+    L = layout.sequence_length(frames, P)
+    dL = L - Lv
+    d = dim // heads
+    biggest = max([g * P for g in layout.groups] + [P])
+    same = max(sum(1 for g in layout.groups if g * P == biggest), 1)
+    out = {
+        "video_tokens": Lv, "tokens": L, "extra_tokens": dL,
+        "block_peak_extra": batch * dL * (3 * dim + 2 * ffn) * eb,      # FFN, the widest point
+        "rope_extra": dL * (d // 2) * 16,
+        "flash_qkvo_extra": batch * 4 * dL * dim * eb,                  # q, k, v, out
+        "ours_attention_transient": batch * (L * dim * eb                 # output assembly
+                                             + 3 * same * biggest * dim * eb)  # gathered groups
+                                    + batch * heads * P * text_len * 4,   # one image's text bias
+        "dense_mask": L * L * (1 + eb),      # bool + additive copy, shared by the batch
+        "dense_text_bias": batch * heads * L * text_len * 4,
+        "latents_extra": batch * 16 * layout.num_images * (P * 4) * 4,  # reference latents
+    }
+    return out
+
+
+def beyond_stock_text(eb=2, name="bf16") -> str:
+    b = beyond_stock(eb=eb)
+    mib = lambda x: f"{x / 2 ** 20:,.0f} MiB"  # noqa: E731
+    return "\n".join([
+        f"## What a 480p / 81-frame LumosX video needs beyond stock Wan ({name}, cond + uncond "
+        "batched)", "",
+        f"- tokens: {b['tokens']:,} instead of {b['video_tokens']:,} (+{b['extra_tokens']:,}, "
+        f"+{100 * b['extra_tokens'] / b['video_tokens']:.0f}%); the weights are the same.",
+        f"- activations at a block's widest point (the FFN: residual, modulated input, hidden "
+        f"and GELU, (3*dim + 2*ffn) per token): +{mib(b['block_peak_extra'])}; RoPE table "
+        f"+{mib(b['rope_extra'])}; reference latents {mib(b['latents_extra'])}.",
+        f"- attention working set, flash / sage / xformers / memory-efficient SDPA (O(L*d)): q, "
+        f"k, v and output +{mib(b['flash_qkvo_extra'])}; ours adds, for a moment inside the "
+        f"self-attention, {mib(b['ours_attention_transient'])} (output assembly, gathered "
+        "person blocks, one image's text bias) -- below the FFN peak, so the step peak does "
+        "not move. ComfyUI's split / sub-quadratic attention sizes its score chunks to the "
+        "free memory, so it needs no fixed extra.",
+        f"- no L x L mask: the dense port would need {mib(b['dense_mask'])} for its "
+        f"self-attention mask (bool + additive copy) and {mib(b['dense_text_bias'])} for its "
+        "text bias, and a masked attention cannot use the flash / sage kernels.",
+    ])
+
+
 def report(res: dict, args) -> str:
     cfg = res["config"]
     v = res["variants"]
@@ -345,6 +396,7 @@ def report(res: dict, args) -> str:
             lines += [f"- LumosX set-up outside the blocks at this size: {s['first_step']:.3f} s "
                       f"on a run's first step, {s['cached'] * 1e3:.2f} ms on later steps "
                       f"(cached); one block of ours takes {ro['time_s']:.0f} s."]
+    lines += ["", beyond_stock_text()]
     if not cfg["device"].startswith("cuda"):
         lines += ["", "CPU timings are one call each on a machine shared with other jobs "
                   "(load recorded in the JSON); treat them as +-20%."]

@@ -126,6 +126,8 @@ def run(args):
     fns = {"ours": ours, "ours_no_bias": ours_no_bias, "phantom": phantom, "no_refs": no_refs}
     mem = {}
     if not args.no_memory:   # before timing: the first (cold) call of each variant
+        if dev.startswith("cuda"):
+            no_refs()        # library workspaces (cuBLAS, ...) are allocated before measuring
         for name in ("ours", "phantom", "no_refs"):
             mem[name] = common.peak_allocated(fns[name], dev)
     res = common.time_alternating(fns, args.repeats, dev)
@@ -163,7 +165,8 @@ def report(res, args):
     lines = [f"One denoising step: WanModel dim {args.dim}, {args.heads} heads, ffn {args.ffn}, "
              f"{args.layers} blocks, {args.dtype} on {args.device}; {args.frames} latent frames, "
              f"{args.refs} references, {r['grid']} token grid ({r['tokens']} tokens, of which "
-             f"{r['video_tokens']} video); median of {args.repeats} alternating repeats. "
+             f"{r['video_tokens']} video); median of {args.repeats} alternating repeats; "
+             f"load average at start {args.load_avg[0]:.1f} on {os.cpu_count()} cores. "
              f"'phantom' = ComfyUI's stock time_dim_concat forward over the same tokens.", "",
              common.md_table(head, rows), "",
              "Peak allocated = " + r.get("peak_method", "not measured") + "; one cold call "
@@ -218,6 +221,7 @@ def main(argv=None):
     ap.add_argument("--out", default=common.RESULTS)
     args = ap.parse_args(argv)
     args.dtype_suffix = True
+    args.load_avg = os.getloadavg()
     if args.full:
         args.layers, args.grid = 30, [30, 52]
     if args.smoke:
