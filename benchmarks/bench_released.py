@@ -34,7 +34,9 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import common  # noqa: E402
 
-common.setup_paths(need_comfy=True)
+# ComfyUI's SDPA attention, the backend the dense port also uses (and ComfyUI's own default on
+# GPUs); --host-attention keeps the host's CPU default (sub-quadratic, chunked to free memory)
+common.setup_paths(need_comfy=True, pytorch_attention="--host-attention" not in sys.argv)
 
 import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
@@ -224,19 +226,6 @@ def worker(cfg: dict) -> dict:
     out["time_s"] = time.perf_counter() - t0
     out["runs_s"] = [out["time_s"]]
     out["rss_growth_bytes"] = common.rss_peak_since_mark()
-    if variant == "ours":    # the set-up outside the blocks at this size, cold and cached
-        s = sizes(cfg)
-        gh, gw = cfg["grid"]
-        cache = RelationalCache()
-        args = (model, layout, cfg["frames"], gh, gw, 1, cfg["text_len"], masks, dev)
-        t0 = time.perf_counter()
-        forward_setup(*args, cache=cache)
-        cold = time.perf_counter() - t0
-        t0 = time.perf_counter()
-        for _ in range(5):
-            forward_setup(*args, cache=cache)
-        out["setup_s"] = {"first_step": cold, "cached": (time.perf_counter() - t0) / 5,
-                          "tokens": s["L"]}
     return out
 
 
@@ -252,12 +241,17 @@ def run(args) -> dict:
                frames=args.frames, grid=list(args.grid), layout=RELEASED_LAYOUT.to_dict(),
                repeats=args.repeats)
     pb = param_bytes_of(cfg)
-    res = {"config": cfg, **sizes(cfg), "variants": {}}
+    res = {"config": cfg, **sizes(cfg), "variants": {}, "setup_s": setup_timing(cfg, args),
+           "attention_backend": common.attention_backend()}
     for variant in args.variants:
         need = need_bytes(variant, cfg, pb)
         avail = available_bytes(args.device)
         entry = {"computed": need, "available_bytes_at_start": avail}
-        if need["need_bytes"] > args.fit * avail:
+        if args.plan_only:
+            entry["ran"] = False
+            entry["why_not"] = ("--plan-only: computed need "
+                                f"{need['need_bytes'] / 2 ** 30:.1f} GiB recorded, not run")
+        elif need["need_bytes"] > args.fit * avail:
             entry["ran"] = False
             entry["why_not"] = (f"computed need {need['need_bytes'] / 2 ** 30:.1f} GiB > "
                                 f"{args.fit:.2f} x {avail / 2 ** 30:.1f} GiB available")
@@ -279,7 +273,42 @@ def run(args) -> dict:
                 print(f"{variant}: {m['time_s']:.1f} s, peak allocated "
                       f"{m['peak_bytes'] / 2 ** 30:.2f} GiB", flush=True)
         res["variants"][variant] = entry
+    res["validation"] = []
+    for grid in args.validate_grids:     # same layout, smaller grids: measured vs computed
+        vcfg = dict(cfg, grid=list(grid))
+        for variant in args.variants:
+            r = subprocess.run([sys.executable, os.path.abspath(__file__), "--worker",
+                                json.dumps(dict(vcfg, variant=variant))],
+                               capture_output=True, text=True, timeout=args.timeout)
+            if r.returncode != 0:
+                raise RuntimeError(r.stderr[-3000:])
+            m = json.loads(r.stdout.strip().splitlines()[-1])
+            res["validation"].append({
+                "grid": list(grid), **sizes(vcfg), "variant": variant, "time_s": m["time_s"],
+                "peak_bytes": m["peak_bytes"],
+                "computed_bytes": need_bytes(variant, vcfg, 0)["activation_bytes"]})
+            print(f"validate {grid} {variant}: peak {m['peak_bytes'] / 2 ** 20:.0f} MiB, "
+                  f"computed {res['validation'][-1]['computed_bytes'] / 2 ** 20:.0f} MiB",
+                  flush=True)
     return res
+
+
+def setup_timing(cfg: dict, args) -> dict:
+    """The LumosX set-up outside the blocks at this size (needs only the RoPE embedder):
+    per step before the cache (RoPE table + text weights once, indices and a device read per
+    block, for a 30-block model), on a run's first step, and on later (cached) steps."""
+    import types
+    from comfy.ldm.flux.layers import EmbedND
+    from bench_step import setup_fns
+    d = cfg["dim"] // cfg["heads"]
+    stub = types.SimpleNamespace(rope_embedder=EmbedND(
+        dim=d, theta=10000.0, axes_dim=[d - 4 * (d // 6), 2 * (d // 6), 2 * (d // 6)]))
+    layout, _, _, _, _, masks = inputs(dict(cfg, text_dim=1), args.device, torch.float32)
+    gh, gw = cfg["grid"]
+    fns = setup_fns(stub, layout, cfg["frames"], gh, gw, 1, cfg["text_len"], masks,
+                    args.device, 30)
+    t = common.time_alternating(fns, 3, args.device)
+    return {k: v["median_s"] for k, v in t.items()}
 
 
 def gib(b):
@@ -329,8 +358,9 @@ def beyond_stock_text(eb=2, name="bf16") -> str:
         f"k, v and output +{mib(b['flash_qkvo_extra'])}; ours adds, for a moment inside the "
         f"self-attention, {mib(b['ours_attention_transient'])} (output assembly, gathered "
         "person blocks, one image's text bias) -- below the FFN peak, so the step peak does "
-        "not move. ComfyUI's split / sub-quadratic attention sizes its score chunks to the "
-        "free memory, so it needs no fixed extra.",
+        "not move. ComfyUI's split / sub-quadratic attention (its CPU default) materialises "
+        "[heads, Lq, Lk] score chunks sized to the free memory; ours hands it (T*P) x L plus "
+        "small per-block problems instead of L x L, so its working set is never above stock's.",
         f"- no L x L mask: the dense port would need {mib(b['dense_mask'])} for its "
         f"self-attention mask (bool + additive copy) and {mib(b['dense_text_bias'])} for its "
         "text bias, and a masked attention cannot use the flash / sage kernels.",
@@ -359,7 +389,9 @@ def report(res: dict, args) -> str:
         f"grid (480x832), layout {RELEASED_LAYOUT.to_dict()} (background + 2 objects, 2 people "
         f"x face + 2 attributes): L = {L:,} tokens ({res['video_tokens']:,} video + "
         f"{L - res['video_tokens']:,} reference); dim {cfg['dim']}, {cfg['heads']} heads x "
-        f"{cfg['dim'] // cfg['heads']}, ffn {cfg['ffn']}; {cfg['dtype']} on {cfg['device']}.",
+        f"{cfg['dim'] // cfg['heads']}, ffn {cfg['ffn']}; {cfg['dtype']} on {cfg['device']}; "
+        f"ComfyUI attention backend for ours and Phantom: {res['attention_backend']} (the dense "
+        "port calls SDPA with its mask).",
         "",
         common.md_table(head, rows), "",
         "Peak allocated = " + common.PEAK_METHOD["cuda" if cfg["device"].startswith("cuda")
@@ -391,15 +423,36 @@ def report(res: dict, args) -> str:
             rd = d["result"]
             lines += [f"- time ours/dense: {ro['time_s'] / rd['time_s']:.3f}",
                       f"- peak allocated ours/dense: {ro['peak_bytes'] / rd['peak_bytes']:.3f}"]
-        if "setup_s" in ro:
-            s = ro["setup_s"]
-            lines += [f"- LumosX set-up outside the blocks at this size: {s['first_step']:.3f} s "
-                      f"on a run's first step, {s['cached'] * 1e3:.2f} ms on later steps "
-                      f"(cached); one block of ours takes {ro['time_s']:.0f} s."]
+        lines += [f"- one block of ours takes {ro['time_s']:.0f} s here (30 per step)."]
+    st = res["setup_s"]
+    lines += ["", f"LumosX set-up outside the blocks per step at this size (30-block model): "
+              f"{st['before']:.3f} s before the per-run cache, {st['first_step']:.3f} s on a "
+              f"run's first step, {st['cached'] * 1e3:.2f} ms on later steps."]
+    if res.get("validation"):
+        vrows = []
+        by = {}
+        for r in res["validation"]:
+            by.setdefault(r["L"], {})[r["variant"]] = r
+            vrows.append([f"{r['grid'][0]}x{r['grid'][1]}", r["L"], r["variant"], r["time_s"],
+                          r["peak_bytes"] / 2 ** 20, r["computed_bytes"] / 2 ** 20,
+                          r["peak_bytes"] / r["computed_bytes"]])
+        lines += ["", "## Measured at smaller grids (same layout, frames and model; checks the "
+                  "computed peaks above)", "",
+                  common.md_table(["grid", "L", "variant", "seconds", "peak allocated MiB",
+                                   "computed MiB", "measured/computed"], vrows), ""]
+        for L, d in sorted(by.items()):
+            if "ours" in d and "phantom" in d:
+                lines.append(f"- L = {L:,}: peak ours/Phantom "
+                             f"{d['ours']['peak_bytes'] / d['phantom']['peak_bytes']:.3f} "
+                             "(target <= 1.05)"
+                             + (f", ours/dense {d['ours']['peak_bytes'] / d['dense']['peak_bytes']:.3f}"
+                                if "dense" in d else ""))
     lines += ["", beyond_stock_text()]
     if not cfg["device"].startswith("cuda"):
         lines += ["", "CPU timings are one call each on a machine shared with other jobs "
-                  "(load recorded in the JSON); treat them as +-20%."]
+                  "(load average at start in the JSON's args); under load they are not "
+                  "comparable between variants -- compare times only from an idle machine or "
+                  "the GPU run."]
     return "\n".join(lines)
 
 
@@ -420,6 +473,12 @@ def main(argv=None):
                     help="run a variant only if its computed need <= fit x available memory")
     ap.add_argument("--timeout", type=float, default=7200)
     ap.add_argument("--smoke", action="store_true")
+    ap.add_argument("--plan-only", action="store_true",
+                    help="record computed needs, mask sizes and set-up time; run no variant")
+    ap.add_argument("--validate-grids", default="",
+                    help="also measure at these smaller token grids, e.g. 8x12,15x26")
+    ap.add_argument("--host-attention", action="store_true",
+                    help="keep ComfyUI's default attention for this device (else PyTorch SDPA)")
     ap.add_argument("--worker", help=argparse.SUPPRESS)
     ap.add_argument("--out", default=common.RESULTS)
     args = ap.parse_args(argv)
@@ -429,6 +488,8 @@ def main(argv=None):
     if args.smoke:
         args.dim, args.heads, args.ffn, args.text_dim = 64, 2, 64, 32
         args.frames, args.grid = 2, [3, 4]
+    args.validate_grids = [tuple(int(v) for v in g.split("x"))
+                           for g in args.validate_grids.split(",") if g]
     args.dtype_suffix = True
     args.load_avg = os.getloadavg()
     res = run(args)

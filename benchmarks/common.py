@@ -19,8 +19,11 @@ COMFY = os.environ.get("LUMOSX_COMFYUI", os.path.join(ROOT, ".host", "ComfyUI"))
 RESULTS = os.path.join(HERE, "results")
 
 
-def setup_paths(need_comfy: bool = False) -> None:
-    """Make ``lumosx_core`` (and, when asked, ComfyUI in CPU-or-GPU mode) importable."""
+def setup_paths(need_comfy: bool = False, pytorch_attention: bool = False) -> None:
+    """Make ``lumosx_core`` (and, when asked, ComfyUI in CPU-or-GPU mode) importable.
+    ``pytorch_attention``: make ComfyUI use PyTorch SDPA (its default on NVIDIA/AMD GPUs;
+    on the CPU it otherwise picks the sub-quadratic attention, whose score chunks are sized to
+    the free memory)."""
     if ROOT not in sys.path:
         sys.path.append(ROOT)
     if need_comfy:
@@ -29,6 +32,14 @@ def setup_paths(need_comfy: bool = False) -> None:
         import torch
         from comfy.cli_args import args
         args.cpu = not torch.cuda.is_available()
+        if pytorch_attention:
+            args.use_pytorch_cross_attention = True
+
+
+def attention_backend() -> str:
+    """Name of the attention function ComfyUI picked (after ``setup_paths(need_comfy=True)``)."""
+    import comfy.ldm.modules.attention as a
+    return getattr(a.optimized_attention, "__name__", str(a.optimized_attention))
 
 
 def sync(device: str) -> None:
