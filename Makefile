@@ -14,7 +14,7 @@ host:
 	@bash scripts/build_host.sh
 
 test: host
-	$(PY) -m pytest -p no:cacheprovider tests $(PYTEST_ARGS)
+	$(PY) -P -m pytest -p no:cacheprovider tests $(PYTEST_ARGS)
 
 serve: host
 	cd .host/ComfyUI && ../../$(PY) main.py --cpu --listen 127.0.0.1 --port 8188 --disable-api-nodes

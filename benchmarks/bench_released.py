@@ -42,12 +42,11 @@ import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
 
 from lumosx_core import ConditionLayout, relational_forward  # noqa: E402
-from lumosx_core.attention import merge_heads, split_heads  # noqa: E402
-from lumosx_core.forward import RelationalCache, forward_setup, pad_to_patch  # noqa: E402
-from lumosx_core.positions import position_ids, rope_freqs  # noqa: E402
-from lumosx_core.reference import (dense_image_scores, dense_self_mask,  # noqa: E402
-                                   dense_templates)
-from bench_self_attention import DTYPES  # noqa: E402
+from lumosx_core.relational.attention import merge_heads, split_heads  # noqa: E402
+from lumosx_core.relational.cross_attention import image_bias, text_weights  # noqa: E402
+from lumosx_core.relational.forward import pad_to_patch  # noqa: E402
+from lumosx_core.relational.positions import position_ids, rope_freqs  # noqa: E402
+from bench_self_attention import DTYPES, dense_self_mask  # noqa: E402
 from bench_step import make_model  # noqa: E402
 
 VARIANTS = ("ours", "phantom", "dense")
@@ -85,17 +84,16 @@ class DenseAttention:
         return merge_heads(out)
 
     def cross_bias(self, q, k, heads):
-        """``[B, heads, L, L_text]`` float32, zero on video rows (the reference's formulas)."""
+        """``[B, heads, L, L_text]`` float32, zero on video rows: the same per-image bias as
+        ours, materialised for the whole sequence the way the released code holds it."""
         B, L, _ = q.shape
         P = self.Hp * self.Wp
         bias = torch.zeros(B, heads, L, k.shape[1], device=q.device)
-        w = dense_templates(self.layout, self.masks.cpu()).to(q.device)
-        for b in range(B):
-            for c in range(self.layout.num_images):
-                s0 = (self.T + c) * P
-                sc = dense_image_scores(q[b, s0:s0 + P], k[b], heads, self.Hp, self.Wp,
-                                        self.parity)
-                bias[b, :, s0:s0 + P] = self.ratio * sc.abs() * w[b, c][None, None, :]
+        w = text_weights(self.layout, self.masks.bool()).to(q.device)
+        for c in range(self.layout.num_images):
+            s0 = (self.T + c) * P
+            bias[:, :, s0:s0 + P] = image_bias(q[:, s0:s0 + P], k, heads, self.Hp, self.Wp,
+                                               w[:, c], self.ratio, self.parity)
         return bias
 
 

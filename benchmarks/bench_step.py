@@ -31,11 +31,11 @@ common.setup_paths(need_comfy=True, pytorch_attention="--pytorch-attention" in s
 import torch  # noqa: E402
 
 from lumosx_core import relational_forward  # noqa: E402
-from lumosx_core.cross_attention import biased_images, cell_index, text_weights  # noqa: E402
-from lumosx_core.forward import (RelationalCache, forward_setup,  # noqa: E402
+from lumosx_core.relational.cross_attention import biased_images, cell_index, text_weights  # noqa: E402
+from lumosx_core.relational.forward import (RelationalCache, forward_setup,  # noqa: E402
                                  prepare_phrase_masks)
-from lumosx_core.positions import position_ids, rope_freqs  # noqa: E402
-from lumosx_core.self_attention import self_attention_plan  # noqa: E402
+from lumosx_core.relational.positions import position_ids, rope_freqs  # noqa: E402
+from lumosx_core.relational.self_attention import self_attention_plan  # noqa: E402
 from bench_self_attention import DTYPES, layout_for  # noqa: E402
 
 

@@ -20,3 +20,7 @@ except ImportError as e:
         "LumosX Evaluate unavailable (%s): pip install -r requirements.txt", e)
 else:
     NODE_LIST += evaluate.NODES
+
+from .validation import install_prompt_check  # noqa: E402
+
+install_prompt_check(NODE_LIST)   # raw API values are type-checked before ComfyUI converts them

@@ -12,13 +12,14 @@ import nodes as comfy_nodes
 from comfy_api.latest import io
 
 from ..lumosx_core import RelationalConfig, check_rope_capacity, letterbox
-from ..lumosx_core.binding import bind_phrases
-from ..lumosx_core.phrases import strip_special
-from ..lumosx_core.references import ReferenceSet
+from ..lumosx_core.conditioning.binding import bind_phrases
+from ..lumosx_core.conditioning.phrases import strip_special
+from ..lumosx_core.conditioning.prompt import TEXT_LEN, clean_prompt, cut_tokens, cut_warning
+from ..lumosx_core.conditioning.references import ReferenceSet
 from .patch import attach
 from .preview import render_preview
 from .references import Refs
-from .validation import choice_error, first_error
+from .validation import multiple_error, raise_if_invalid, validate, work_error
 
 log = logging.getLogger("LumosX")
 
@@ -27,23 +28,52 @@ WAN_NEGATIVE = ("色调艳丽，过曝，静态，细节模糊不清，字幕，
                 "低质量，JPEG压缩残留，丑陋的，残缺的，多余的手指，画得不好的手部，画得不好的脸部，畸形的，"
                 "毁容的，形态畸形的肢体，手指融合，静止不动的画面，杂乱的背景，三条腿，背景人很多，倒着走")
 
+MAX_LENGTH = 1025   # frames; the token limit (validation.MAX_VIDEO_TOKENS) bounds the rest
+MAX_BATCH = 16
+
 UNCOND_PARITY = "positive phrase masks (released)"
 UNCOND_NONE = "no bias"
 MODES = ["parity", "fixed"]
 UNCOND_CHOICES = [UNCOND_PARITY, UNCOND_NONE]
 
 
-class PromptTokens:
-    """Token ids of a text as the CLIP's own tokenizer produces them (positions = context
-    positions), plus its special ids."""
+def released_text(text: str, weight_syntax: bool = False) -> str:
+    """The text the released encoder reads (clean-up of ``lumosx_core.conditioning.prompt``),
+    with ComfyUI's weight syntax escaped unless ``weight_syntax``: ``(word:1.2)`` is then
+    plain text, as in the released code."""
+    text = clean_prompt(text)
+    if weight_syntax:
+        return text
+    return text.replace("\\", "\\\\").replace("(", "\\(").replace(")", "\\)")
 
-    def __init__(self, clip, text: str):
-        self.tokens = clip.tokenize(text)
+
+def tokenize_released(clip, text: str, weight_syntax: bool = False):
+    """``(tokens, dropped)``: the CLIP's tokens of the released text, cut to 512 as the
+    released tokenizer does; ``dropped`` = real tokens cut off."""
+    tokens = clip.tokenize(released_text(text, weight_syntax))
+    key = choose_key(tokens)
+    chunks = tokens[key]
+    if len(chunks) != 1 or len(chunks[0]) <= TEXT_LEN:
+        return tokens, 0
+    eos = _special(clip, key)[0]
+    cut = cut_tokens(chunks[0], (eos, 1.0), TEXT_LEN, is_end=lambda t: t[0] == eos)
+    return dict(tokens, **{key: [cut.tokens]}), cut.dropped
+
+
+def _special(clip, key: str):
+    inner = (getattr(clip.tokenizer, f"clip_{key}", None)
+             or getattr(clip.tokenizer, key, None))
+    return getattr(inner, "end_token", 1), getattr(inner, "pad_token", 0)
+
+
+class PromptTokens:
+    """Token ids of a text as the CLIP's own tokenizer produces them from the released text
+    (positions = context positions), plus its special ids; ``dropped`` tokens were cut."""
+
+    def __init__(self, clip, text: str, weight_syntax: bool = False):
+        self.tokens, self.dropped = tokenize_released(clip, text, weight_syntax)
         self.key = choose_key(self.tokens)
-        inner = (getattr(clip.tokenizer, f"clip_{self.key}", None)
-                 or getattr(clip.tokenizer, self.key, None))
-        self.eos = getattr(inner, "end_token", 1)
-        self.pad = getattr(inner, "pad_token", 0)
+        self.eos, self.pad = _special(clip, self.key)
         ids = []
         for chunk in self.tokens[self.key]:
             for tok in chunk:
@@ -62,8 +92,8 @@ def choose_key(tokens: dict) -> str:
                      f"tokenizers {sorted(tokens)}; load umt5_xxl with a CLIP loader of type 'wan'")
 
 
-def phrase_ids(clip, phrase: str, key: str, eos: int, pad: int):
-    toks = clip.tokenize(phrase)
+def phrase_ids(clip, phrase: str, key: str, eos: int, pad: int, weight_syntax: bool = False):
+    toks = clip.tokenize(released_text(phrase, weight_syntax))
     if key not in toks:
         raise ValueError("clip: phrase tokenization gave no umT5 tokens")
     return strip_special([t[0] for t in toks[key][0]], eos_id=eos, pad_id=pad)
@@ -101,7 +131,8 @@ class LumosXBind(io.ComfyNode):
             category="LumosX",
             description=("Encodes the prompt and the references, binds every reference to the "
                          "words that name it in the prompt, and returns LumosX conditioning, an "
-                         "empty video latent and a binding report."),
+                         "empty video latent, a binding report and (last) the negative without "
+                         "references for dual CFG."),
             inputs=[
                 io.Clip.Input("clip", tooltip="The Wan umT5-XXL text encoder."),
                 io.Vae.Input("vae", tooltip="The Wan 2.1 VAE."),
@@ -111,9 +142,9 @@ class LumosXBind(io.ComfyNode):
                 Refs.Input("references"),
                 io.Int.Input("width", default=832, min=16, max=comfy_nodes.MAX_RESOLUTION, step=16),
                 io.Int.Input("height", default=480, min=16, max=comfy_nodes.MAX_RESOLUTION, step=16),
-                io.Int.Input("length", default=81, min=1, max=comfy_nodes.MAX_RESOLUTION, step=4,
+                io.Int.Input("length", default=81, min=1, max=MAX_LENGTH, step=4,
                              tooltip="Frames (4k+1)."),
-                io.Int.Input("batch_size", default=1, min=1, max=64),
+                io.Int.Input("batch_size", default=1, min=1, max=MAX_BATCH),
                 io.Float.Input("ratio", default=0.5, min=0.0, max=5.0, step=0.05,
                                tooltip="Strength of the relational text bias (0.5 released)."),
                 io.Boolean.Input("r2pe", default=True, tooltip="Relational RoPE positions."),
@@ -130,6 +161,11 @@ class LumosXBind(io.ComfyNode):
                 io.Boolean.Input("strict", default=False,
                                  tooltip="Fail when a phrase does not occur in the prompt "
                                          "(otherwise a warning)."),
+                io.Boolean.Input("weight_syntax", default=False, optional=True,
+                                 tooltip="Off (released): parentheses are plain text. On: "
+                                         "ComfyUI's (word:1.2) weights. The released clean-up "
+                                         "(whitespace, HTML entities, ftfy when installed) and "
+                                         "the 512-token cut apply either way."),
             ],
             outputs=[
                 io.Conditioning.Output(display_name="positive"),
@@ -137,37 +173,37 @@ class LumosXBind(io.ComfyNode):
                 io.Latent.Output(display_name="latent"),
                 io.String.Output(display_name="report"),
                 io.Image.Output(display_name="preview"),
+                io.Conditioning.Output(
+                    display_name="negative_no_refs",
+                    tooltip="The negative prompt without references (no LumosX data): the "
+                            "'negative' input of DualCFGGuider, with positive as cond1 and "
+                            "negative as cond2, to guide towards the references and the "
+                            "text separately (Phantom-style dual CFG)."),
             ],
         )
 
     @classmethod
-    def validate_inputs(cls, width=None, height=None, length=None, prompt=None, mode=None,
-                        uncond_bias=None):
-        for name, value in (("width", width), ("height", height), ("length", length)):
-            if value is not None and (isinstance(value, bool) or not isinstance(value, int)):
-                return f"{name} = {value!r}: expected a whole number"
-        for name, value in (("width", width), ("height", height)):
-            if value is None:
-                continue
-            if value < 16 or value % 16:
-                return (f"{name} = {value}: must be a positive multiple of 16 (the VAE "
-                        f"downsamples by 8 and the DiT patches by 2); try "
-                        f"{max(16, round(value / 16) * 16)}")
-        if length is not None and length < 1:
-            return f"length = {length}: needs at least 1 frame"
-        if prompt is not None and not str(prompt).strip():
-            return "prompt is empty: describe the video and name every reference in it"
-        return first_error(choice_error("mode", mode, MODES),
-                           choice_error("uncond_bias", uncond_bias, UNCOND_CHOICES))
+    def validate_inputs(cls, **values):
+        why = "the VAE downsamples by 8 and the DiT patches by 2"
+        prompt = values.get("prompt")
+        return validate(
+            cls, values,
+            multiple_error("width", values.get("width"), 16, why),
+            multiple_error("height", values.get("height"), 16, why),
+            "prompt is empty: describe the video and name every reference in it"
+            if isinstance(prompt, str) and not prompt.strip() else None,
+            work_error(values.get("width"), values.get("height"), values.get("length"),
+                       values.get("batch_size", 1)))
 
     @classmethod
     def execute(cls, clip, vae, prompt, negative_prompt, references, width, height, length,
                 batch_size, ratio, r2pe, self_mask, cross_mask, mode, uncond_bias,
-                strict) -> io.NodeOutput:
-        check = cls.validate_inputs(width=width, height=height, length=length, prompt=prompt,
-                                    mode=mode, uncond_bias=uncond_bias)
-        if check is not True:
-            raise ValueError(check)
+                strict, weight_syntax=False) -> io.NodeOutput:
+        raise_if_invalid(cls.validate_inputs(
+            prompt=prompt, negative_prompt=negative_prompt, width=width, height=height,
+            length=length, batch_size=batch_size, ratio=ratio, r2pe=r2pe, self_mask=self_mask,
+            cross_mask=cross_mask, mode=mode, uncond_bias=uncond_bias, strict=strict,
+            weight_syntax=weight_syntax))
         if clip is None:
             raise ValueError("clip: no text encoder connected (load umt5_xxl with a CLIP loader "
                              "of type 'wan')")
@@ -182,14 +218,24 @@ class LumosXBind(io.ComfyNode):
             except ValueError as e:
                 raise ValueError(f"references: {e}") from None
 
-        pos_tokens = PromptTokens(clip, prompt)
+        weight_syntax = bool(weight_syntax)
+        pos_tokens = PromptTokens(clip, prompt, weight_syntax)
+        neg_tokens, neg_dropped = tokenize_released(clip, negative_prompt or "", weight_syntax)
         positive = clip.encode_from_tokens_scheduled(pos_tokens.tokens)
-        negative = clip.encode_from_tokens_scheduled(clip.tokenize(negative_prompt or ""))
+        negative = clip.encode_from_tokens_scheduled(neg_tokens)
+        negative_no_refs = negative  # text only: the third conditioning of dual CFG
         context_len = positive[0][0].shape[1]
-        phrases = [phrase_ids(clip, r.phrase, pos_tokens.key, pos_tokens.eos, pos_tokens.pad)
-                   for r in refs]
+        phrases = []
+        for r in refs:
+            comfy.model_management.throw_exception_if_processing_interrupted()
+            phrases.append(phrase_ids(clip, r.phrase, pos_tokens.key, pos_tokens.eos,
+                                      pos_tokens.pad, weight_syntax))
         masks, report = bind_phrases(refs, pos_tokens.ids, phrases, context_len,
                                      pos_tokens.valid, strict=strict)
+        if pos_tokens.dropped:
+            report.warnings.append(cut_warning(pos_tokens.dropped))
+        if neg_dropped:
+            report.warnings.append("negative " + cut_warning(neg_dropped))
         if report.errors:
             raise ValueError("prompt: binding failed (strict is on):\n" + "\n".join(report.errors))
         for w in report.warnings:
@@ -211,7 +257,7 @@ class LumosXBind(io.ComfyNode):
         text = report.text()
         preview = render_preview(refs, report, width, height)
         return io.NodeOutput(positive, negative, {"samples": latent}, text, preview,
-                             ui={"text": [text]})
+                             negative_no_refs, ui={"text": [text]})
 
 
 NODES = [LumosXBind]

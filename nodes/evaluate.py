@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 
 import numpy as np
 import torch
@@ -25,8 +24,9 @@ from ..lumosx_core.evaluation import (ColorTextureBackend, EmbeddingBackend,
 from ..lumosx_core.evaluation.render import render_matrix, render_overlay, stack_images
 from ..lumosx_core.evaluation.report import json_safe
 from ..lumosx_core.evaluation.video import sample_indices
-from .faces import PROVIDER_OPTIONS, load_analyzer, pack_options
+from .faces import PROVIDER_OPTIONS, load_analyzer, pack_name_error, pack_options
 from .references import Refs
+from .validation import multiple_error, raise_if_invalid, validate
 
 log = logging.getLogger("LumosX")
 
@@ -144,24 +144,21 @@ class LumosXEvaluate(io.ComfyNode):
         )
 
     @classmethod
-    def validate_inputs(cls, pack=None, provider=None):
-        """Checked by ``/prompt`` before running (ComfyUI 0.3.x does not check V3 combo
-        values itself) and again in :meth:`execute`."""
-        if pack is not None and (not pack or os.path.basename(pack) != pack
-                                 or pack in (".", "..")):
-            return f"pack = {pack!r}: give the name of a folder in models/insightface/models"
-        if provider is not None and provider not in PROVIDER_OPTIONS:
-            return (f"provider = {provider!r} is not one of the choices: "
-                    + ", ".join(repr(o) for o in PROVIDER_OPTIONS))
-        return True
+    def validate_inputs(cls, **values):
+        """Checked by ``/prompt`` before running and again in :meth:`execute`."""
+        return validate(cls, values, pack_name_error(values.get("pack")),
+                        multiple_error("det_size", values.get("det_size"), 32,
+                                       "the detector's strides"),
+                        custom=("pack",))
 
     @classmethod
     def execute(cls, frames, references, pack, sample_frames=8, min_face_similarity=0.2,
                 body_width=2.8, body_height=3.5, det_size=640, provider="auto",
                 clip_vision=None, masks=None) -> io.NodeOutput:
-        valid = cls.validate_inputs(pack=pack, provider=provider)
-        if valid is not True:
-            raise ValueError(valid)
+        raise_if_invalid(cls.validate_inputs(
+            pack=pack, sample_frames=sample_frames, min_face_similarity=min_face_similarity,
+            body_width=body_width, body_height=body_height, det_size=det_size,
+            provider=provider))
         if not isinstance(getattr(references, "people", None), tuple):
             raise ValueError("references: expected the output of LumosX Person nodes, got "
                              f"{type(references).__name__}")

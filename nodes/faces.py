@@ -19,11 +19,11 @@ import comfy.utils
 import folder_paths
 from comfy_api.latest import io
 
-from ..lumosx_core.face_crop import (crop_resized, passthrough_box, pixel_box, select_face,
-                                     square_box, to_rgb3)
+from ..lumosx_core.faces.crop import (crop_resized, face_box, passthrough_box, pixel_box,
+                                     select_face, square_box, to_rgb3)
 from ..lumosx_core.image_prep import letterbox
-from ..lumosx_core.evaluation.detector import detect_insightface, to_bgr_uint8  # noqa: F401
-from .validation import choice_error, first_error, raise_if_invalid
+from ..lumosx_core.faces.detector import detect_insightface, to_bgr_uint8  # noqa: F401
+from .validation import multiple_error, raise_if_invalid, validate
 
 log = logging.getLogger("LumosX")
 
@@ -31,6 +31,9 @@ FOLDER = "insightface"
 DEFAULT_PACKS = ("antelopev2", "buffalo_l")
 SELECT_OPTIONS = ("largest", "index (left to right)")
 PROVIDER_OPTIONS = ("auto", "CPU", "CUDA")
+CROP_RELEASED = "face box (released)"
+CROP_SQUARE = "square with margin"
+CROP_OPTIONS = (CROP_RELEASED, CROP_SQUARE)
 FACES_TYPE = io.Custom("LUMOSX_FACES")
 
 
@@ -77,6 +80,16 @@ def pack_options() -> list:
     """Combo options: the packs found, else the usual names so a graph can still be built
     (running it then says where to put the files)."""
     return available_packs() or list(DEFAULT_PACKS)
+
+
+def pack_name_error(pack):
+    """``None`` unless ``pack`` (a combo value) is not a plain folder name."""
+    if pack is None:
+        return None
+    if not isinstance(pack, str) or not pack or os.path.basename(pack) != pack \
+            or pack in (".", ".."):
+        return f"pack = {pack!r}: give the name of a folder in models/insightface/models"
+    return None
 
 
 def find_pack(pack: str) -> str:
@@ -167,8 +180,12 @@ def _embedding(face):
 
 
 def encode_faces(app, images: torch.Tensor, select: str = "largest", index: int = 0,
-                 margin: float = 0.3, size: int = 512, det_size: int = 640):
-    """``images`` ``[B, H, W, C]`` -> (crops ``[B, size, size, 3]``, list of B info dicts)."""
+                 margin: float = 0.3, size: int = 512, det_size: int = 640,
+                 crop: str = CROP_RELEASED):
+    """``images`` ``[B, H, W, C]`` -> (crops ``[B, size, size, 3]``, list of B info dicts).
+
+    ``crop``: the detector's box as it is (released) or a square with ``margin``; either
+    is letterboxed on white at ``size``."""
     if images.ndim == 3:
         images = images.unsqueeze(0)
     if images.ndim != 4:
@@ -192,7 +209,10 @@ def encode_faces(app, images: torch.Tensor, select: str = "largest", index: int 
             except ValueError as e:
                 raise ValueError(f"photo {b} of the batch: {e}") from e
             bbox = [float(v) for v in face.bbox[:4]]
-            box = pixel_box(square_box(bbox, margin))
+            if crop == CROP_SQUARE:
+                box = pixel_box(square_box(bbox, margin))
+            else:
+                box = face_box(bbox, w, h)
             crop = crop_resized(rgb, box, size)
             kps = getattr(face, "kps", None)
             info.update(detected=True, bbox=bbox,
@@ -211,7 +231,8 @@ def encode_faces(app, images: torch.Tensor, select: str = "largest", index: int 
 
 
 class LumosXFaceEncoder(io.ComfyNode):
-    """Detect the face in each photo, crop it square with a margin on white, embed it."""
+    """Detect the face in each photo, crop it (the face box, or a square with a margin) on
+    white, embed it."""
 
     @classmethod
     def define_schema(cls):
@@ -221,8 +242,9 @@ class LumosXFaceEncoder(io.ComfyNode):
             display_name="LumosX Face Encoder",
             category="LumosX",
             description=("Turns photos into clean face references for LumosX: detects the face "
-                         "in each photo (insightface), crops a square around it with a margin "
-                         "and letterboxes it on white, and returns the ArcFace identity "
+                         "in each photo (insightface), crops it (by default the detector's face "
+                         "box as it is, like the released references; or a square with a "
+                         "margin) and letterboxes it on white, and returns the ArcFace identity "
                          "embedding. A photo without a detectable face passes through whole. "
                          "Put insightface packs (antelopev2, buffalo_l) in "
                          "models/insightface/models/<pack>/; nothing is downloaded."),
@@ -237,8 +259,9 @@ class LumosXFaceEncoder(io.ComfyNode):
                 io.Int.Input("index", default=0, min=0, max=4096, step=1,
                              tooltip="With 'index (left to right)': 0 = leftmost face."),
                 io.Float.Input("margin", default=0.3, min=0.0, max=2.0, step=0.01,
-                               tooltip="Space around the face on each side, as a fraction of "
-                                       "the face box's longer side (the crop is square)."),
+                               tooltip="With 'square with margin': space around the face on "
+                                       "each side, as a fraction of the face box's longer "
+                                       "side."),
                 io.Int.Input("size", default=512, min=64, max=2048, step=8,
                              tooltip="Side of the square output crops, in pixels."),
                 io.Int.Input("det_size", default=640, min=160, max=2048, step=32,
@@ -246,6 +269,11 @@ class LumosXFaceEncoder(io.ComfyNode):
                 io.Combo.Input("provider", options=list(PROVIDER_OPTIONS), default="auto",
                                tooltip="ONNX Runtime device: auto = CUDA when onnxruntime-gpu "
                                        "offers it, else CPU."),
+                io.Combo.Input("crop", options=list(CROP_OPTIONS), default=CROP_RELEASED,
+                               optional=True,  # graphs saved before it keep working
+                               tooltip="face box (released): the detector's face box as it is "
+                                       "(not squared), what the released model was trained "
+                                       "on; square with margin: a looser square crop."),
             ],
             outputs=[
                 io.Image.Output("faces", display_name="faces"),
@@ -254,20 +282,20 @@ class LumosXFaceEncoder(io.ComfyNode):
         )
 
     @classmethod
-    def validate_inputs(cls, pack=None, select=None, provider=None):
-        bad_pack = None
-        if pack is not None and (not pack or os.path.basename(pack) != pack
-                                 or pack in (".", "..")):
-            bad_pack = f"pack = {pack!r}: give the name of a folder in models/insightface/models"
-        return first_error(bad_pack, choice_error("select", select, SELECT_OPTIONS),
-                           choice_error("provider", provider, PROVIDER_OPTIONS))
+    def validate_inputs(cls, **values):
+        return validate(cls, values, pack_name_error(values.get("pack")),
+                        multiple_error("det_size", values.get("det_size"), 32,
+                                       "the detector's strides"),
+                        custom=("pack",))
 
     @classmethod
     def execute(cls, images, pack, select="largest", index=0, margin=0.3, size=512,
-                det_size=640, provider="auto") -> io.NodeOutput:
-        raise_if_invalid(cls.validate_inputs(pack=pack, select=select, provider=provider))
+                det_size=640, provider="auto", crop=CROP_RELEASED) -> io.NodeOutput:
+        raise_if_invalid(cls.validate_inputs(pack=pack, select=select, index=index,
+                                             margin=margin, size=size, det_size=det_size,
+                                             provider=provider, crop=crop))
         app = load_analyzer(pack, provider, det_size)
-        crops, infos = encode_faces(app, images, select, index, margin, size, det_size)
+        crops, infos = encode_faces(app, images, select, index, margin, size, det_size, crop)
         return io.NodeOutput(crops, infos)
 
 

@@ -13,12 +13,17 @@ from comfy_api.latest import io
 from ..lumosx_core.convert import (CACHE_SUFFIX, CheckpointError, is_distributed_checkpoint,
                                    load_converted)
 from .patch import apply_lumosx
-from .validation import choice_error, first_error, raise_if_invalid
+from .validation import choice_error, raise_if_invalid, validate
 
 log = logging.getLogger("LumosX")
 
 LUMOSX_FOLDER = "lumosx"
 WEIGHT_DTYPES = ["default", "fp8_e4m3fn", "fp8_e4m3fn_fast", "fp8_e5m2"]
+#: compute precision of the DiT; "default" = what ComfyUI picks for the device (fp16 on most
+#: GPUs), bf16 = the released inference (weights and activations in bf16)
+COMPUTE_RELEASED = "bf16 (released)"
+COMPUTE_DTYPES = {"default": None, COMPUTE_RELEASED: torch.bfloat16, "fp16": torch.float16,
+                  "fp32": torch.float32}
 
 
 def register_folders() -> None:
@@ -106,15 +111,26 @@ def weight_options(weight_dtype: str) -> dict:
     return opts
 
 
-def load_lumosx_model(name: str, weight_dtype: str = "default"):
+def load_lumosx_model(name: str, weight_dtype: str = "default", compute_dtype: str = "default"):
+    """Load, check and patch the DiT. ``compute_dtype`` other than ``default``: the weights
+    are stored in it too (unless ``weight_dtype`` asks for fp8) and the model computes in it
+    whatever the device would pick (ComfyUI's model compute dtype)."""
+    if compute_dtype not in COMPUTE_DTYPES:
+        raise ValueError(choice_error("compute_dtype", compute_dtype, COMPUTE_DTYPES))
     path = resolve_model(name)
     try:
         sd = load_converted(path)
     except CheckpointError as e:
         raise ValueError(f"model_name '{name}': {e}") from None
-    model = comfy.sd.load_diffusion_model_state_dict(sd, model_options=weight_options(weight_dtype))
+    opts = weight_options(weight_dtype)
+    dtype = COMPUTE_DTYPES[compute_dtype]
+    if dtype is not None and "dtype" not in opts:
+        opts["dtype"] = dtype
+    model = comfy.sd.load_diffusion_model_state_dict(sd, model_options=opts)
     if model is None:
         raise ValueError(f"model_name '{name}': ComfyUI could not detect a model in this file")
+    if dtype is not None:
+        model.set_model_compute_dtype(dtype)
     return apply_lumosx(model)
 
 
@@ -132,23 +148,31 @@ class LumosXModelLoader(io.ComfyNode):
             inputs=[
                 io.Combo.Input("model_name", options=model_choices()),
                 io.Combo.Input("weight_dtype", options=WEIGHT_DTYPES, default="default"),
+                io.Combo.Input("compute_dtype", options=list(COMPUTE_DTYPES), default="default",
+                               optional=True,  # graphs saved before it keep working
+                               tooltip="DiT precision. default: ComfyUI's choice for the device "
+                                       "(fp16 on most GPUs). bf16 (released): bf16 weights and "
+                                       "activations, as the authors ran it (their time "
+                                       "embedding, modulation and head stay fp32; ComfyUI's "
+                                       "Wan runs them in the compute dtype)."),
             ],
             outputs=[io.Model.Output(display_name="model")],
         )
 
     @classmethod
-    def validate_inputs(cls, model_name=None, weight_dtype=None):
-        return first_error(name_error(model_name),
-                           choice_error("weight_dtype", weight_dtype, WEIGHT_DTYPES))
+    def validate_inputs(cls, **values):
+        return validate(cls, values, name_error(values.get("model_name")),
+                        custom=("model_name",))
 
     @classmethod
-    def execute(cls, model_name, weight_dtype) -> io.NodeOutput:
-        raise_if_invalid(cls.validate_inputs(weight_dtype=weight_dtype))
-        return io.NodeOutput(load_lumosx_model(model_name, weight_dtype))
+    def execute(cls, model_name, weight_dtype, compute_dtype="default") -> io.NodeOutput:
+        raise_if_invalid(cls.validate_inputs(weight_dtype=weight_dtype,
+                                             compute_dtype=compute_dtype))
+        return io.NodeOutput(load_lumosx_model(model_name, weight_dtype, compute_dtype))
 
 
 class LumosXApply(io.ComfyNode):
-    """Patch a MODEL from any loader (stock, GGUF, fp8) for LumosX conditioning."""
+    """Patch a MODEL from the stock loaders (any weight_dtype, LoRAs) for LumosX conditioning."""
 
     @classmethod
     def define_schema(cls):

@@ -28,7 +28,7 @@ def person_color(person: int) -> str:
 def render_preview(refs, report, width: int, height: int) -> torch.Tensor:
     """IMAGE ``[1, H, W, 3]`` in [0, 1]."""
     font = ImageFont.load_default()
-    tile_h = max(8, round(TILE_W * height / width))
+    tile_h = min(4 * TILE_W, max(8, round(TILE_W * height / width)))  # extreme aspect: capped
     n = max(1, len(refs))
     cols = min(PER_ROW, n)
     rows = (n + cols - 1) // cols

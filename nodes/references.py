@@ -6,8 +6,8 @@ from __future__ import annotations
 
 from comfy_api.latest import io
 
-from ..lumosx_core.references import ReferenceSet
-from .validation import choice_error, first_error, raise_if_invalid
+from ..lumosx_core.conditioning.references import ReferenceSet
+from .validation import raise_if_invalid, validate
 
 Refs = io.Custom("LUMOSX_REFS")
 
@@ -65,7 +65,14 @@ class LumosXPerson(io.ComfyNode):
         )
 
     @classmethod
+    def validate_inputs(cls, **values):
+        return validate(cls, values)
+
+    @classmethod
     def execute(cls, face, face_phrase, references=None, **attributes) -> io.NodeOutput:
+        raise_if_invalid(cls.validate_inputs(
+            face_phrase=face_phrase,
+            **{k: v for k, v in attributes.items() if k.startswith("phrase_")}))
         refs = _refs_in(references)
         pairs = []
         for i in range(1, MAX_ATTRIBUTES + 1):
@@ -97,12 +104,12 @@ class LumosXReference(io.ComfyNode):
         )
 
     @classmethod
-    def validate_inputs(cls, kind=None):
-        return first_error(choice_error("kind", kind, KINDS))
+    def validate_inputs(cls, **values):
+        return validate(cls, values)
 
     @classmethod
     def execute(cls, image, phrase, kind, references=None) -> io.NodeOutput:
-        raise_if_invalid(cls.validate_inputs(kind=kind))
+        raise_if_invalid(cls.validate_inputs(phrase=phrase, kind=kind))
         refs = _refs_in(references)
         phrase = _phrase(phrase, "phrase")
         if kind == "background":

@@ -8,9 +8,9 @@ import ast
 
 import pytest
 
+import frontend
 import shipped
 
-frontend = shipped.load_script("frontend")
 
 pytestmark = pytest.mark.skipif(not frontend.chromium_available(),
                                 reason=f"{frontend.CHROMIUM} is not installed")
@@ -221,8 +221,8 @@ def test_bind_report_from_a_real_run(app, server):
     """Queue the stand-in version of the loaded workflow for the browser's own client id: the
     server's ``executed`` message reaches the page and the Bind node shows the real report."""
     import requests
-    from lumosx_core.cli import _workflow
-    demo = shipped.load_script("demo")
+    from lumosx_core.cli import workflow_edit as _workflow
+    import demo
     ui = shipped.load(shipped.ui_path("subject_consistent"))
     app.load_workflow(ui)
     bind = next(n["id"] for n in ui["nodes"] if n["type"] == "LumosXBind")

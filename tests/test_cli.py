@@ -11,13 +11,13 @@ import types
 
 import pytest
 
+import demo
 import e2e_setup
 import shipped
-from lumosx_core.cli import _workflow
-from lumosx_core.cli._api import format_prompt_error
-from lumosx_core.cli._convert import WorkflowError
+from lumosx_core.cli import workflow_edit as _workflow
+from lumosx_core.cli.api import format_prompt_error
+from lumosx_core.cli.workflow_format import WorkflowError
 
-demo = shipped.load_script("demo")
 BIN = os.path.join(os.path.dirname(sys.executable), "lumosx")
 SIZE = {"width": 64, "height": 48, "length": 5}
 

@@ -60,9 +60,9 @@ def test_ksampler_with_lumosx_conditioning(pack, host):
 
     plain_pos, plain_neg = _cond(pack, refs=False)
     stock = _sample(nodes, model, plain_pos, plain_neg)
-    # the original MODEL ignores LumosX data: identical to a plain run
-    ignored = _sample(nodes, model, pos, neg)
-    assert torch.equal(ignored, stock)
+    # the original MODEL would ignore LumosX data (a plain T2V video): refused instead (#13)
+    with pytest.raises(ValueError, match="without the LumosX patch"):
+        _sample(nodes, model, pos, neg)
     # the patched MODEL without LumosX data is the stock model
     assert torch.equal(_sample(nodes, patched, plain_pos, plain_neg), stock)
     # and with it, the references change the video

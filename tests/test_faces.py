@@ -11,11 +11,12 @@ from hypothesis import given, settings, strategies as st
 
 from face_fixtures import (VECTRON_PACK, astronaut, insightface_image, make_vectron_pack,
                            vectron_image)
-from lumosx_core.face_crop import (crop_resized, crop_with_white, left_to_right,
+from lumosx_core.faces.crop import (crop_resized, crop_with_white, left_to_right,
                                    passthrough_box, pixel_box, select_face, square_box, to_rgb3)
 from lumosx_core.image_prep import letterbox
 
 INDEX = "index (left to right)"
+SQUARE = "square with margin"
 # insightface's own alignment code calls a scikit-image API deprecated in 0.26
 pytestmark = pytest.mark.filterwarnings("ignore:`estimate` is deprecated:FutureWarning")
 
@@ -128,6 +129,9 @@ def test_schema(faces, face_root):
     inputs = faces.LumosXFaceEncoder.INPUT_TYPES()["required"]
     assert list(inputs) == ["images", "pack", "select", "index", "margin", "size", "det_size",
                             "provider"]
+    optional = faces.LumosXFaceEncoder.INPUT_TYPES()["optional"]
+    assert optional["crop"][1]["options"] == ["face box (released)", "square with margin"]
+    assert optional["crop"][1]["default"] == "face box (released)"
     assert inputs["pack"][1]["options"] == [VECTRON_PACK]
     assert inputs["select"][1]["options"] == ["largest", INDEX]
     assert inputs["margin"][1]["default"] == 0.3 and inputs["size"][1]["default"] == 512
@@ -137,7 +141,7 @@ def test_schema(faces, face_root):
 
 
 def test_astronaut_face_crop(faces, face_root):
-    crops, infos = encode(faces, astronaut())
+    crops, infos = encode(faces, astronaut(), crop=SQUARE)
     assert crops.shape == (1, 512, 512, 3) and crops.dtype == torch.float32
     info = infos[0]
     assert info["detected"] and info["faces_found"] == 1 and info["image_size"] == (512, 512)
@@ -159,7 +163,7 @@ def test_astronaut_face_crop(faces, face_root):
 
 
 def test_margin_past_the_photo_is_white(faces, face_root):
-    crops, infos = encode(faces, astronaut(), margin=1.0, size=256)
+    crops, infos = encode(faces, astronaut(), margin=1.0, size=256, crop=SQUARE)
     x1, y1, x2, y2 = infos[0]["crop_box"]
     assert y1 < -40                                 # the box sticks out above the photo
     rows_out = int(-y1 / (y2 - y1) * 256)
@@ -222,7 +226,7 @@ def test_tight_crop_found_on_white_padding(faces, face_root):
     tom = insightface_image("Tom_Hanks_54745.png")            # 112x112, face edge to edge
     app = faces.load_analyzer(VECTRON_PACK)
     assert app.get(faces.to_bgr_uint8(tom)) == []              # the plain pass fails
-    crops, infos = encode(faces, tom, size=256)
+    crops, infos = encode(faces, tom, size=256, crop=SQUARE)
     info = infos[0]
     assert info["detected"] and info["embedding"] is not None
     x1, y1, x2, y2 = info["crop_box"]
@@ -346,3 +350,69 @@ def test_folder_registration_keeps_existing(faces, monkeypatch):
     faces.register_insightface_folder()
     assert folder_paths.folder_names_and_paths["insightface"] == (
         [os.path.join(folder_paths.models_dir, "insightface")], set())
+
+
+# ------------------------------------------------------------------ the released crop
+
+CASES = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), os.pardir,
+                     "shared", "testdata", "lumosx_reference_cases")
+
+
+def test_released_crop_is_the_raw_face_box(faces, face_root):
+    from lumosx_core.faces.crop import face_box
+    crops, infos = encode(faces, astronaut(), size=256)          # default crop
+    info = infos[0]
+    assert tuple(info["crop_box"]) == face_box(info["bbox"], 512, 512)
+    x1, y1, x2, y2 = info["crop_box"]
+    assert (x2 - x1) != (y2 - y1)                                 # not squared
+    assert all(abs(a - b) <= 0.5 for a, b in zip(info["crop_box"], info["bbox"]))
+    assert torch.allclose(crops[0], crop_resized(astronaut(), info["crop_box"], 256))
+    assert torch.all(crops[0, :, :10] == 1)                       # letterboxed on white
+    assert face_box((-5.2, 3.4, 40.6, 700.0), 30, 60) == (0, 3, 30, 60)   # clipped to the photo
+
+
+def _authors_faces():
+    if not os.path.isdir(CASES):
+        pytest.skip("../shared/testdata (the authors' reference cases) is not present")
+    import glob
+    paths = sorted(glob.glob(os.path.join(CASES, "*", "*", "subjects", "*", "face_*.png")))
+    assert paths, CASES
+    return paths
+
+
+def _in_a_photo(face: torch.Tensor) -> torch.Tensor:
+    """The face picture placed off-centre in a larger photo with a coloured background."""
+    h, w = face.shape[:2]
+    H, W = int(h * 2.5), w * 3
+    yy, xx = torch.meshgrid(torch.linspace(0, 1, H), torch.linspace(0, 1, W), indexing="ij")
+    photo = torch.stack([0.3 + 0.4 * xx, 0.5 + 0.2 * yy, 0.4 + 0.1 * xx * yy], -1)
+    y0, x0 = int(h * 0.6), int(w * 1.4)
+    photo[y0:y0 + h, x0:x0 + w] = face
+    return photo
+
+
+def test_released_crop_matches_the_authors_references(faces, face_root):
+    """On the authors' own face images (alone, and inside a larger photo): the face in our
+    reference, as the model sees it (letterboxed at 832x480), is as tall as in the authors'
+    reference (within 10%); the looser square crop is not (about 0.65)."""
+    from face_fixtures import _load
+    from lumosx_core.faces.detector import detect_insightface
+    app = faces.load_analyzer(VECTRON_PACK, "CPU", 640)
+
+    def face_height(img):
+        found = detect_insightface(app, letterbox(img, 832, 480), 640, retry=True)
+        assert found, "no face in the reference"
+        return max(float(f.bbox[3] - f.bbox[1]) for f in found)
+
+    ratios, square = [], []
+    for path in _authors_faces():
+        face = _load(path)
+        theirs = face_height(face)
+        assert 420 < theirs < 480, (path, theirs)      # the authors': 430-475 px of 480
+        for photo in (face, _in_a_photo(face)):
+            ours, _ = encode(faces, photo, provider="CPU")
+            ratios.append(face_height(ours[0]) / theirs)
+            loose, _ = encode(faces, photo, provider="CPU", crop=SQUARE, margin=0.3)
+            square.append(face_height(loose[0]) / theirs)
+    assert all(0.9 <= r <= 1.1 for r in ratios), ratios
+    assert all(r < 0.8 for r in square), square

@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from lumosx_core import ConditionLayout, RelationalCache, relational_forward
-from lumosx_core.reference import dense_relational_forward
+from oracle import dense_relational_forward
 from wan_factory import make_wan
 
 TOL = 1e-5
@@ -102,3 +102,20 @@ def test_cache_evicts_least_recent_and_none_key_is_not_cached():
     assert cache.get("k", None, lambda: make(5)) == 5
     assert cache.get("k", None, lambda: make(6)) == 6        # uncacheable: built each time
     assert built == [1, 2, 3, 22, 5, 6] and len(cache) == 2
+
+
+@torch.no_grad()
+def test_rope_options_are_part_of_the_key(model):
+    """ComfyUI's ScaleROPE options change every position: a RoPE table built without them must
+    not serve a job that has them (and back)."""
+    layout = ConditionLayout(1, [2])
+    x, ctx, cond, masks = _job(layout, 0)
+    t = torch.tensor([700.0, 300.0])
+    cache = RelationalCache()
+    for opts in ({}, {"rope_options": {"scale_t": 2.0, "shift_y": 1.0}}, {}):
+        cached = relational_forward(model, x, t, ctx, cond, layout, masks, cache=cache,
+                                    transformer_options=dict(opts))
+        plain = relational_forward(model, x, t, ctx, cond, layout, masks,
+                                   transformer_options=dict(opts))
+        assert torch.equal(cached, plain), opts
+    assert cache.misses == 5      # 4 on the first job, the scaled RoPE table on the second

@@ -9,8 +9,6 @@ import torch
 from lumosx_core.convert import CheckpointError, inspect_wan, load_checkpoint
 from wan_factory import wan_state_dict_for_loader
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-
 
 @pytest.fixture(scope="module")
 def wan_sd():
@@ -59,12 +57,12 @@ def test_official_pt_converts_once_and_loads(folders, wan_sd, monkeypatch, pack)
     assert "lumosx_official.pt.lumosx.safetensors" not in model.model_choices()
 
     # second load reads the cache, never the pickle
-    import lumosx_core.convert as conv_top
-    import ComfyUI_LumosX.lumosx_core.convert as conv
+    import lumosx_core.convert as conv   # the one copy; the nodes' relative import is it too
+    assert pack.lumosx_core.convert is conv
+
     def boom(*a, **k):
         raise AssertionError("pickle read again")
     monkeypatch.setattr(conv, "load_pickle", boom)
-    monkeypatch.setattr(conv_top, "load_pickle", boom)
     model.LumosXModelLoader.execute("lumosx_official.pt", "default")
 
 
@@ -147,7 +145,7 @@ def test_convert_cli(tmp_path, wan_sd):
     src, dst = tmp_path / "official.pth", tmp_path / "out.safetensors"
     torch.save({"model": {"module." + k: v for k, v in wan_sd.items()}}, src)
     r = subprocess.run([sys.executable, "-m", "lumosx_core.convert", str(src), str(dst)],
-                       cwd=ROOT, capture_output=True, text=True)
+                       cwd=tmp_path, capture_output=True, text=True)
     assert r.returncode == 0, r.stderr
     assert "Wan 2.1 T2V" in r.stdout
     sd = load_checkpoint(str(dst))
@@ -155,5 +153,45 @@ def test_convert_cli(tmp_path, wan_sd):
     bad = tmp_path / "bad.pth"
     torch.save({"shared.weight": torch.zeros(3, 3)}, bad)
     r = subprocess.run([sys.executable, "-m", "lumosx_core.convert", str(bad), str(dst)],
-                       cwd=ROOT, capture_output=True, text=True)
+                       cwd=tmp_path, capture_output=True, text=True)
     assert r.returncode == 2 and "text encoder" in r.stderr
+
+
+def _run_one_step(pack, m):
+    """One sampling step through ComfyUI (plain conditioning); returns (latent, the dtype of
+    the activations leaving the first DiT block)."""
+    import test_comfy_sampling as tcs
+    seen = []
+    hook = m.model.diffusion_model.blocks[0].register_forward_hook(
+        lambda mod, args, out: seen.append(out.dtype))
+    try:
+        pos, neg = tcs._cond(pack, refs=False)
+        out = pack.nodes.sampling.LumosXSampler.execute(
+            m, pos, neg, {"samples": torch.zeros(1, 16, 2, 8, 10)}, 0, 2, 4.0, "lumosx_released",
+            "lumosx_released", 8.0, 1.0).result[0]["samples"]
+    finally:
+        hook.remove()
+    return out, seen[0]
+
+
+def test_compute_dtype_bf16_released(folders, wan_sd, pack):
+    from safetensors.torch import save_file
+    dm, _ = folders
+    save_file(wan_sd, str(dm / "tiny.safetensors"))
+    model = _loader()
+    schema = {i.id: i for i in model.LumosXModelLoader.GET_SCHEMA().inputs}
+    assert schema["compute_dtype"].default == "default"
+    assert "bf16 (released)" in schema["compute_dtype"].options
+    host = model.LumosXModelLoader.execute("tiny.safetensors", "default").result[0]
+    bf16 = model.LumosXModelLoader.execute("tiny.safetensors", "default",
+                                           "bf16 (released)").result[0]
+    assert bf16.model.diffusion_model.blocks[0].self_attn.q.weight.dtype == torch.bfloat16
+    assert bf16.get_model_object("manual_cast_dtype") == torch.bfloat16
+    a, a_dtype = _run_one_step(pack, host)
+    b, b_dtype = _run_one_step(pack, bf16)
+    assert a_dtype == torch.float32 and b_dtype == torch.bfloat16   # the DiT really ran in bf16
+    rel = ((a - b).norm() / a.norm()).item()
+    assert torch.isfinite(b).all() and 1e-5 < rel < 0.1, rel      # bf16 rounding, same model
+    fp16 = model.LumosXModelLoader.execute("tiny.safetensors", "default", "fp16").result[0]
+    assert _run_one_step(pack, fp16)[1] == torch.float16
+    assert "compute_dtype" in model.LumosXModelLoader.validate_inputs(compute_dtype="bf16")

@@ -9,10 +9,10 @@ import re
 import pytest
 
 import shipped
-from lumosx_core.cli._convert import (WorkflowError, is_api_workflow, is_ui_workflow,
+import workflow_specs as specs
+from lumosx_core.cli.workflow_format import (WorkflowError, is_api_workflow, is_ui_workflow,
                                       ui_to_api, widget_layout)
 
-specs = shipped.load_script("workflow_specs")
 OUR_MODULE = "custom_nodes.ComfyUI-LumosX"
 
 
@@ -99,8 +99,13 @@ def test_shipped_defaults_are_the_released_ones():
     (samp,) = [n["inputs"] for n in api.values() if n["class_type"] == "LumosXSampler"]
     assert (bind["width"], bind["height"], bind["length"], bind["ratio"]) == (832, 480, 81, 0.5)
     assert bind["r2pe"] and bind["self_mask"] and bind["cross_mask"]
-    assert (samp["steps"], samp["cfg"], samp["shift"], samp["sampler_name"]) == \
-        (50, 6.0, 8.0, "dpmpp_2m")
+    assert (samp["steps"], samp["cfg"], samp["shift"], samp["sampler_name"],
+            samp["scheduler"]) == (50, 6.0, 8.0, "lumosx_released", "lumosx_released")
+    assert not bind["weight_syntax"]
+    (loader,) = [n["inputs"] for n in api.values() if n["class_type"] == "LumosXModelLoader"]
+    assert loader["compute_dtype"] == "bf16 (released)"
+    for face in [n["inputs"] for n in api.values() if n["class_type"] == "LumosXFaceEncoder"]:
+        assert face["crop"] == "face box (released)"
     refs = [n for n in api.values() if n["class_type"] in ("LumosXPerson", "LumosXReference")]
     phrases = [n["inputs"].get("face_phrase") or n["inputs"].get("phrase") for n in refs]
     phrases += [n["inputs"]["phrase_1"] for n in refs if n["class_type"] == "LumosXPerson"]

@@ -35,13 +35,26 @@ def colormap(t: float):
     return tuple(int(round(v)) for v in c)
 
 
+#: Characters of a label ever measured: no label of a few hundred pixels needs more.
+FIT_TEXT_MAX_CHARS = 512
+
+
 def fit_text(draw, text: str, font, width: int) -> str:
-    """``text`` cut with an ellipsis to fit ``width`` pixels."""
-    if draw.textlength(text, font=font) <= width:
+    """``text`` cut with an ellipsis to fit ``width`` pixels. A binary search over the cut
+    (``O(log n)`` measurements of at most :data:`FIT_TEXT_MAX_CHARS` characters), so a huge
+    phrase costs no more than a short one."""
+    text = text.replace("\n", " ")
+    if len(text) <= FIT_TEXT_MAX_CHARS and draw.textlength(text, font=font) <= width:
         return text
-    while text and draw.textlength(text + "...", font=font) > width:
-        text = text[:-1]
-    return text + "..."
+    text = text[:FIT_TEXT_MAX_CHARS]
+    lo, hi = 0, len(text)                 # the longest cut that fits lies in [lo, hi]
+    while lo < hi:
+        mid = (lo + hi + 1) // 2
+        if draw.textlength(text[:mid] + "...", font=font) <= width:
+            lo = mid
+        else:
+            hi = mid - 1
+    return text[:lo] + "..."
 
 
 def render_matrix(matrix, row_labels: Sequence[str], col_labels: Sequence[str],

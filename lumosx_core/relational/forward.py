@@ -19,7 +19,7 @@ import torch.nn.functional as F
 from .attention import merge_heads, split_heads
 from .cross_attention import biased_images, cell_index, relational_cross_attention, text_weights
 from .layout import ConditionLayout
-from .positions import check_rope_capacity, position_ids, rope_freqs
+from .positions import apply_rope_options, check_rope_capacity, position_ids, rope_freqs
 from .self_attention import SelfAttentionPlan, relational_self_attention, self_attention_plan
 
 
@@ -97,6 +97,17 @@ def rope_key(model) -> Optional[Tuple]:
         return None
 
 
+def _rope_options_key(rope_options) -> Optional[Tuple]:
+    """The six numbers :func:`apply_rope_options` reads, or ``None`` when they are not plain
+    numbers (then the RoPE table is not cached)."""
+    try:
+        ro = rope_options or {}
+        return tuple(float(ro.get(f"{kind}_{axis}", default)) for axis in ("t", "y", "x")
+                     for kind, default in (("scale", 1.0), ("shift", 0.0)))
+    except (AttributeError, TypeError, ValueError):
+        return None
+
+
 @dataclass
 class ForwardSetup:
     """Everything :func:`relational_forward` builds outside the transformer blocks for one
@@ -127,15 +138,20 @@ def _text_setup(layout: ConditionLayout, phrase_masks, B: int, context_len: int,
 def forward_setup(model, layout: ConditionLayout, T: int, Hp: int, Wp: int, B: int,
                   context_len: int, phrase_masks, device, r2pe: bool = True,
                   self_mask: bool = True, cross_mask: bool = True, ratio: float = 0.5,
-                  parity: bool = True, cache: Optional[RelationalCache] = None) -> ForwardSetup:
+                  parity: bool = True, cache: Optional[RelationalCache] = None,
+                  rope_options: Optional[dict] = None) -> ForwardSetup:
     """The LumosX work of one forward outside the blocks (positions, RoPE table, gather
-    indices, text weights); with a ``cache`` each piece is built once per distinct input."""
+    indices, text weights); with a ``cache`` each piece is built once per distinct input.
+    ``rope_options``: ComfyUI's RoPE scale/shift (see :func:`apply_rope_options`)."""
     device = torch.device(device)
     c = cache if cache is not None else RelationalCache()
     rk = rope_key(model) if cache is not None else None
-    key = None if rk is None else (layout, T, Hp, Wp, bool(r2pe), rk, str(device))
-    freqs = c.get("freqs", key, lambda: rope_freqs(model, position_ids(layout, T, Hp, Wp, r2pe),
-                                                   device=device))
+    ro = _rope_options_key(rope_options)
+    key = None if rk is None or ro is None else (layout, T, Hp, Wp, bool(r2pe), rk, ro,
+                                                 str(device))
+    freqs = c.get("freqs", key, lambda: rope_freqs(
+        model, apply_rope_options(position_ids(layout, T, Hp, Wp, r2pe), rope_options),
+        device=device))
     n_c = layout.num_images
     self_plan = cells = weights = biased = None
     if n_c and self_mask:
@@ -296,6 +312,8 @@ def relational_forward(model, x: torch.Tensor, timestep: torch.Tensor, context: 
     ``phrase_masks``: bool ``[B or 1, N_c, L_text]``. ``ratio``: text-bias strength;
     ``r2pe`` / ``self_mask`` / ``cross_mask``: the three relational features (off = ablation);
     ``parity``: reproduce the released code's score-grid quirk (else the fixed indexing).
+    ``transformer_options["rope_options"]`` (ComfyUI's RoPE scale/shift) applies to every
+    token's position, references included, as the host does for Phantom's reference frames.
     ``cache``: a :class:`RelationalCache` kept across the steps of a sampling run, so the
     set-up (RoPE table, indices, text weights) is built once per run instead of every step.
 
@@ -326,11 +344,12 @@ def relational_forward(model, x: torch.Tensor, timestep: torch.Tensor, context: 
     Hp, Wp = x_full.shape[3] // ph, x_full.shape[4] // pw
     if n_c:
         check_rope_capacity(layout, T, Hp, Wp, r2pe)
+    topts = dict(transformer_options or {})
     setup = forward_setup(model, layout, T, Hp, Wp, B, context.shape[1], phrase_masks,
                           x.device, r2pe=r2pe, self_mask=self_mask, cross_mask=cross_mask,
-                          ratio=ratio, parity=parity, cache=cache)
+                          ratio=ratio, parity=parity, cache=cache,
+                          rope_options=topts.get("rope_options"))
 
-    topts = dict(transformer_options or {})
     if n_c:
         topts["optimized_attention_override"] = RelationalAttention(
             layout, T, Hp, Wp, context.shape[1], setup.weights, float(ratio), self_mask,

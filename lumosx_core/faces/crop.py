@@ -47,6 +47,18 @@ def square_box(bbox: Sequence[float], margin: float) -> Box:
     return (cx - side / 2.0, cy - side / 2.0, cx + side / 2.0, cy + side / 2.0)
 
 
+def face_box(bbox: Sequence[float], width: int, height: int) -> PixelBox:
+    """The detector's face box as it is (not squared, no margin), rounded to whole pixels
+    and clipped to the ``width x height`` photo: what the released references are (the
+    authors' training crops are the detector's box). At least 1x1 pixel."""
+    x1, y1, x2, y2 = (float(v) for v in bbox)
+    x0 = min(max(int(round(x1)), 0), width - 1)
+    y0 = min(max(int(round(y1)), 0), height - 1)
+    xe = min(max(int(round(x2)), x0 + 1), width)
+    ye = min(max(int(round(y2)), y0 + 1), height)
+    return (x0, y0, xe, ye)
+
+
 def pixel_box(box: Sequence[float]) -> PixelBox:
     """Integer box of at least 1x1 pixel with the same centre and (rounded) size as float
     ``box``; a square box stays square."""

@@ -14,6 +14,12 @@ from .phrases import find_occurrences, phrase_mask
 from .references import RefImage
 
 
+def shorten(text: str, limit: int = 80) -> str:
+    """``text`` for a message: at most ``limit`` characters (a huge phrase stays readable)."""
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[:limit - 3] + "..."
+
+
 @dataclass
 class PhraseMatch:
     """Where one reference's phrase occurs: ``starts`` of every occurrence, ``length`` tokens."""
@@ -45,9 +51,9 @@ class BindingReport:
         for m in self.matches:
             if m.found:
                 spans = ", ".join(f"{s}-{s + m.length - 1}" for s in m.starts)
-                lines.append(f"{m.label()} '{m.phrase}': tokens {spans}")
+                lines.append(f"{m.label()} '{shorten(m.phrase)}': tokens {spans}")
             else:
-                lines.append(f"{m.label()} '{m.phrase}': NOT FOUND in the prompt")
+                lines.append(f"{m.label()} '{shorten(m.phrase)}': NOT FOUND in the prompt")
         lines += [f"warning: {w}" for w in self.warnings]
         lines += [f"error: {e}" for e in self.errors]
         return "\n".join(lines) if lines else "no references"
@@ -75,7 +81,7 @@ def bind_phrases(refs: Sequence[RefImage], prompt_ids: Sequence[int],
             msg = (f"{m.label()} has an empty phrase: give it the words that name it in the "
                    f"prompt")
         elif not m.found:
-            msg = (f"{m.label()} phrase '{ref.phrase}' does not occur in the prompt: the "
+            msg = (f"{m.label()} phrase '{shorten(ref.phrase)}' does not occur in the prompt: the "
                    f"reference still conditions the video but gets no text bias, so binding is "
                    f"weaker. Write the phrase verbatim in the prompt.")
         else:

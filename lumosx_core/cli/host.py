@@ -9,10 +9,10 @@ import sys
 import time
 from typing import Optional, Sequence
 
-from ._api import ComfyClient
+from .api import ComfyClient
 
 #: The repository (when this package runs from a checkout, e.g. an editable install).
-REPO_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+REPO_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.realpath(__file__))))
 PACK_DIR_NAME = "ComfyUI-LumosX"
 
 

@@ -35,17 +35,49 @@ def phrase_mask(prompt_ids: Sequence[int], phrase_ids: Sequence[int], length: in
     never marked. An empty phrase or one that does not occur gives an all-False mask.
     """
     prompt = [int(t) for t in prompt_ids]
-    phrase = [int(t) for t in phrase_ids]
     n = len(prompt) if valid is None else min(int(valid), len(prompt))
     n = min(n, length)
-    mask = torch.zeros(length, dtype=torch.bool)
-    k = len(phrase)
-    if k == 0 or k > n:
-        return mask
-    for s in range(0, n - k + 1):
-        if prompt[s:s + k] == phrase:
-            mask[s:s + k] = True
-    return mask
+    starts = match_starts(prompt[:n], [int(t) for t in phrase_ids])
+    return _cover(starts, len(phrase_ids), length)
+
+
+def match_starts(text: Sequence[int], pattern: Sequence[int]) -> List[int]:
+    """Start of every (possibly overlapping) occurrence of ``pattern`` in ``text``, in
+    ``O(len(text) + len(pattern))`` (Knuth-Morris-Pratt): long prompts and phrases never
+    stall."""
+    k = len(pattern)
+    if k == 0 or k > len(text):
+        return []
+    fail = [0] * k                       # longest proper prefix that is also a suffix
+    j = 0
+    for i in range(1, k):
+        while j and pattern[i] != pattern[j]:
+            j = fail[j - 1]
+        if pattern[i] == pattern[j]:
+            j += 1
+        fail[i] = j
+    out, j = [], 0
+    for i, t in enumerate(text):
+        while j and t != pattern[j]:
+            j = fail[j - 1]
+        if t == pattern[j]:
+            j += 1
+            if j == k:
+                out.append(i - k + 1)
+                j = fail[j - 1]
+    return out
+
+
+def _cover(starts: Sequence[int], k: int, length: int) -> torch.Tensor:
+    """Bool ``[length]``: True on ``[s, s + k)`` for every start (linear: a difference array,
+    so overlapping occurrences cost nothing extra)."""
+    diff = torch.zeros(length + 1, dtype=torch.int32)
+    if starts and k:
+        idx = torch.tensor(starts, dtype=torch.long)
+        diff.index_add_(0, idx, torch.ones(len(starts), dtype=torch.int32))
+        diff.index_add_(0, (idx + k).clamp(max=length), -torch.ones(len(starts),
+                                                                     dtype=torch.int32))
+    return diff.cumsum(0)[:length] > 0
 
 
 def phrase_masks(prompt_ids: Sequence[int], phrases_ids: Iterable[Sequence[int]], length: int,
@@ -63,8 +95,4 @@ def find_occurrences(prompt_ids: Sequence[int], phrase_ids: Sequence[int],
     prompt = [int(t) for t in prompt_ids]
     if valid is not None:
         prompt = prompt[:valid]
-    phrase = [int(t) for t in phrase_ids]
-    k = len(phrase)
-    if k == 0:
-        return []
-    return [s for s in range(0, len(prompt) - k + 1) if prompt[s:s + k] == phrase]
+    return match_starts(prompt, [int(t) for t in phrase_ids])

@@ -1,0 +1,77 @@
+"""The released prompt clean-up and 512-token cut.
+
+The authors' text encoder cleans every text before tokenizing it (prompt, negative prompt
+and each phrase alike): mojibake fixed with ``ftfy`` (when it is installed here), HTML
+entities unescaped twice, whitespace runs collapsed to one space, ends stripped. It then
+tokenizes with truncation to 512 tokens: the first 511 tokens and the end-of-sequence token.
+Parentheses are plain text there (no weight syntax).
+"""
+from __future__ import annotations
+
+import html
+import re
+from dataclasses import dataclass
+from typing import List, Sequence, Tuple
+
+#: text length of the released model (umT5 tokens, end-of-sequence included)
+TEXT_LEN = 512
+
+_WS = re.compile(r"\s+")
+
+
+def _fix_text(text: str) -> str:
+    try:
+        import ftfy
+    except ImportError:
+        return text
+    return ftfy.fix_text(text)
+
+
+def has_ftfy() -> bool:
+    try:
+        import ftfy  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def clean_prompt(text: str) -> str:
+    """The released clean-up of one text: ftfy (when installed), HTML unescape (twice),
+    strip, whitespace runs -> one space, strip."""
+    text = _fix_text(str(text))
+    text = html.unescape(html.unescape(text)).strip()
+    return _WS.sub(" ", text).strip()
+
+
+@dataclass(frozen=True)
+class Cut:
+    """A token list cut to the text length: ``tokens`` kept, ``dropped`` real tokens lost."""
+
+    tokens: list
+    dropped: int
+
+
+def cut_tokens(tokens: Sequence, end, length: int = TEXT_LEN, is_end=None) -> Cut:
+    """Cut a tokenized text (items of any kind, e.g. ``(id, weight)``; the end-of-sequence
+    item last, maybe followed by padding) to ``length`` items the way the released
+    tokenizer truncates: the first ``length - 1`` tokens, then ``end``. Shorter lists come
+    back unchanged. ``is_end(item)`` tells the end-of-sequence item (default ``item == end``).
+    """
+    tokens = list(tokens)
+    if len(tokens) <= length:
+        return Cut(tokens, 0)
+    is_end = is_end or (lambda t: t == end)
+    real = len(tokens)
+    for i, t in enumerate(tokens):
+        if is_end(t):
+            real = i
+            break
+    if real <= length - 1:  # only padding beyond the length
+        return Cut(tokens[:length], 0)
+    return Cut(tokens[:length - 1] + [end], real - (length - 1))
+
+
+def cut_warning(dropped: int, length: int = TEXT_LEN) -> str:
+    return (f"the prompt is {length - 1 + dropped} tokens long; the released model reads "
+            f"{length} (end of text included), so its last {dropped} tokens were cut as the "
+            f"released code does. Shorten it, or move the important words forward")

@@ -1,0 +1,50 @@
+"""The released sampling loop written plainly in torch, for parity tests: the relational forward
+of the cond and the uncond pass (the uncond pass with the positive prompt's phrase masks, as
+released), CFG on the velocity, the released solver and integer timesteps."""
+from __future__ import annotations
+
+import torch
+
+from lumosx_core import relational_forward
+from lumosx_core.solver import released_schedule, sample_released
+
+
+def lumosx_parts(conditioning):
+    """(context, raw reference latents, phrase masks, RelationalConfig) of a LumosX
+    CONDITIONING entry (what the Bind node attaches)."""
+    emb, extra = conditioning[0]
+    mc = extra["model_conds"]
+    return emb, mc["lumosx_latents"].cond, mc["lumosx_masks"].cond, mc["lumosx_config"].cond
+
+
+def noise_like(shape, seed: int) -> torch.Tensor:
+    """ComfyUI's noise for a seed (``comfy.sample.prepare_noise``): CPU randn."""
+    return torch.randn(shape, generator=torch.Generator().manual_seed(seed))
+
+
+def released_loop(diffusion_model, latents_mean, latents_std, positive, negative,
+                  noise: torch.Tensor, steps: int, shift: float, cfg: float,
+                  integer_timesteps: bool = True) -> torch.Tensor:
+    """Sample in the model's latent space from ``noise`` (σ = 1) and return the VAE-space
+    latent (``x·std + mean``), like a ComfyUI sampler's output. ``integer_timesteps=False``
+    feeds the DiT ``σ·1000`` as a float instead (what ComfyUI's samplers do)."""
+    ctx_p, lat, masks, config = lumosx_parts(positive)
+    ctx_n = negative[0][0]
+    mean = latents_mean.view(1, -1, 1, 1, 1)
+    std = latents_std.view(1, -1, 1, 1, 1)
+    lat = (lat.float() - mean) / std
+    opts = config.options()
+    sigmas, timesteps = released_schedule(steps, shift)
+    t_of = {float(s): float(t) if integer_timesteps else float(s) * 1000.0
+            for s, t in zip(sigmas[:-1].tolist(), timesteps.tolist())}
+
+    def model(x, sigma, **_):
+        t = torch.full((x.shape[0],), t_of[float(sigma[0])])
+        v_c = relational_forward(diffusion_model, x, t, ctx_p, lat, config.layout, masks, **opts)
+        v_u = relational_forward(diffusion_model, x, t, ctx_n, lat, config.layout, masks, **opts)
+        v = v_u + cfg * (v_c - v_u)
+        return x - sigma.view(-1, 1, 1, 1, 1) * v
+
+    with torch.no_grad():
+        out = sample_released(model, noise.clone(), sigmas, disable=True)
+    return out * std + mean

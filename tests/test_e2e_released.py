@@ -1,0 +1,135 @@
+"""End-to-end parity with the released pipeline: Bind -> LumosX Sampler (released solver,
+schedule and integer timesteps) in a real headless ComfyUI equals a plain torch loop over
+relational_forward + sample_released + CFG from the same noise; and how far ComfyUI's own
+dpmpp_2m lands from it on the same model (printed, quoted in the README)."""
+import os
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image, ImageOps
+
+import e2e_setup
+from released_loop import noise_like, released_loop
+
+STEPS, SHIFT, CFG, SEED = 6, 6.0, 6.0, 11
+W, H, LENGTH = 64, 48, 5
+NEGATIVE = "blurry, static"
+
+
+def _graph(spiece, sampler="lumosx_released", scheduler="lumosx_released", prefix="released"):
+    def load(name):
+        return {"class_type": "LoadImage", "inputs": {"image": name}}
+
+    return {
+        "1": {"class_type": "LumosXTestTinyTextEncoder", "inputs": {"spiece_path": spiece, "seed": 0}},
+        "2": {"class_type": "LumosXModelLoader",
+              "inputs": {"model_name": e2e_setup.DIT, "weight_dtype": "default"}},
+        "3": {"class_type": "VAELoader", "inputs": {"vae_name": e2e_setup.VAE}},
+        "4": load("astronaut.png"), "8": load("red_jacket.png"), "9": load("blue_hat.png"),
+        "10": load("garden.png"), "5": load("t1.jpg"),
+        "11": {"class_type": "LumosXReference",
+               "inputs": {"image": ["10", 0], "phrase": "sunny garden", "kind": "background"}},
+        "12": {"class_type": "LumosXPerson",
+               "inputs": {"face": ["4", 0], "face_phrase": "astronaut", "references": ["11", 0],
+                          "attribute_1": ["8", 0], "phrase_1": "red jacket"}},
+        "13": {"class_type": "LumosXPerson",
+               "inputs": {"face": ["5", 0], "face_phrase": "woman", "references": ["12", 0],
+                          "attribute_1": ["9", 0], "phrase_1": "blue hat"}},
+        "14": {"class_type": "LumosXBind",
+               "inputs": {"clip": ["1", 0], "vae": ["3", 0], "prompt": e2e_setup.PROMPT,
+                          "negative_prompt": NEGATIVE, "references": ["13", 0], "width": W,
+                          "height": H, "length": LENGTH, "batch_size": 1, "ratio": 0.5,
+                          "r2pe": True, "self_mask": True, "cross_mask": True, "mode": "parity",
+                          "uncond_bias": "positive phrase masks (released)", "strict": True}},
+        "15": {"class_type": "LumosXSampler",
+               "inputs": {"model": ["2", 0], "positive": ["14", 0], "negative": ["14", 1],
+                          "latent": ["14", 2], "seed": SEED, "steps": STEPS, "cfg": CFG,
+                          "sampler_name": sampler, "scheduler": scheduler, "shift": SHIFT,
+                          "denoise": 1.0}},
+        "16": {"class_type": "SaveLatent",
+               "inputs": {"samples": ["15", 0], "filename_prefix": prefix}},
+    }
+
+
+def _server_latent(server, graph):
+    from safetensors.torch import load_file
+    hist = server.run(graph, timeout=900)
+    assert hist["status"]["status_str"] == "success", (hist["status"], server.log()[-3000:])
+    (item,) = hist["outputs"]["16"]["latents"]
+    path = os.path.join(server.base, "output", item.get("subfolder", ""), item["filename"])
+    return load_file(path)["latent_tensor"]
+
+
+def _load_image(path):
+    """What LoadImage gives (RGB, exif-transposed, float32 / 255)."""
+    with Image.open(path) as im:
+        im = ImageOps.exif_transpose(im).convert("RGB")
+        return torch.from_numpy(np.array(im).astype(np.float32) / 255.0)[None]
+
+
+@pytest.fixture(scope="module")
+def in_process(server, pack):
+    """The same conditioning and DiT, built in this process from the server's files."""
+    import comfy.sd
+    import comfy.utils
+    import ComfyUI_LumosX.nodes as nodes_pkg
+    from lumosx_test_pack import build_tiny_clip
+    N = {cls.GET_SCHEMA().node_id: cls for cls in nodes_pkg.NODE_LIST}
+    base = server.base
+    with open(server.assets["spiece"], "rb") as f:
+        clip = build_tiny_clip(f.read(), 0)
+    vae = comfy.sd.VAE(sd=comfy.utils.load_torch_file(
+        os.path.join(base, "models", "vae", e2e_setup.VAE)))
+    img = {n: _load_image(os.path.join(base, "input", n))
+           for n in ("astronaut.png", "red_jacket.png", "blue_hat.png", "garden.png", "t1.jpg")}
+    refs = N["LumosXReference"].execute(img["garden.png"], "sunny garden", "background").result[0]
+    refs = N["LumosXPerson"].execute(img["astronaut.png"], "astronaut", refs,
+                                     attribute_1=img["red_jacket.png"],
+                                     phrase_1="red jacket").result[0]
+    refs = N["LumosXPerson"].execute(img["t1.jpg"], "woman", refs, attribute_1=img["blue_hat.png"],
+                                     phrase_1="blue hat").result[0]
+    pos, neg, latent, _, _ = N["LumosXBind"].execute(
+        clip=clip, vae=vae, prompt=e2e_setup.PROMPT, negative_prompt=NEGATIVE, references=refs,
+        width=W, height=H, length=LENGTH, batch_size=1, ratio=0.5, r2pe=True, self_mask=True,
+        cross_mask=True, mode="parity", uncond_bias="positive phrase masks (released)",
+        strict=True).result
+    model = comfy.sd.load_diffusion_model(os.path.join(base, "models", "diffusion_models",
+                                                       e2e_setup.DIT))
+    return N, model, pos, neg, latent
+
+
+def _rel(a, b):
+    return ((a - b).norm() / b.norm()).item()
+
+
+def test_comfyui_released_path_equals_the_plain_torch_loop(server, in_process):
+    N, model, pos, neg, latent = in_process
+    theirs = _server_latent(server, _graph(server.assets["spiece"]))
+    fmt = model.model.latent_format
+    ref = released_loop(model.model.diffusion_model, fmt.latents_mean, fmt.latents_std, pos, neg,
+                        noise_like(latent["samples"].shape, SEED), STEPS, SHIFT, CFG)
+    assert theirs.shape == ref.shape == latent["samples"].shape
+    rel = _rel(theirs, ref)
+    print(f"\nComfyUI released path vs plain torch loop: relative difference {rel:.2e}")
+    assert rel <= 1e-4, rel
+    # not vacuous: feeding the DiT float timesteps (σ·1000) instead is measurably different
+    floats = released_loop(model.model.diffusion_model, fmt.latents_mean, fmt.latents_std, pos,
+                           neg, noise_like(latent["samples"].shape, SEED), STEPS, SHIFT, CFG,
+                           integer_timesteps=False)
+    print(f"float timesteps instead: relative difference {_rel(floats, ref):.2e}")
+    assert _rel(floats, ref) > 100 * max(rel, 1e-7)
+
+
+def test_comfyui_dpmpp_2m_distance_from_the_released_solver(server, in_process):
+    """Not an equality: how far ComfyUI's dpmpp_2m (its simple schedule, float timesteps;
+    and on the released sigmas) lands from the released loop on the same model."""
+    N, model, pos, neg, latent = in_process
+    released = _server_latent(server, _graph(server.assets["spiece"], prefix="rel2"))
+    dpm = _server_latent(server, _graph(server.assets["spiece"], "dpmpp_2m", "simple", "dpm"))
+    dpm_rs = _server_latent(server, _graph(server.assets["spiece"], "dpmpp_2m",
+                                           "lumosx_released", "dpm_rs"))
+    a, b = _rel(dpm, released), _rel(dpm_rs, released)
+    print(f"\n{STEPS} steps: dpmpp_2m+simple vs released {a:.3e}; "
+          f"dpmpp_2m on the released sigmas vs released {b:.3e}")
+    assert a > 1e-4 and b > 1e-4
