@@ -1,6 +1,8 @@
 """One denoising step of a Wan-shaped DiT (ComfyUI's own WanModel): LumosX ("ours") vs
 ComfyUI's stock Phantom forward (``time_dim_concat``, same number of tokens, no relational
-features) vs no references; and the cost of the relational text bias inside a block.
+features) vs no references -- time and whole-step peak allocated memory -- the cost of the
+relational text bias inside a block, and the LumosX set-up outside the blocks per step
+(before/after the per-run cache).
 
 CPU default: the real width (dim 1536, 12 heads of 128, ffn 8960, text 512 tokens), 21 latent
 frames and 9 references at a reduced token grid, a few blocks. ``--full`` is the released
@@ -8,7 +10,12 @@ size (30 blocks, 480x832 -> 30x52 grid, bf16) for a GPU.
 
     python benchmarks/bench_step.py
     python benchmarks/bench_step.py --device cuda --dtype bf16 --full
+    python benchmarks/bench_step.py --dtype bf16        # writes step_bf16.json/.md
     python benchmarks/bench_step.py --smoke --out /tmp/x
+
+Peak memory: ``common.peak_allocated`` (CPU: every allocation/free PyTorch's allocator reports
+to torch.profiler; CUDA: max_memory_allocated), one cold call per variant -- "ours" builds
+its whole set-up inside the measured call, as on a run's first step.
 """
 from __future__ import annotations
 
@@ -19,12 +26,46 @@ import sys
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import common  # noqa: E402
 
-common.setup_paths(need_comfy=True)
+common.setup_paths(need_comfy=True, pytorch_attention="--pytorch-attention" in sys.argv)
 
 import torch  # noqa: E402
 
 from lumosx_core import relational_forward  # noqa: E402
+from lumosx_core.relational.cross_attention import biased_images, cell_index, text_weights  # noqa: E402
+from lumosx_core.relational.forward import (RelationalCache, forward_setup,  # noqa: E402
+                                 prepare_phrase_masks)
+from lumosx_core.relational.positions import position_ids, rope_freqs  # noqa: E402
+from lumosx_core.relational.self_attention import self_attention_plan  # noqa: E402
 from bench_self_attention import DTYPES, layout_for  # noqa: E402
+
+
+def setup_fns(model, layout, T, Hp, Wp, B, context_len, masks, dev, layers):
+    """The LumosX work outside the transformer blocks of one step, three ways:
+
+    * ``before``: what every step built before the per-run cache: RoPE table of the relational
+      positions, phrase masks and text weights once, then in every block the self-attention
+      gather indices, one cell index per image and a device->host read of the biased flags;
+    * ``first_step``: :func:`forward_setup` with an empty cache (a run's first step);
+    * ``cached``: :func:`forward_setup` with the run's cache (every later step).
+    """
+    n_c = layout.num_images
+
+    def before():
+        rope_freqs(model, position_ids(layout, T, Hp, Wp, True), device=dev)
+        w = text_weights(layout, prepare_phrase_masks(masks, layout, B, context_len, dev))
+        for _ in range(layers):
+            self_attention_plan(layout, T, Hp * Wp, dev)
+            for _ in range(n_c):
+                cell_index(Hp, Wp, True, device=dev)
+            biased_images(w)
+
+    def setup(cache):
+        return forward_setup(model, layout, T, Hp, Wp, B, context_len, masks, dev, cache=cache)
+
+    run_cache = RelationalCache()
+    setup(run_cache)
+    return {"before": before, "first_step": lambda: setup(RelationalCache()),
+            "cached": lambda: setup(run_cache)}
 
 
 def make_model(dim, heads, ffn, layers, text_dim, device, dtype, seed=0):
@@ -83,8 +124,17 @@ def run(args):
         return model(x, t, ctx)
 
     fns = {"ours": ours, "ours_no_bias": ours_no_bias, "phantom": phantom, "no_refs": no_refs}
+    mem = {}
+    if not args.no_memory:   # before timing: the first (cold) call of each variant
+        if dev.startswith("cuda"):
+            no_refs()        # library workspaces (cuBLAS, ...) are allocated before measuring
+        for name in ("ours", "phantom", "no_refs"):
+            mem[name] = common.peak_allocated(fns[name], dev)
     res = common.time_alternating(fns, args.repeats, dev)
     out = {k: v["median_s"] for k, v in res.items()}
+    sfns = setup_fns(model, layout, args.frames, gh, gw, 1, 512, masks, dev, args.layers)
+    st = common.time_alternating(sfns, max(5, args.repeats * 5), dev)
+    setup_s = {k: v["median_s"] for k, v in st.items()}
     P = gh * gw
     row = {"grid": f"{gh}x{gw}", "frames": args.frames, "refs": args.refs,
            "tokens": (args.frames + n_c) * P, "video_tokens": args.frames * P,
@@ -92,34 +142,41 @@ def run(args):
            "ratio_ours_phantom": out["ours"] / out["phantom"],
            "ratio_ours_no_refs": out["ours"] / out["no_refs"],
            "bias_overhead": out["ours"] / out["ours_no_bias"] - 1.0,
-           "per_block_s": {k: v / args.layers for k, v in out.items()}}
-    if dev.startswith("cuda"):
-        mem = {}
-        for name, fn in fns.items():
-            torch.cuda.synchronize()
-            torch.cuda.reset_peak_memory_stats()
-            base = torch.cuda.memory_allocated()
-            fn()
-            torch.cuda.synchronize()
-            mem[name] = (torch.cuda.max_memory_allocated() - base) / 2 ** 30
-        row["peak_gib"] = mem
-    return {"rows": [row]}
+           "per_block_s": {k: v / args.layers for k, v in out.items()},
+           "setup_s": setup_s,
+           "setup_share": {k: v / out["ours"] for k, v in setup_s.items()}}
+    if mem:
+        row["peak_bytes"] = {k: v["peak_bytes"] for k, v in mem.items()}
+        row["peak_method"] = next(iter(mem.values()))["method"]
+        row["mem_ratio_ours_phantom"] = mem["ours"]["peak_bytes"] / mem["phantom"]["peak_bytes"]
+        row["mem_ratio_ours_no_refs"] = mem["ours"]["peak_bytes"] / mem["no_refs"]["peak_bytes"]
+    return {"rows": [row], "attention_backend": common.attention_backend()}
 
 
 def report(res, args):
     r = res["rows"][0]
     head = ["variant", "seconds / step", "seconds / block"]
     rows = [[k, v, r["per_block_s"][k]] for k, v in r["time_s"].items()]
-    if "peak_gib" in r:
-        head.append("peak GiB")
+    if "peak_bytes" in r:
+        head.append("peak allocated MiB")
         for row in rows:
-            row.append(r["peak_gib"][row[0]])
+            b = r["peak_bytes"].get(row[0])
+            row.append(b / 2 ** 20 if b is not None else "-")
     lines = [f"One denoising step: WanModel dim {args.dim}, {args.heads} heads, ffn {args.ffn}, "
              f"{args.layers} blocks, {args.dtype} on {args.device}; {args.frames} latent frames, "
              f"{args.refs} references, {r['grid']} token grid ({r['tokens']} tokens, of which "
-             f"{r['video_tokens']} video); median of {args.repeats} alternating repeats. "
+             f"{r['video_tokens']} video); median of {args.repeats} alternating repeats; "
+             f"load average at start {args.load_avg[0]:.1f} on {os.cpu_count()} cores. "
              f"'phantom' = ComfyUI's stock time_dim_concat forward over the same tokens.", "",
              common.md_table(head, rows), "",
+             "Peak allocated = " + r.get("peak_method", "not measured") + "; one cold call "
+             "each (ours builds its set-up inside it). ComfyUI attention backend: "
+             + res.get("attention_backend", "?") + (
+                 " -- it materialises [heads, Lq, Lk] scores (chunked only when they do not fit "
+                 "the free memory), which is why Phantom's L x L self-attention peaks above ours "
+                 "((T*P) x L plus small blocks); --pytorch-attention measures with SDPA."
+                 if "sub_quad" in res.get("attention_backend", "")
+                 or "split" in res.get("attention_backend", "") else ""), "",
              "## Targets", "",
              f"- full step ours/stock Phantom: {r['ratio_ours_phantom']:.3f} (target <= 1.0) -> "
              + ("met" if r["ratio_ours_phantom"] <= 1.0 else
@@ -130,6 +187,24 @@ def report(res, args):
                 f"MISSED by {100 * (r['bias_overhead'] - 0.05):.2f} points"),
              f"- ours vs no references: {r['ratio_ours_no_refs']:.3f}x (the references add "
              f"{r['tokens'] - r['video_tokens']} tokens)"]
+    if "mem_ratio_ours_phantom" in r:
+        m = r["mem_ratio_ours_phantom"]
+        lines.append(f"- whole-step peak allocated memory ours/stock Phantom: {m:.3f} (target <= "
+                     "1.05) -> " + ("met" if m <= 1.05 else f"MISSED by {m - 1.05:.3f}")
+                     + f"; ours/no references {r['mem_ratio_ours_no_refs']:.3f}")
+    sh = r["setup_share"]
+    lines += ["", "## LumosX set-up outside the blocks, per step", "",
+              common.md_table(["", "seconds", "share of a step (ours)"],
+                              [["before the cache (every step)", r["setup_s"]["before"],
+                                f"{100 * sh['before']:.3f}%"],
+                               ["first step of a run", r["setup_s"]["first_step"],
+                                f"{100 * sh['first_step']:.3f}%"],
+                               ["later steps (cached)", r["setup_s"]["cached"],
+                                f"{100 * sh['cached']:.3f}%"]]), "",
+              f"'before' is the old per-step work: RoPE table, masks and weights once, and in "
+              f"each of the {args.layers} blocks the gather indices, cell indices and a "
+              "device->host read of the biased flags (a GPU sync per block). Cached: one read "
+              "of the phrase masks per step (a few KB), everything else reused."]
     return "\n".join(lines)
 
 
@@ -146,10 +221,15 @@ def main(argv=None):
     ap.add_argument("--grid", type=int, nargs=2, default=[8, 12])
     ap.add_argument("--refs", type=int, default=9)
     ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--no-memory", action="store_true")
+    ap.add_argument("--pytorch-attention", action="store_true",
+                    help="ComfyUI attention = PyTorch SDPA (default on GPUs; CPU: sub-quadratic)")
     ap.add_argument("--full", action="store_true")
     ap.add_argument("--smoke", action="store_true")
     ap.add_argument("--out", default=common.RESULTS)
     args = ap.parse_args(argv)
+    args.dtype_suffix = True
+    args.load_avg = os.getloadavg()
     if args.full:
         args.layers, args.grid = 30, [30, 52]
     if args.smoke:

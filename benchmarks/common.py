@@ -1,5 +1,6 @@
-"""Shared benchmark plumbing: alternating timed runs, peak memory in a fresh process (CPU) or
-from the CUDA allocator, machine facts, and writing JSON + markdown results."""
+"""Shared benchmark plumbing: alternating timed runs, peak memory (allocator-exact on both CPU
+and CUDA, plus peak RSS in a fresh process as a cross-check), machine facts, and writing
+JSON + markdown results."""
 from __future__ import annotations
 
 import json
@@ -18,8 +19,11 @@ COMFY = os.environ.get("LUMOSX_COMFYUI", os.path.join(ROOT, ".host", "ComfyUI"))
 RESULTS = os.path.join(HERE, "results")
 
 
-def setup_paths(need_comfy: bool = False) -> None:
-    """Make ``lumosx_core`` (and, when asked, ComfyUI in CPU-or-GPU mode) importable."""
+def setup_paths(need_comfy: bool = False, pytorch_attention: bool = False) -> None:
+    """Make ``lumosx_core`` (and, when asked, ComfyUI in CPU-or-GPU mode) importable.
+    ``pytorch_attention``: make ComfyUI use PyTorch SDPA (its default on NVIDIA/AMD GPUs;
+    on the CPU it otherwise picks the sub-quadratic attention, whose score chunks are sized to
+    the free memory)."""
     if ROOT not in sys.path:
         sys.path.append(ROOT)
     if need_comfy:
@@ -28,6 +32,14 @@ def setup_paths(need_comfy: bool = False) -> None:
         import torch
         from comfy.cli_args import args
         args.cpu = not torch.cuda.is_available()
+        if pytorch_attention:
+            args.use_pytorch_cross_attention = True
+
+
+def attention_backend() -> str:
+    """Name of the attention function ComfyUI picked (after ``setup_paths(need_comfy=True)``)."""
+    import comfy.ldm.modules.attention as a
+    return getattr(a.optimized_attention, "__name__", str(a.optimized_attention))
 
 
 def sync(device: str) -> None:
@@ -87,6 +99,101 @@ def peak_rss_of(code: str, timeout: float = 900.0) -> dict:
     return json.loads(r.stdout.strip().splitlines()[-1])
 
 
+#: How :func:`peak_allocated` measures, written into the results.
+PEAK_METHOD = {
+    "cpu": "peak of the running sum of every allocation and free that PyTorch's CPU allocator "
+           "(c10) reports to torch.profiler (profile_memory=True), above the bytes live when the "
+           "measured call starts; exact for tensor storage, excludes oneDNN/MKL-internal scratch",
+    "cuda": "torch.cuda.max_memory_allocated() - memory_allocated() after "
+            "reset_peak_memory_stats(), with synchronize() before and after",
+}
+
+
+def _cpu_allocation_events(prof) -> List[tuple]:
+    """(time_ns, signed bytes) of every CPU allocation/free the profiler saw, in time order."""
+    from torch._C._profiler import _EventType
+    out = []
+    stack = list(prof.profiler.kineto_results.experimental_event_tree())
+    while stack:
+        node = stack.pop()
+        if node.tag == _EventType.Allocation:
+            ef = node.extra_fields
+            if str(ef.device).startswith("cpu"):
+                out.append((node.start_time_ns, int(ef.alloc_size)))
+        stack.extend(node.children)
+    out.sort()
+    return out
+
+
+def peak_allocated(fn: Callable[[], object], device: str = "cpu") -> dict:
+    """Run ``fn`` once and return ``{"peak_bytes": ..., "method": ...}``: the largest number of
+    bytes allocated at any moment during the call beyond what was live when it started
+    (tensors ``fn`` frees that existed before count negatively, its result stays counted)."""
+    import torch
+    if device.startswith("cuda"):
+        torch.cuda.synchronize()
+        torch.cuda.reset_peak_memory_stats()
+        base = torch.cuda.memory_allocated()
+        result = fn()
+        torch.cuda.synchronize()
+        peak = torch.cuda.max_memory_allocated() - base
+        del result
+        return {"peak_bytes": int(peak), "method": PEAK_METHOD["cuda"]}
+    from torch.profiler import ProfilerActivity, profile
+    with profile(activities=[ProfilerActivity.CPU], profile_memory=True) as prof:
+        result = fn()
+    del result
+    cur = peak = 0
+    for _, size in _cpu_allocation_events(prof):
+        cur += size
+        peak = max(peak, cur)
+    return {"peak_bytes": int(peak), "method": PEAK_METHOD["cpu"]}
+
+
+_RSS_MARK = [0]
+
+
+def _proc_status(key: str):
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith(key):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        return None
+    return None
+
+
+def rss_mark() -> None:
+    """Reset this process's peak-RSS high-water mark to its current RSS (Linux clear_refs 5)."""
+    try:
+        with open("/proc/self/clear_refs", "w") as f:
+            f.write("5")
+        _RSS_MARK[0] = _proc_status("VmRSS:") or 0
+    except OSError:
+        _RSS_MARK[0] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+
+
+def rss_peak_since_mark() -> int:
+    """Growth of the peak RSS since :func:`rss_mark` (whole pages; includes library scratch)."""
+    hwm = _proc_status("VmHWM:")
+    if hwm is None:
+        hwm = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    return int(hwm - _RSS_MARK[0])
+
+
+def mem_available_bytes() -> int:
+    """MemAvailable from /proc/meminfo (0 when unknown)."""
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return 0
+
+
 def machine() -> dict:
     import torch
     info = {"python": platform.python_version(), "torch": torch.__version__,
@@ -138,4 +245,6 @@ def finish(name: str, res: dict, args, table: str) -> str:
                    for k, v in vars(args).items()}
     if args.device != "cpu":
         name += "_" + args.device.split(":")[0]
+    if getattr(args, "dtype", "fp32") != "fp32" and getattr(args, "dtype_suffix", False):
+        name += "_" + args.dtype
     return write_results(name, res, table, args.out)

@@ -34,7 +34,7 @@ import torch
 import comfy.conds
 import comfy.patcher_extension
 
-from ..lumosx_core import RelationalConfig, relational_forward
+from ..lumosx_core import RelationalCache, RelationalConfig, relational_forward
 
 WRAPPER_KEY = "lumosx"
 LATENTS = "lumosx_latents"
@@ -101,10 +101,15 @@ def describe_model(diffusion_model) -> str:
 
 class LumosXWrapper:
     """DIFFUSION_MODEL wrapper: reads LumosX data from the call's extra conds and runs
-    :func:`relational_forward`; without LumosX data it calls the next executor unchanged."""
+    :func:`relational_forward`; without LumosX data it calls the next executor unchanged.
+
+    Holds a :class:`RelationalCache`, so the LumosX set-up (RoPE table, indices, text weights)
+    is built on a run's first step and reused by the others; entries are keyed by value, so
+    jobs with other layouts, sizes, masks or switches never see them."""
 
     def __init__(self, latent_format):
         self.latent_format = latent_format
+        self.cache = RelationalCache()
 
     def __call__(self, executor, x, timestep, context, clip_fea=None, time_dim_concat=None,
                  transformer_options={}, **kwargs):
@@ -134,7 +139,7 @@ class LumosXWrapper:
             latents = self.latent_format.process_in(latents.to(x))
             return relational_forward(model, x, timestep, context, latents, config.layout,
                                       masks, transformer_options=transformer_options,
-                                      **config.options(), **kwargs)
+                                      **config.options(), cache=self.cache, **kwargs)
 
         return run_inner_wrappers(executor, lumosx_forward, x, timestep, context, clip_fea,
                                   time_dim_concat, transformer_options, **kwargs)

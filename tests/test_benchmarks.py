@@ -29,8 +29,22 @@ def test_benchmark_scripts_smoke(tmp_path):
 
     out = _run("bench_step.py", tmp_path, "--smoke")
     res = json.loads((tmp_path / "step.json").read_text())
-    assert set(res["rows"][0]["time_s"]) == {"ours", "ours_no_bias", "phantom", "no_refs"}
+    row = res["rows"][0]
+    assert set(row["time_s"]) == {"ours", "ours_no_bias", "phantom", "no_refs"}
     assert "ours/stock Phantom" in out
+    assert all(row["peak_bytes"][k] > 0 for k in ("ours", "phantom", "no_refs"))
+    assert set(row["setup_share"]) == {"before", "first_step", "cached"}
+
+    # the released-size script at a tiny size: all three variants run in their own processes,
+    # and a variant whose computed need exceeds the allowed share is recorded, not skipped
+    _run("bench_released.py", tmp_path, "--smoke")
+    res = json.loads((tmp_path / "released.json").read_text())
+    assert all(res["variants"][v]["ran"] for v in ("ours", "phantom", "dense"))
+    assert res["variants"]["ours"]["result"]["peak_bytes"] > 0
+    _run("bench_released.py", tmp_path, "--smoke", "--variants", "dense", "--fit", "1e-9")
+    res = json.loads((tmp_path / "released.json").read_text())
+    assert not res["variants"]["dense"]["ran"] and "computed need" in res["variants"]["dense"]["why_not"]
+    assert "not run" in (tmp_path / "released.md").read_text()
 
     png = tmp_path / "cost.png"
     subprocess.run([sys.executable, os.path.join(ROOT, "benchmarks", "plot.py"), "--results",

@@ -102,6 +102,11 @@ def test_wrapper_normalises_latents_and_calls_core(pack, host, monkeypatch):
     assert layout == pack.lumosx_core.ConditionLayout(1, [2, 1])
     assert kw["ratio"] == 0.5 and kw["r2pe"] and kw["parity"]
     assert masks.shape[1:] == (4, LT)
+    # the set-up is cached for the run: built on step 1, reused on step 2
+    cache = kw["cache"]
+    assert isinstance(cache, pack.lumosx_core.RelationalCache)
+    assert len(seen) == 2 and all(s[4]["cache"] is cache for s in seen)
+    assert cache.misses == 4 and cache.hits == 4
 
 
 def test_apply_node_and_wrong_model_error(pack, host):

@@ -14,7 +14,7 @@ image ``c`` (its ``P = Hp*Wp`` queries, after the cross-attention's q projection
 from __future__ import annotations
 
 import math
-from typing import Optional
+from typing import List, Optional
 
 import torch
 import torch.nn.functional as F
@@ -88,25 +88,38 @@ def pooled_scores(q_img: torch.Tensor, k: torch.Tensor, heads: int, Hp: int, Wp:
 
 
 def image_bias(q_img: torch.Tensor, k: torch.Tensor, heads: int, Hp: int, Wp: int,
-               weight: torch.Tensor, ratio: float, parity: bool = True) -> torch.Tensor:
+               weight: torch.Tensor, ratio: float, parity: bool = True,
+               cells: Optional[torch.Tensor] = None) -> torch.Tensor:
     """Additive logit bias of one condition image, float32 ``[B, heads, P, L_text]``.
 
-    ``weight``: ``[B, L_text]`` text weights of that image.
+    ``weight``: ``[B, L_text]`` text weights of that image; ``cells``: :func:`cell_index` of
+    this grid and mode on q's device (built here when not given).
     """
     s = pooled_scores(q_img, k, heads, Hp, Wp)
-    s = s[:, :, cell_index(Hp, Wp, parity, device=s.device)]
+    if cells is None:
+        cells = cell_index(Hp, Wp, parity, device=s.device)
+    s = s[:, :, cells]
     return s.abs_().mul_(weight[:, None, None, :].to(s) * ratio)
+
+
+def biased_images(weights: torch.Tensor) -> List[bool]:
+    """Whether each condition image gets a bias in any batch item (``[B, N_c, L]`` -> ``N_c``
+    flags). Reads the weights back to the host: call it once per forward, not per block."""
+    return (weights != 0).any(dim=-1).any(dim=0).tolist()
 
 
 def relational_cross_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, heads: int,
                                layout: ConditionLayout, frames: int, Hp: int, Wp: int,
                                weights: Optional[torch.Tensor], ratio: float = 0.5,
-                               parity: bool = True, attn: AttnFn = sdpa_attention
-                               ) -> torch.Tensor:
+                               parity: bool = True, attn: AttnFn = sdpa_attention,
+                               cells: Optional[torch.Tensor] = None,
+                               biased: Optional[List[bool]] = None) -> torch.Tensor:
     """Text cross-attention with the relational bias on condition queries.
 
     ``q``: ``[B, L, heads*d]`` (``L = (T+N_c)*Hp*Wp``); ``k``, ``v``: ``[B, L_text, heads*d]``;
     ``weights``: ``[B, N_c, L_text]`` from :func:`text_weights`, or ``None`` for no bias.
+    ``cells`` (:func:`cell_index`) and ``biased`` (:func:`biased_images` of ``weights``) may be
+    passed precomputed so that a forward pass builds them once, not once per block.
     Video queries, and images whose weights are all zero, take the plain (host) attention;
     the bias is built one image at a time (``[B, heads, P, L_text]`` at most).
     """
@@ -114,7 +127,7 @@ def relational_cross_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor
         return attn(q, k, v, heads)
     P = Hp * Wp
     B, L, _ = q.shape
-    nz = (weights != 0).any(dim=-1).any(dim=0).tolist()  # [N_c]: biased in any item
+    nz = biased_images(weights) if biased is None else list(biased)
     if not any(nz):
         return attn(q, k, v, heads)
     ranges = layout.image_token_ranges(frames, P)
@@ -134,7 +147,7 @@ def relational_cross_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor
             continue
         q_img = q[:, s:e]
         if flag:
-            bias = image_bias(q_img, k, heads, Hp, Wp, weights[:, i], ratio, parity)
+            bias = image_bias(q_img, k, heads, Hp, Wp, weights[:, i], ratio, parity, cells)
             out[:, s:e] = sdpa_attention(q_img, k, v, heads, bias=bias)
         else:
             out[:, s:e] = attn(q_img, k, v, heads)

@@ -9,17 +9,18 @@ cross-attention calls into :func:`relational_cross_attention`. The host's attent
 """
 from __future__ import annotations
 
+from collections import OrderedDict
 from dataclasses import dataclass
-from typing import Any, Callable, Optional
+from typing import Any, Callable, Hashable, List, Optional, Tuple
 
 import torch
 import torch.nn.functional as F
 
 from .attention import merge_heads, split_heads
-from .cross_attention import relational_cross_attention, text_weights
+from .cross_attention import biased_images, cell_index, relational_cross_attention, text_weights
 from .layout import ConditionLayout
 from .positions import apply_rope_options, check_rope_capacity, position_ids, rope_freqs
-from .self_attention import relational_self_attention
+from .self_attention import SelfAttentionPlan, relational_self_attention, self_attention_plan
 
 
 @dataclass(frozen=True)
@@ -39,6 +40,128 @@ class RelationalConfig:
         """Keyword arguments of :func:`relational_forward` other than the tensors/layout."""
         return dict(ratio=self.ratio, r2pe=self.r2pe, self_mask=self.self_mask,
                     cross_mask=self.cross_mask, parity=self.parity)
+
+
+class RelationalCache:
+    """The set-up of :func:`relational_forward` that does not change between the steps of a
+    sampling run -- RoPE tables of the relational positions, the self-attention gather indices,
+    the text-bias cell indices, the text weights -- kept so that a run builds each once.
+
+    Every entry is keyed by *value* on everything it is computed from (layout, latent sizes,
+    switches, the phrase masks' contents, the RoPE embedder's parameters, device), never by
+    object identity, so two jobs can share one cache without ever seeing each other's data:
+    a job whose inputs differ computes (and stores) its own entries. At most ``per_kind``
+    entries of each kind are kept (least recently used dropped first), so the memory held
+    between runs is bounded: at 480x832 / 81 frames with 9 references the largest entry (the
+    RoPE table) is 46,800 x 64 x 4 float32 = 48 MB.
+    """
+
+    def __init__(self, per_kind: int = 2):
+        self.per_kind = int(per_kind)
+        self._store: "dict[str, OrderedDict]" = {}
+        self.hits = 0
+        self.misses = 0
+
+    def get(self, kind: str, key: Optional[Hashable], build: Callable[[], Any]) -> Any:
+        """The cached value of ``(kind, key)``, built with ``build()`` on a miss. A ``None`` key
+        means "not cacheable": ``build()`` runs every time."""
+        if key is None:
+            return build()
+        store = self._store.setdefault(kind, OrderedDict())
+        if key in store:
+            store.move_to_end(key)
+            self.hits += 1
+            return store[key]
+        self.misses += 1
+        value = build()
+        store[key] = value
+        while len(store) > self.per_kind:
+            store.popitem(last=False)
+        return value
+
+    def clear(self) -> None:
+        self._store.clear()
+
+    def __len__(self) -> int:
+        return sum(len(s) for s in self._store.values())
+
+
+def rope_key(model) -> Optional[Tuple]:
+    """What the model's RoPE table depends on besides the ids, or ``None`` when the embedder is
+    not the stock one (then its tables are never cached)."""
+    emb = getattr(model, "rope_embedder", None)
+    try:
+        return (type(emb).__module__, type(emb).__qualname__, int(emb.dim), float(emb.theta),
+                tuple(int(a) for a in emb.axes_dim))
+    except (AttributeError, TypeError, ValueError):
+        return None
+
+
+def _rope_options_key(rope_options) -> Optional[Tuple]:
+    """The six numbers :func:`apply_rope_options` reads, or ``None`` when they are not plain
+    numbers (then the RoPE table is not cached)."""
+    try:
+        ro = rope_options or {}
+        return tuple(float(ro.get(f"{kind}_{axis}", default)) for axis in ("t", "y", "x")
+                     for kind, default in (("scale", 1.0), ("shift", 0.0)))
+    except (AttributeError, TypeError, ValueError):
+        return None
+
+
+@dataclass
+class ForwardSetup:
+    """Everything :func:`relational_forward` builds outside the transformer blocks for one
+    call: the RoPE table of the relational positions and the attention override's inputs."""
+
+    freqs: torch.Tensor
+    self_plan: Optional[SelfAttentionPlan]
+    cells: Optional[torch.Tensor]
+    weights: Optional[torch.Tensor]
+    biased: Optional[List[bool]]
+
+
+def _text_setup(layout: ConditionLayout, phrase_masks, B: int, context_len: int, device,
+                cache: Optional[RelationalCache]):
+    """Text weights ``[B, N_c, L_text]`` on ``device`` and the per-image "biased" flags, from
+    the masks' contents (read back to the host once per call; cached by that content)."""
+    masks = prepare_phrase_masks(phrase_masks, layout, B, context_len, "cpu")
+    key = (layout, tuple(masks.shape), masks.to(torch.uint8).numpy().tobytes(), str(device))
+
+    def build():
+        w = text_weights(layout, masks)
+        return w.to(device), biased_images(w)
+    if cache is None:
+        return build()
+    return cache.get("text", key, build)
+
+
+def forward_setup(model, layout: ConditionLayout, T: int, Hp: int, Wp: int, B: int,
+                  context_len: int, phrase_masks, device, r2pe: bool = True,
+                  self_mask: bool = True, cross_mask: bool = True, ratio: float = 0.5,
+                  parity: bool = True, cache: Optional[RelationalCache] = None,
+                  rope_options: Optional[dict] = None) -> ForwardSetup:
+    """The LumosX work of one forward outside the blocks (positions, RoPE table, gather
+    indices, text weights); with a ``cache`` each piece is built once per distinct input.
+    ``rope_options``: ComfyUI's RoPE scale/shift (see :func:`apply_rope_options`)."""
+    device = torch.device(device)
+    c = cache if cache is not None else RelationalCache()
+    rk = rope_key(model) if cache is not None else None
+    ro = _rope_options_key(rope_options)
+    key = None if rk is None or ro is None else (layout, T, Hp, Wp, bool(r2pe), rk, ro,
+                                                 str(device))
+    freqs = c.get("freqs", key, lambda: rope_freqs(
+        model, apply_rope_options(position_ids(layout, T, Hp, Wp, r2pe), rope_options),
+        device=device))
+    n_c = layout.num_images
+    self_plan = cells = weights = biased = None
+    if n_c and self_mask:
+        self_plan = c.get("self_plan", (layout, T, Hp * Wp, str(device)),
+                          lambda: self_attention_plan(layout, T, Hp * Wp, device))
+    if n_c and cross_mask and ratio != 0:
+        cells = c.get("cells", (Hp, Wp, bool(parity), str(device)),
+                      lambda: cell_index(Hp, Wp, parity, device=device))
+        weights, biased = _text_setup(layout, phrase_masks, B, context_len, device, cache)
+    return ForwardSetup(freqs, self_plan, cells, weights, biased)
 
 
 def pad_to_patch(x: torch.Tensor, patch_size) -> torch.Tensor:
@@ -64,7 +187,9 @@ class RelationalAttention:
     def __init__(self, layout: ConditionLayout, frames: int, Hp: int, Wp: int,
                  context_len: int, weights: Optional[torch.Tensor], ratio: float,
                  self_mask: bool, cross_mask: bool, parity: bool,
-                 previous: Optional[Callable] = None):
+                 previous: Optional[Callable] = None,
+                 self_plan: Optional[SelfAttentionPlan] = None,
+                 cells: Optional[torch.Tensor] = None, biased: Optional[List[bool]] = None):
         self.layout = layout
         self.frames = frames
         self.Hp, self.Wp = Hp, Wp
@@ -76,6 +201,9 @@ class RelationalAttention:
         self.cross_mask = cross_mask
         self.parity = parity
         self.previous = previous
+        self.self_plan = self_plan
+        self.cells = cells
+        self.biased = biased
         self._expect_self = True
 
     def _host(self, func, args, kwargs) -> Callable:
@@ -107,12 +235,12 @@ class RelationalAttention:
         if kind == "self":
             out = relational_self_attention(q, k, v, heads, self.layout, self.frames,
                                             self.Hp * self.Wp, attn=attn,
-                                            self_mask=self.self_mask)
+                                            self_mask=self.self_mask, plan=self.self_plan)
         else:
             out = relational_cross_attention(
                 q, k, v, heads, self.layout, self.frames, self.Hp, self.Wp,
                 self.weights if self.cross_mask else None, ratio=self.ratio,
-                parity=self.parity, attn=attn)
+                parity=self.parity, attn=attn, cells=self.cells, biased=self.biased)
         return split_heads(out, heads) if skip_out else out
 
     def _passthrough(self, func, q, k, v, heads, args, kwargs, repacked=False):
@@ -175,7 +303,7 @@ def relational_forward(model, x: torch.Tensor, timestep: torch.Tensor, context: 
                        phrase_masks: Optional[torch.Tensor] = None, ratio: float = 0.5,
                        r2pe: bool = True, self_mask: bool = True, cross_mask: bool = True,
                        parity: bool = True, transformer_options: Optional[dict] = None,
-                       **kwargs: Any) -> torch.Tensor:
+                       cache: Optional[RelationalCache] = None, **kwargs: Any) -> torch.Tensor:
     """LumosX forward of a ComfyUI ``WanModel`` (T2V).
 
     ``x``: ``[B, 16, T, H, W]`` noisy video latent; ``timestep``: ``[B]``; ``context``:
@@ -186,6 +314,8 @@ def relational_forward(model, x: torch.Tensor, timestep: torch.Tensor, context: 
     ``parity``: reproduce the released code's score-grid quirk (else the fixed indexing).
     ``transformer_options["rope_options"]`` (ComfyUI's RoPE scale/shift) applies to every
     token's position, references included, as the host does for Phantom's reference frames.
+    ``cache``: a :class:`RelationalCache` kept across the steps of a sampling run, so the
+    set-up (RoPE table, indices, text weights) is built once per run instead of every step.
 
     Returns the video-only prediction ``[B, 16, T, H, W]``.
     """
@@ -215,17 +345,16 @@ def relational_forward(model, x: torch.Tensor, timestep: torch.Tensor, context: 
     if n_c:
         check_rope_capacity(layout, T, Hp, Wp, r2pe)
     topts = dict(transformer_options or {})
-    ids = apply_rope_options(position_ids(layout, T, Hp, Wp, r2pe), topts.get("rope_options"))
-    freqs = rope_freqs(model, ids, device=x.device)
+    setup = forward_setup(model, layout, T, Hp, Wp, B, context.shape[1], phrase_masks,
+                          x.device, r2pe=r2pe, self_mask=self_mask, cross_mask=cross_mask,
+                          ratio=ratio, parity=parity, cache=cache,
+                          rope_options=topts.get("rope_options"))
 
     if n_c:
-        weights = None
-        if cross_mask and ratio != 0:
-            masks = prepare_phrase_masks(phrase_masks, layout, B, context.shape[1], x.device)
-            weights = text_weights(layout, masks)
         topts["optimized_attention_override"] = RelationalAttention(
-            layout, T, Hp, Wp, context.shape[1], weights, float(ratio), self_mask, cross_mask,
-            parity, previous=topts.get("optimized_attention_override"))
-    out = model.forward_orig(x_full, timestep, context, freqs=freqs,
+            layout, T, Hp, Wp, context.shape[1], setup.weights, float(ratio), self_mask,
+            cross_mask, parity, previous=topts.get("optimized_attention_override"),
+            self_plan=setup.self_plan, cells=setup.cells, biased=setup.biased)
+    out = model.forward_orig(x_full, timestep, context, freqs=setup.freqs,
                              transformer_options=topts, **kwargs)
     return out[:, :, :T, :H, :W]

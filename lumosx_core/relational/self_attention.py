@@ -13,7 +13,7 @@ L x L is ever built, so the host's fastest unmasked kernel serves every call.
 """
 from __future__ import annotations
 
-from typing import Dict, List
+from typing import Dict, List, Optional, Tuple
 
 import torch
 
@@ -32,15 +32,31 @@ def _token_index(blocks: List[Block], device) -> torch.Tensor:
     return torch.cat([torch.arange(b.start, b.stop, device=device) for b in blocks])
 
 
+#: Condition blocks batched by size: ``(size, blocks, token index)``; the index (``[n*size]``
+#: long, on the attention's device) is ``None`` for a size held by a single block.
+SelfAttentionPlan = List[Tuple[int, List[Block], Optional[torch.Tensor]]]
+
+
+def self_attention_plan(layout: ConditionLayout, frames: int, tokens_per_frame: int,
+                        device=None) -> SelfAttentionPlan:
+    """The condition blocks of one layout grouped by size, with the gather index of every
+    group of several blocks. Depends only on the layout and the sizes: build it once per
+    sampling run (see :class:`lumosx_core.forward.RelationalCache`)."""
+    blocks = layout.blocks(frames, tokens_per_frame)
+    return [(size, same, _token_index(same, device) if len(same) > 1 else None)
+            for size, same in _group_by_size(blocks[1:]).items()]
+
+
 def relational_self_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, heads: int,
                               layout: ConditionLayout, frames: int, tokens_per_frame: int,
-                              attn: AttnFn = sdpa_attention, self_mask: bool = True
-                              ) -> torch.Tensor:
+                              attn: AttnFn = sdpa_attention, self_mask: bool = True,
+                              plan: Optional[SelfAttentionPlan] = None) -> torch.Tensor:
     """Self-attention over one layout's sequence.
 
     ``q``, ``k``, ``v``: ``[B, L, heads*d]`` (RoPE already applied to q and k) with
     ``L = (T + N_c) * P``. Returns ``[B, L, heads*d]``. With ``self_mask=False`` (ablation) or
-    no conditions, this is one plain attention over all tokens.
+    no conditions, this is one plain attention over all tokens. ``plan``: this layout's
+    :func:`self_attention_plan` on q's device (built here when not given).
     """
     B, L, _ = q.shape
     expected = layout.sequence_length(frames, tokens_per_frame)
@@ -49,21 +65,21 @@ def relational_self_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor,
     if not self_mask or layout.num_images == 0:
         return attn(q, k, v, heads)
 
-    blocks = layout.blocks(frames, tokens_per_frame)
-    video = blocks[0]
-    out_video = attn(q[:, :video.stop], k, v, heads)
+    if plan is None:
+        plan = self_attention_plan(layout, frames, tokens_per_frame, q.device)
+    video_stop = frames * tokens_per_frame
+    out_video = attn(q[:, :video_stop], k, v, heads)
     out = out_video.new_empty((B, L, out_video.shape[-1]))
-    out[:, :video.stop] = out_video
+    out[:, :video_stop] = out_video
     del out_video
 
-    for size, same in _group_by_size(blocks[1:]).items():
-        if len(same) == 1:
+    for size, same, idx in plan:
+        if idx is None:
             b = same[0]
             out[:, b.start:b.stop] = attn(q[:, b.start:b.stop], k[:, b.start:b.stop],
                                           v[:, b.start:b.stop], heads)
             continue
         n = len(same)
-        idx = _token_index(same, q.device)
 
         def stack(t: torch.Tensor) -> torch.Tensor:
             return t[:, idx].reshape(B * n, size, t.shape[-1])
