@@ -15,7 +15,7 @@ itself produces:
 ``lumosx_core.cli._convert`` gives exactly the API file, and ``tests/test_browser.py`` that
 the app still produces it after loading the UI file.
 
-    .venv/bin/python scripts/make_workflows.py [--screenshots]
+    make workflows   # or: $(python3 -I lumosx_core/cli/_host.py python) scripts/make_workflows.py [--screenshots]
 """
 from __future__ import annotations
 

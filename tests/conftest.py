@@ -8,7 +8,13 @@ import pytest
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TESTS = os.path.join(ROOT, "tests")
-COMFY = os.environ.get("LUMOSX_COMFYUI", os.path.join(ROOT, ".host", "ComfyUI"))
+if ROOT not in sys.path:  # lumosx_core (appended: our nodes/ must not shadow ComfyUI's)
+    sys.path.append(ROOT)
+from lumosx_core.cli import _host  # noqa: E402  (the one place that knows the host layout)
+
+#: The ComfyUI under test: $LUMOSX_COMFYUI (`make test` sets it; your own folder works too),
+#: else the test host whose venv runs pytest, else the newest test host.
+COMFY = _host.comfyui_dir()
 SHARED = os.path.join(os.path.dirname(ROOT), "shared")
 PACK_MODULE = "ComfyUI_LumosX"
 
