@@ -35,8 +35,9 @@ clean-host:
 demo: host
 	$(HOST_ENV) $(HOST_PY) scripts/demo.py
 
+# made on the oldest host: newer frontends load older saves (the host_matrix tests check both)
 workflows: host
-	$(HOST_ENV) $(HOST_PY) scripts/make_workflows.py
+	$(HOST_ENV) $(if $(COMFYUI),$(HOST_PY),$(shell $(PYTHON) -I lumosx_core/cli/_host.py python --oldest)) scripts/make_workflows.py
 
 screenshots: host
 	$(HOST_ENV) $(HOST_PY) scripts/screenshot_workflows.py

@@ -374,7 +374,8 @@ def _main(argv: Sequence[str]) -> int:
 
     * ``shell VERSION``   ``HOST_ROOT= COMFY= VENV= PY= STAMPS=`` for that test host (to eval);
     * ``own DIR``         ``OWN_VENV= USER_PY=`` for a user's ComfyUI folder (to eval);
-    * ``python [DIR]``    the Python that runs the tests and scripts (DIR: your ComfyUI's);
+    * ``python [DIR]``    the Python that runs the tests and scripts (DIR: your ComfyUI's;
+                          ``--oldest``: the oldest test host's);
     * ``list``            one ``VERSION COMFYUI PYTHON`` line per built test host, newest first.
     """
     import shlex
@@ -389,7 +390,10 @@ def _main(argv: Sequence[str]) -> int:
     elif argv[:1] == ["python"] and len(argv) <= 2:
         # the interpreter that runs the tests / scripts: a user's ComfyUI folder's test
         # environment, else the default test host's
-        if len(argv) == 2:
+        if argv[1:] == ["--oldest"]:  # the shipped workflows are made there (see Makefile)
+            hosts = built_hosts()
+            py = hosts[-1].python if hosts else ""
+        elif len(argv) == 2:
             py = os.path.join(own_env(find_comfyui(argv[1])), "bin", "python")
         else:
             host = default_host()
