@@ -10,13 +10,13 @@
 #   make demo   build the host if needed, run the shipped subject-consistent workflow through
 #               the API with the lumosx CLI; video + binding preview in output/
 #   make workflows / make screenshots   rebuild workflows/*.json / docs/*.png in the real app
-# Where the hosts live is decided by lumosx_core/cli/_host.py; `HOST_PY` asks it.
+# Where the hosts live is decided by lumosx_core/cli/host.py; `HOST_PY` asks it.
 PYTHON ?= python3.11
 COMFYUI ?=
 PYTEST_ARGS ?=
 OWN := $(if $(COMFYUI),--comfyui "$(COMFYUI)")
 HOST_ENV := $(if $(COMFYUI),LUMOSX_COMFYUI="$(COMFYUI)")
-HOST_PY = $(shell $(PYTHON) -I lumosx_core/cli/_host.py python $(if $(COMFYUI),"$(COMFYUI)"))
+HOST_PY = $(shell $(PYTHON) -I lumosx_core/cli/host.py python $(if $(COMFYUI),"$(COMFYUI)"))
 
 .PHONY: host test serve clean-host demo workflows screenshots
 
@@ -37,7 +37,7 @@ demo: host
 
 # made on the oldest host: newer frontends load older saves (the host_matrix tests check both)
 workflows: host
-	$(HOST_ENV) $(if $(COMFYUI),$(HOST_PY),$(shell $(PYTHON) -I lumosx_core/cli/_host.py python --oldest)) scripts/make_workflows.py
+	$(HOST_ENV) $(if $(COMFYUI),$(HOST_PY),$(shell $(PYTHON) -I lumosx_core/cli/host.py python --oldest)) scripts/make_workflows.py
 
 screenshots: host
 	$(HOST_ENV) $(HOST_PY) scripts/screenshot_workflows.py

@@ -19,7 +19,7 @@ common.setup_paths()
 import torch  # noqa: E402
 
 from lumosx_core import relational_cross_attention, text_weights  # noqa: E402
-from lumosx_core.attention import sdpa_attention  # noqa: E402
+from lumosx_core.relational.attention import sdpa_attention  # noqa: E402
 from bench_self_attention import DTYPES, layout_for  # noqa: E402
 
 

@@ -24,8 +24,7 @@ common.setup_paths()
 import torch  # noqa: E402
 
 from lumosx_core import ConditionLayout, relational_self_attention  # noqa: E402
-from lumosx_core.attention import sdpa_attention  # noqa: E402
-from lumosx_core.reference import dense_self_mask  # noqa: E402
+from lumosx_core.relational.attention import sdpa_attention  # noqa: E402
 
 DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
 
@@ -35,6 +34,19 @@ def layout_for(n_refs: int) -> ConditionLayout:
     smaller person): 9 -> [3, 3, 3], the paper's busiest setting."""
     groups = [3] * (n_refs // 3) + ([n_refs % 3] if n_refs % 3 else [])
     return ConditionLayout(0, groups)
+
+
+def dense_self_mask(layout: ConditionLayout, frames: int, P: int) -> torch.Tensor:
+    """The naive competitor: the same attention rule as one materialised bool ``[L, L]`` mask
+    (video queries see everything, every condition block only itself), built from the
+    layout's blocks. The tests' independent oracle is ``tests/oracle.py``."""
+    blocks = layout.blocks(frames, P)
+    L = blocks[-1].stop
+    mask = torch.zeros(L, L, dtype=torch.bool)
+    mask[:blocks[0].stop] = True
+    for b in blocks[1:]:
+        mask[b.start:b.stop, b.start:b.stop] = True
+    return mask
 
 
 def make_qkv(L, heads, d, device, dtype, seed=0):

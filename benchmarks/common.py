@@ -22,7 +22,7 @@ def setup_paths(need_comfy: bool = False) -> None:
     if ROOT not in sys.path:
         sys.path.append(ROOT)
     if need_comfy:
-        from lumosx_core.cli import _host  # where the ComfyUI under test is
+        from lumosx_core.cli import host as _host  # where the ComfyUI under test is
         comfy = _host.comfyui_dir()
         if comfy not in sys.path:
             sys.path.insert(0, comfy)

@@ -2,7 +2,7 @@
 # Run every CPU benchmark at its default size and redraw the plot (a few minutes on 2 cores).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-PY=${PY:-$(python3 -I lumosx_core/cli/_host.py python)}  # the default test host's
+PY=${PY:-$(python3 -I lumosx_core/cli/host.py python)}  # the default test host's
 $PY benchmarks/bench_self_attention.py
 $PY benchmarks/bench_cross_attention.py
 $PY benchmarks/bench_step.py

@@ -8,14 +8,14 @@ ComfyUI. The public entry point::
     out = relational_forward(model, x, timestep, context, cond_latents, layout, phrase_masks,
                              ratio=0.5, r2pe=True, self_mask=True, cross_mask=True, parity=True)
 """
-from .layout import Block, ConditionLayout
-from .positions import MAX_ROPE_POSITION, check_rope_capacity, max_position, position_ids
-from .phrases import find_occurrences, phrase_mask, phrase_masks, strip_special
-from .self_attention import relational_self_attention
-from .cross_attention import (cell_index, image_bias, pooled_scores, relational_cross_attention,
+from .relational.layout import Block, ConditionLayout
+from .relational.positions import MAX_ROPE_POSITION, check_rope_capacity, max_position, position_ids
+from .conditioning.phrases import find_occurrences, phrase_mask, phrase_masks, strip_special
+from .relational.self_attention import relational_self_attention
+from .relational.cross_attention import (cell_index, image_bias, pooled_scores, relational_cross_attention,
                               text_weights)
 from .image_prep import letterbox, prepare_reference, to_model_range
-from .forward import (RelationalAttention, RelationalConfig, prepare_phrase_masks,
+from .relational.forward import (RelationalAttention, RelationalConfig, prepare_phrase_masks,
                       relational_forward)
 
 __all__ = [

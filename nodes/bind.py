@@ -12,9 +12,9 @@ import nodes as comfy_nodes
 from comfy_api.latest import io
 
 from ..lumosx_core import RelationalConfig, check_rope_capacity, letterbox
-from ..lumosx_core.binding import bind_phrases
-from ..lumosx_core.phrases import strip_special
-from ..lumosx_core.references import ReferenceSet
+from ..lumosx_core.conditioning.binding import bind_phrases
+from ..lumosx_core.conditioning.phrases import strip_special
+from ..lumosx_core.conditioning.references import ReferenceSet
 from .patch import attach
 from .preview import render_preview
 from .references import Refs
@@ -101,7 +101,8 @@ class LumosXBind(io.ComfyNode):
             category="LumosX",
             description=("Encodes the prompt and the references, binds every reference to the "
                          "words that name it in the prompt, and returns LumosX conditioning, an "
-                         "empty video latent and a binding report."),
+                         "empty video latent, a binding report and (last) the negative without "
+                         "references for dual CFG."),
             inputs=[
                 io.Clip.Input("clip", tooltip="The Wan umT5-XXL text encoder."),
                 io.Vae.Input("vae", tooltip="The Wan 2.1 VAE."),
@@ -137,6 +138,12 @@ class LumosXBind(io.ComfyNode):
                 io.Latent.Output(display_name="latent"),
                 io.String.Output(display_name="report"),
                 io.Image.Output(display_name="preview"),
+                io.Conditioning.Output(
+                    display_name="negative_no_refs",
+                    tooltip="The negative prompt without references (no LumosX data): the "
+                            "'negative' input of DualCFGGuider, with positive as cond1 and "
+                            "negative as cond2, to guide towards the references and the "
+                            "text separately (Phantom-style dual CFG)."),
             ],
         )
 
@@ -185,6 +192,7 @@ class LumosXBind(io.ComfyNode):
         pos_tokens = PromptTokens(clip, prompt)
         positive = clip.encode_from_tokens_scheduled(pos_tokens.tokens)
         negative = clip.encode_from_tokens_scheduled(clip.tokenize(negative_prompt or ""))
+        negative_no_refs = negative  # text only: the third conditioning of dual CFG
         context_len = positive[0][0].shape[1]
         phrases = [phrase_ids(clip, r.phrase, pos_tokens.key, pos_tokens.eos, pos_tokens.pad)
                    for r in refs]
@@ -211,7 +219,7 @@ class LumosXBind(io.ComfyNode):
         text = report.text()
         preview = render_preview(refs, report, width, height)
         return io.NodeOutput(positive, negative, {"samples": latent}, text, preview,
-                             ui={"text": [text]})
+                             negative_no_refs, ui={"text": [text]})
 
 
 NODES = [LumosXBind]

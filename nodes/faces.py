@@ -19,10 +19,10 @@ import comfy.utils
 import folder_paths
 from comfy_api.latest import io
 
-from ..lumosx_core.face_crop import (crop_resized, passthrough_box, pixel_box, select_face,
+from ..lumosx_core.faces.crop import (crop_resized, passthrough_box, pixel_box, select_face,
                                      square_box, to_rgb3)
 from ..lumosx_core.image_prep import letterbox
-from ..lumosx_core.evaluation.detector import detect_insightface, to_bgr_uint8  # noqa: F401
+from ..lumosx_core.faces.detector import detect_insightface, to_bgr_uint8  # noqa: F401
 from .validation import choice_error, first_error, raise_if_invalid
 
 log = logging.getLogger("LumosX")

@@ -148,7 +148,7 @@ class LumosXModelLoader(io.ComfyNode):
 
 
 class LumosXApply(io.ComfyNode):
-    """Patch a MODEL from any loader (stock, GGUF, fp8) for LumosX conditioning."""
+    """Patch a MODEL from the stock loaders (any weight_dtype, LoRAs) for LumosX conditioning."""
 
     @classmethod
     def define_schema(cls):

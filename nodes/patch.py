@@ -10,6 +10,16 @@ get their own in whatever batching the sampler picks:
 * ``lumosx_config``: ``CONDConstant`` of a :class:`RelationalConfig` (layout and switches).
 
 A MODEL whose conditioning carries none of these runs exactly the stock forward.
+
+How it sits in the host's wrapper chain (what makes the stock nodes compose):
+
+* DIFFUSION_MODEL wrappers registered *after* ours (another pack's, EasyCache added after LumosX
+  Apply) still run on LumosX passes: they wrap the relational forward in place of the model's
+  own ``_forward`` (:func:`run_inner_wrappers`). Wrappers registered before ours wrap us.
+* Context windows: the reference latents and phrase masks are per generation, not per frame;
+  a host whose context-window handler would cut them on the time axis is told to keep them
+  whole (its ``resize_cond_item`` callback, registered at sampling time), and a cut that still
+  reaches the wrapper is refused with a message naming the node.
 """
 from __future__ import annotations
 
@@ -60,25 +70,89 @@ class LumosXWrapper:
         if not any(k in kwargs for k in KEYS):
             return executor(x, timestep, context, clip_fea, time_dim_concat,
                             transformer_options, **kwargs)
-        latents = kwargs.pop(LATENTS, None)
-        masks = kwargs.pop(MASKS, None)
-        config = kwargs.pop(CONFIG, None)
-        if latents is None or config is None:
-            raise ValueError("LumosX conditioning is incomplete (reference latents or layout "
-                             "missing): rebuild it with the LumosX Bind node")
         model = executor.class_obj
-        if not is_wan_t2v(model):
-            raise ValueError(f"LumosX needs a Wan 2.1 text-to-video model; this MODEL is "
-                             f"{describe_model(model)}")
-        if time_dim_concat is not None:
-            raise ValueError("LumosX references cannot be combined with Phantom "
-                             "(time_dim_concat) references on the same conditioning")
-        if clip_fea is not None:
-            raise ValueError("LumosX does not take CLIP-vision image features (T2V only)")
-        latents = self.latent_format.process_in(latents.to(x))
-        return relational_forward(model, x, timestep, context, latents, config.layout, masks,
-                                  transformer_options=transformer_options, **config.options(),
-                                  **kwargs)
+
+        def lumosx_forward(x, timestep, context, clip_fea=None, time_dim_concat=None,
+                           transformer_options={}, **kwargs):
+            latents = kwargs.pop(LATENTS, None)
+            masks = kwargs.pop(MASKS, None)
+            config = kwargs.pop(CONFIG, None)
+            if latents is None or config is None:
+                raise ValueError("LumosX conditioning is incomplete (reference latents or "
+                                 "layout missing): rebuild it with the LumosX Bind node")
+            if not is_wan_t2v(model):
+                raise ValueError(f"LumosX needs a Wan 2.1 text-to-video model; this MODEL is "
+                                 f"{describe_model(model)}")
+            if time_dim_concat is not None:
+                raise ValueError("LumosX references cannot be combined with Phantom "
+                                 "(time_dim_concat) references on the same conditioning")
+            if clip_fea is not None:
+                raise ValueError("LumosX does not take CLIP-vision image features (T2V only)")
+            check_whole(latents, masks, config)
+            latents = self.latent_format.process_in(latents.to(x))
+            return relational_forward(model, x, timestep, context, latents, config.layout,
+                                      masks, transformer_options=transformer_options,
+                                      **config.options(), **kwargs)
+
+        return run_inner_wrappers(executor, lumosx_forward, x, timestep, context, clip_fea,
+                                  time_dim_concat, transformer_options, **kwargs)
+
+
+def run_inner_wrappers(executor, inner, *args, **kwargs):
+    """Run the DIFFUSION_MODEL wrappers that come after ours in the chain around ``inner``
+    (instead of around the model's own ``_forward``), so that they compose with LumosX.
+    A host whose executor does not expose its chain runs ``inner`` directly."""
+    wrappers = getattr(executor, "wrappers", None)
+    idx = getattr(executor, "idx", None)   # our own position: the executor that called us
+    make = getattr(type(executor), "new_class_executor", None)
+    if wrappers is None or not isinstance(idx, int) or make is None:
+        return inner(*args, **kwargs)
+    return make(inner, executor.class_obj, wrappers, idx + 1).execute(*args, **kwargs)
+
+
+def check_whole(latents: torch.Tensor, masks, config: RelationalConfig) -> None:
+    """Refuse references that something between Bind and the model cut (a context-window
+    node slicing conditioning on the time axis): the video would silently lose identities."""
+    n_c = config.layout.num_images
+    cut = latents.ndim != 5 or latents.shape[2] != n_c
+    if masks is not None and (masks.ndim != 3 or masks.shape[1] != n_c):
+        cut = True
+    if cut:
+        raise ValueError(
+            f"LumosX references arrived cut ({n_c} reference images expected, latents "
+            f"{tuple(latents.shape)}): a node between LumosX Bind and the model sliced the "
+            f"conditioning on the time axis (e.g. 'WAN Context Windows (Manual)'); remove that "
+            f"node or use a ComfyUI whose context windows keep conditioning whole")
+
+
+def _keep_whole(cond_key, cond_value, window, x_in, device, new_cond_item):
+    """Context-window ``resize_cond_item`` callback: LumosX data is per generation (every
+    window sees all references), never sliced."""
+    return cond_value if cond_key in KEYS else None
+
+
+def keep_references_whole(handler) -> None:
+    """Tell a context-window handler (hosts that offer the ``resize_cond_item`` callback) to
+    pass LumosX data to every window whole. Idempotent."""
+    try:
+        import comfy.context_windows as cw
+    except ImportError:  # pragma: no cover - host without context windows
+        return
+    event = getattr(getattr(cw, "IndexListCallbacks", None), "RESIZE_COND_ITEM", None)
+    callbacks = getattr(handler, "callbacks", None)
+    if event is None or not isinstance(callbacks, dict):
+        return
+    pe = comfy.patcher_extension
+    if not pe.get_callbacks_with_key(event, WRAPPER_KEY, callbacks):
+        pe.add_callback_with_key(event, WRAPPER_KEY, _keep_whole, callbacks)
+
+
+def outer_sample_wrapper(executor, *args, **kwargs):
+    """OUTER_SAMPLE wrapper: before sampling starts, make a context-window handler (if any)
+    keep the references whole."""
+    guider = executor.class_obj
+    keep_references_whole(getattr(guider, "model_options", {}).get("context_handler"))
+    return executor(*args, **kwargs)
 
 
 def apply_lumosx(model):
@@ -89,9 +163,12 @@ def apply_lumosx(model):
             f"LumosX needs a Wan 2.1 text-to-video model (e.g. the LumosX DiT or Wan 2.1 T2V "
             f"1.3B); this MODEL is {describe_model(model.model.diffusion_model)}")
     m = model.clone()
-    m.remove_wrappers_with_key(comfy.patcher_extension.WrappersMP.DIFFUSION_MODEL, WRAPPER_KEY)
-    m.add_wrapper_with_key(comfy.patcher_extension.WrappersMP.DIFFUSION_MODEL, WRAPPER_KEY,
+    wmp = comfy.patcher_extension.WrappersMP
+    for kind in (wmp.DIFFUSION_MODEL, wmp.OUTER_SAMPLE):
+        m.remove_wrappers_with_key(kind, WRAPPER_KEY)
+    m.add_wrapper_with_key(wmp.DIFFUSION_MODEL, WRAPPER_KEY,
                            LumosXWrapper(model.model.latent_format))
+    m.add_wrapper_with_key(wmp.OUTER_SAMPLE, WRAPPER_KEY, outer_sample_wrapper)
     return m
 
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from comfy_api.latest import io
 
-from ..lumosx_core.references import ReferenceSet
+from ..lumosx_core.conditioning.references import ReferenceSet
 from .validation import choice_error, first_error, raise_if_invalid
 
 Refs = io.Custom("LUMOSX_REFS")

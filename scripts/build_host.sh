@@ -12,7 +12,7 @@
 #                                         only the test requirements they lack; nothing is
 #                                         installed into DIR or its Python
 #
-# Where things go is decided by lumosx_core/cli/_host.py (the one place that knows the layout:
+# Where things go is decided by lumosx_core/cli/host.py (the one place that knows the layout:
 # .host/<version>/{ComfyUI,venv,stamps}); this script asks it. Idempotent: every step is
 # skipped when its stamp says it is done. $PYTHON (default python3.11) makes the venvs.
 set -euo pipefail
@@ -28,7 +28,7 @@ T0=$SECONDS
 
 log() { printf '[build_host] %s\n' "$*"; }
 die() { printf '[build_host] error: %s\n' "$*" >&2; exit 1; }
-layout() { "$PYTHON" -I "$ROOT/lumosx_core/cli/_host.py" "$@"; }
+layout() { "$PYTHON" -I "$ROOT/lumosx_core/cli/host.py" "$@"; }
 
 # pip install into $VPY, quiet; the machine's local indexes make pip warn about every package
 # it looks up there, so those lines are filtered out

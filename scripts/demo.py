@@ -26,16 +26,12 @@ import sys
 import textwrap
 import time
 
+import standin
+import workflow_specs as specs
+from lumosx_core.cli.host import HOSTS_DIR, Host, comfyui_dir, find_comfyui
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
-if HERE not in sys.path:
-    sys.path.insert(0, HERE)
-if ROOT not in sys.path:  # lumosx_core; appended: our nodes/ must not shadow ComfyUI's
-    sys.path.append(ROOT)
-
-import standin  # noqa: E402
-import workflow_specs as specs  # noqa: E402
-from lumosx_core.cli import _host  # noqa: E402
 
 WORKFLOW = os.path.join(ROOT, "workflows", "subject_consistent.api.json")
 STANDIN_SPIECE = "lumosx_standin_umt5_spiece.model"
@@ -126,7 +122,7 @@ def main(argv=None) -> int:
     ap.add_argument("--workflow", default=WORKFLOW, help="API-format workflow to run")
     ap.add_argument("--out", default=os.path.join(ROOT, "output"),
                     help="where the video and preview go (default output/)")
-    ap.add_argument("--base-dir", default=os.path.join(_host.HOSTS_DIR, "demo"),
+    ap.add_argument("--base-dir", default=os.path.join(HOSTS_DIR, "demo"),
                     help="the demo server's base directory (default .host/demo)")
     ap.add_argument("--models", default=os.environ.get("LUMOSX_MODELS"),
                     help="a ComfyUI models/ folder with the real weights (default "
@@ -139,7 +135,7 @@ def main(argv=None) -> int:
     args = ap.parse_args(argv)
 
     t0 = time.time()
-    models_dir = args.models or os.path.join(_host.comfyui_dir(), "models")
+    models_dir = args.models or os.path.join(comfyui_dir(), "models")
     found, missing = find_real_models(models_dir)
     real = not missing and not args.standin
     base = os.path.join(os.path.abspath(args.base_dir), "real" if real else "standin")
@@ -168,7 +164,7 @@ def main(argv=None) -> int:
         extra_packs.append(standin.TEST_PACK)
         overrides += standin_overrides(paths["spiece"])
 
-    host = _host.Host(_host.find_comfyui(), base_directory=base, port=args.port or None,
+    host = Host(find_comfyui(), base_directory=base, port=args.port or None,
                       extra_packs=extra_packs, cpu=None if real else True,
                       extra_args=extra_args, log_path=os.path.join(base, "server.log"))
     say(f"starting ComfyUI headless (log: {os.path.relpath(host.log_path, ROOT)}) ...")

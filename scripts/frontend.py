@@ -14,6 +14,8 @@ import tempfile
 import time
 import urllib.request
 
+from lumosx_core.cli.host import Host, find_comfyui
+
 CHROMIUM = os.environ.get("LUMOSX_CHROMIUM", "/usr/bin/chromium")
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu",
                  "--disable-background-networking", "--disable-component-update",
@@ -33,6 +35,16 @@ SETTINGS = {
 
 def chromium_available() -> bool:
     return os.path.isfile(CHROMIUM) and os.access(CHROMIUM, os.X_OK)
+
+
+def start_host(base_dir: str) -> Host:
+    """The test host, headless on the CPU, with ``base_dir`` as its base directory: the server
+    the workflow-making and screenshot scripts drive the app on. Call ``.stop()`` when done."""
+    host = Host(find_comfyui(), base_directory=base_dir, cpu=True,
+                extra_args=["--dont-print-server", "--disable-api-nodes"],
+                log_path=os.path.join(base_dir, "server.log"))
+    host.start(timeout=300)
+    return host
 
 
 def prime_settings(url: str) -> None:

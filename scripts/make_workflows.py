@@ -12,10 +12,10 @@ itself produces:
                                  Queue button sends to ``/prompt``).
 
 ``tests/test_workflows.py`` checks that converting each UI file with
-``lumosx_core.cli._convert`` gives exactly the API file, and ``tests/test_browser.py`` that
+``lumosx_core.cli.workflow_format`` gives exactly the API file, and ``tests/test_browser.py`` that
 the app still produces it after loading the UI file.
 
-    make workflows   # or: $(python3 -I lumosx_core/cli/_host.py python --oldest) scripts/make_workflows.py [--screenshots]
+    make workflows   # or: $(python3 -I lumosx_core/cli/host.py python --oldest) scripts/make_workflows.py [--screenshots]
 
 Make them on the OLDEST test host (``make workflows`` does): ComfyUI's newer frontends load
 older saves (0.33's reads a 0.3.75 ``SaveVideo`` as ``format`` + ``format.codec``), not the
@@ -30,17 +30,12 @@ import os
 import sys
 import tempfile
 
+import frontend
+import standin
+import workflow_specs
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
-if HERE not in sys.path:
-    sys.path.insert(0, HERE)
-if ROOT not in sys.path:  # lumosx_core; appended: our nodes/ must not shadow ComfyUI's
-    sys.path.append(ROOT)
-
-import frontend  # noqa: E402
-import standin  # noqa: E402
-import workflow_specs  # noqa: E402
-from lumosx_core.cli import _host  # noqa: E402
 
 OUT = os.path.join(ROOT, "workflows")
 
@@ -139,14 +134,6 @@ def write_json(path: str, data) -> None:
         f.write("\n")
 
 
-def start_host(tmp: str):
-    host = _host.Host(_host.find_comfyui(), base_directory=tmp, cpu=True,
-                      extra_args=["--dont-print-server", "--disable-api-nodes"],
-                      log_path=os.path.join(tmp, "server.log"))
-    host.start(timeout=300)
-    return host
-
-
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--only", action="append", help="build only this workflow (name)")
@@ -159,7 +146,7 @@ def main(argv=None) -> int:
         # the pictures the workflows load (drawn ones), so that the app sizes the Load Image
         # nodes with their previews
         standin.demo_inputs(os.path.join(tmp, "input"), photos=False)
-        host = start_host(tmp)
+        host = frontend.start_host(tmp)
         try:
             with frontend.open_app(host.url) as app:
                 for make in workflow_specs.WORKFLOWS:

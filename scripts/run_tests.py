@@ -12,7 +12,7 @@
 
 Arguments after ``--`` go to pytest (``make test PYTEST_ARGS="-k workflow -x"``). Standard
 library only: run it with any Python 3 (``python3.11 scripts/run_tests.py``). Where the hosts
-live is decided by ``lumosx_core/cli/_host.py`` (asked here, not repeated).
+live is decided by ``lumosx_core/cli/host.py`` (asked here, not repeated).
 """
 from __future__ import annotations
 
@@ -28,13 +28,13 @@ MATRIX_MARKER = "host_matrix"
 
 
 def layout():
-    """``lumosx_core/cli/_host.py`` loaded by path (its layout part is standard library only;
+    """``lumosx_core/cli/host.py`` loaded by path (its layout part is standard library only;
     importing the package would import torch)."""
     name = "lumosx_host_layout"
     if name in sys.modules:
         return sys.modules[name]
     spec = importlib.util.spec_from_file_location(
-        name, os.path.join(ROOT, "lumosx_core", "cli", "_host.py"))
+        name, os.path.join(ROOT, "lumosx_core", "cli", "host.py"))
     mod = importlib.util.module_from_spec(spec)
     sys.modules[name] = mod
     spec.loader.exec_module(mod)
@@ -97,7 +97,7 @@ def main(argv=None) -> int:
             base = os.environ.get("LUMOSX_ARTIFACTS",
                                   os.path.join(ROOT, "output", "test-artifacts"))
             env["LUMOSX_ARTIFACTS"] = os.path.join(base, label.split(" (")[0].replace(" ", "-"))
-        cmd = [python, "-m", "pytest", "tests"]
+        cmd = [python, "-P", "-m", "pytest", "tests"]  # -P: the root never on sys.path
         if only_matrix:
             cmd += ["-m", MATRIX_MARKER]
         t0 = time.time()

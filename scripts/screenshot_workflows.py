@@ -6,7 +6,7 @@ photos end up in the screenshots), loads each ``workflows/*.json`` (UI format) i
 a headless Chromium, frames the graph and saves ``docs/workflow_<name>.png``; then
 ``docs/bind_report.png``: the Bind node showing a binding report.
 
-    make screenshots   # or: $(python3 -I lumosx_core/cli/_host.py python) scripts/screenshot_workflows.py
+    make screenshots   # or: $(python3 -I lumosx_core/cli/host.py python) scripts/screenshot_workflows.py
 
 Needs Debian's chromium; a CJK font (``apt-get install fonts-wqy-microhei``) renders the
 Bind node's default (Chinese, the released) negative prompt instead of boxes.
@@ -20,16 +20,11 @@ import os
 import sys
 import tempfile
 
+import frontend
+import standin
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
-if HERE not in sys.path:
-    sys.path.insert(0, HERE)
-if ROOT not in sys.path:  # lumosx_core; appended: our nodes/ must not shadow ComfyUI's
-    sys.path.append(ROOT)
-
-import frontend  # noqa: E402
-import standin  # noqa: E402
-from make_workflows import start_host  # noqa: E402
 
 DOCS = os.path.join(ROOT, "docs")
 WORKFLOWS = os.path.join(ROOT, "workflows")
@@ -83,7 +78,7 @@ def main(argv=None) -> int:
                    if not f.endswith(".api.json"))
     with tempfile.TemporaryDirectory(prefix="lumosx-shots-") as tmp:
         standin.demo_inputs(os.path.join(tmp, "input"), photos=False)
-        host = start_host(tmp)
+        host = frontend.start_host(tmp)
         try:
             with frontend.open_app(host.url, width=1800, height=1100) as app:
                 app.hide_chrome()

@@ -61,9 +61,7 @@ T1_FACES = [(56, 261, 169, 398), (270, 145, 372, 270), (464, 266, 573, 415),
 def _cpu_comfy():
     """Make ComfyUI importable in this process, on the CPU."""
     import sys
-    if ROOT not in sys.path:  # appended: our nodes/ must not shadow ComfyUI's
-        sys.path.append(ROOT)
-    from lumosx_core.cli import _host  # where the ComfyUI under test is
+    from lumosx_core.cli import host as _host  # where the ComfyUI under test is
     comfy = _host.comfyui_dir()
     if comfy not in sys.path:
         sys.path.insert(0, comfy)

@@ -3,30 +3,12 @@ stock loaders detect, a sentencepiece model for ComfyUI's umT5 tokenizer, and re
 Everything is written under the directory the caller gives (pytest tmp dirs)."""
 from __future__ import annotations
 
-import importlib.util
-import os
-import sys
-
 import numpy as np
+import standin  # scripts/standin.py: the generators the demo shares with the tests
 import torch
 
 from wan_factory import wan_state_dict_for_loader
 
-
-def _load_standin():
-    """``scripts/standin.py`` (the generators the demo shares with the tests), loaded by path."""
-    name = "lumosx_standin"
-    if name not in sys.modules:
-        root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-        spec = importlib.util.spec_from_file_location(
-            name, os.path.join(root, "scripts", "standin.py"))
-        mod = importlib.util.module_from_spec(spec)
-        sys.modules[name] = mod
-        spec.loader.exec_module(mod)
-    return sys.modules[name]
-
-
-standin = _load_standin()
 CORPUS = standin.CORPUS
 write_safetensors = standin.write_safetensors
 tiny_wan_vae_state_dict = standin.tiny_wan_vae_state_dict

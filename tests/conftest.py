@@ -1,54 +1,109 @@
-"""Test set-up: make the test host's ComfyUI importable (in CPU mode), load the pack the way
-ComfyUI does, and share small model factories."""
+"""The one test bootstrap: the only place in the repository that touches ``sys.path`` or loads
+code by file path.
+
+* The repository root is NEVER on ``sys.path``: its ``nodes/`` package would shadow ComfyUI's
+  top-level ``nodes`` module. (``pytest`` runs in importlib mode, so it adds nothing; a
+  ``python -m pytest`` started from the root prepends the root: it is dropped here.)
+* ``lumosx_core`` is THIS checkout's core, even when the venv's editable install points at
+  another checkout (git worktrees sharing one venv): it is imported here from its folder, and
+  subprocesses (the ``lumosx`` CLI, benchmarks, ComfyUI servers) get ``PYTHONPATH`` = a
+  folder that holds nothing but a link to it.
+* ComfyUI (``$LUMOSX_COMFYUI``, else the test host that ``lumosx_core.cli.host`` names) is importable, in
+  CPU mode; ``tests/``, ``tests/fixtures/`` and ``scripts/`` are importable by their module
+  names (``import assets``, ``import lumosx_test_pack``, ``import demo``).
+* The pack is imported the way ComfyUI imports it (as the package ``ComfyUI_LumosX``, relative
+  imports and all), and its ``ComfyUI_LumosX.lumosx_core[.x]`` is served by the top-level
+  ``lumosx_core[.x]``: ONE copy of the core, so a test monkeypatches ``lumosx_core.x`` and
+  the nodes see it. (Only tests import both names; a ComfyUI server imports the core once,
+  relatively, and needs nothing of this.)
+"""
+import atexit
+import importlib
+import importlib.abc
+import importlib.machinery
 import importlib.util
 import os
+import shutil
 import sys
+import tempfile
 
 import pytest
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TESTS = os.path.join(ROOT, "tests")
-if ROOT not in sys.path:  # lumosx_core (appended: our nodes/ must not shadow ComfyUI's)
-    sys.path.append(ROOT)
-from lumosx_core.cli import _host  # noqa: E402  (the one place that knows the host layout)
-
-#: The ComfyUI under test: $LUMOSX_COMFYUI (`make test` sets it; your own folder works too),
-#: else the test host whose venv runs pytest, else the newest test host.
-COMFY = _host.comfyui_dir()
+SCRIPTS = os.path.join(ROOT, "scripts")
+FIXTURES = os.path.join(TESTS, "fixtures")
+COMFY = None  # the ComfyUI under test: set below by lumosx_core.cli.host (see _comfy_under_test)
 SHARED = os.path.join(os.path.dirname(ROOT), "shared")
 PACK_MODULE = "ComfyUI_LumosX"
 
 
-def _fix_sys_path():
-    """ComfyUI has a top-level ``nodes`` module and so do we (our ``nodes/`` package): ComfyUI
-    must come first on sys.path; the repo root only serves ``import lumosx_core``."""
-    sys.path[:] = [p for p in sys.path
-                   if os.path.abspath(p or os.getcwd()) not in (ROOT, TESTS, COMFY)]
-    sys.path.insert(0, COMFY)
-    sys.path.insert(0, TESTS)
-    sys.path.append(ROOT)
+def _core_path() -> str:
+    """A folder holding only ``lumosx_core`` (a link to this checkout's)."""
+    folder = tempfile.mkdtemp(prefix="lumosx_core_path_")
+    atexit.register(shutil.rmtree, folder, True)
+    os.symlink(os.path.join(ROOT, "lumosx_core"), os.path.join(folder, "lumosx_core"))
+    return folder
 
 
-def _host_cpu_mode():
-    """Run ComfyUI in-process on the CPU (there is no GPU on CI machines), and bind the name
-    ``nodes`` to ComfyUI's module before anything can pick up our package by that name."""
+def _drop_root() -> None:
+    sys.path[:] = [p for p in sys.path if os.path.abspath(p or os.getcwd()) != ROOT]
+
+
+def _comfy_under_test() -> str:
+    """$LUMOSX_COMFYUI (`make test` sets it; your own ComfyUI folder works too), else the test
+    host whose venv runs pytest, else the newest test host: lumosx_core.cli.host, the one
+    place that knows the host layout, decides."""
+    from lumosx_core.cli import host
+    return host.comfyui_dir()
+
+
+def _bootstrap_sys_path() -> None:
+    _drop_root()
+    sys.path[:0] = [TESTS, FIXTURES, SCRIPTS, COMFY]
+    os.environ["PYTHONPATH"] = os.pathsep.join(
+        [_core_path()] + [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p])
+
+
+def _import_core() -> None:
+    """``import lumosx_core`` from this checkout (its real path, for readable tracebacks)."""
+    spec = importlib.machinery.PathFinder.find_spec("lumosx_core", [ROOT])
+    mod = importlib.util.module_from_spec(spec)
+    sys.modules["lumosx_core"] = mod
+    spec.loader.exec_module(mod)
+
+
+class _OneCore(importlib.abc.MetaPathFinder, importlib.abc.Loader):
+    """``ComfyUI_LumosX.lumosx_core[.x]`` is the already imported ``lumosx_core[.x]``."""
+    PREFIX = PACK_MODULE + ".lumosx_core"
+
+    def find_spec(self, name, path=None, target=None):
+        if name == self.PREFIX or name.startswith(self.PREFIX + "."):
+            return importlib.util.spec_from_loader(name, self)
+        return None
+
+    def create_module(self, spec):
+        return importlib.import_module("lumosx_core" + spec.name[len(self.PREFIX):])
+
+    def exec_module(self, module):
+        pass
+
+
+def _host_cpu_mode() -> None:
+    """Run ComfyUI in-process on the CPU (there is no GPU on CI machines)."""
     try:
         from comfy.cli_args import args
     except ImportError:  # host not built: core-only tests still run
         return
     args.cpu = True
-    mod = sys.modules.get("nodes")
-    if mod is not None and not hasattr(mod, "NODE_CLASS_MAPPINGS"):
-        del sys.modules["nodes"]
-    import nodes  # noqa: F401  (ComfyUI's)
 
 
-_fix_sys_path()
+_drop_root()
+_import_core()
+COMFY = _comfy_under_test()
+_bootstrap_sys_path()
+sys.meta_path.insert(0, _OneCore())
 _host_cpu_mode()
-
-
-def pytest_collectstart(collector):
-    _fix_sys_path()
 
 
 def load_pack():

@@ -46,9 +46,8 @@ def prepare_shipped(base: str) -> dict:
     stand-in mode, as `make demo` does: the tiny DiT and VAE under the real file names, the
     pictures they load, a tokenizer model that knows their prompts. Returns
     ``{"standin_spiece": path}``; ``demo.standin_overrides(path)`` gives the CLI options."""
-    import shipped
-    specs = shipped.load_script("workflow_specs")
-    demo = shipped.load_script("demo")
+    import demo
+    import workflow_specs as specs
     models = os.path.join(base, "models")
     for folder, src, dst in (("diffusion_models", DIT, specs.DIT), ("vae", VAE, specs.VAE)):
         target = os.path.join(models, folder, dst)

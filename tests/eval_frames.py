@@ -10,7 +10,7 @@ from PIL import Image, ImageDraw, ImageFilter
 
 import assets
 from face_fixtures import astronaut, insightface_image, vectron_image
-from lumosx_core.face_crop import crop_with_white, square_box
+from lumosx_core.faces.crop import crop_with_white, square_box
 
 FRAME_W, FRAME_H = 480, 360
 # faces located once with the vectron SCRFD detector (x1, y1, x2, y2) in their photos

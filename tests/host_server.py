@@ -12,7 +12,7 @@ import uuid
 
 import requests
 
-from lumosx_core.cli import _host
+from lumosx_core.cli import host as _host
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 COMFY = _host.comfyui_dir()  # the ComfyUI under test (as in conftest)

@@ -1,32 +1,23 @@
-"""Test helpers for the shipped workflows, the demo and the browser: the modules under
-``scripts/`` loaded by path (never as a generic ``scripts`` package), and the shipped files."""
+"""Test helpers for the shipped files (workflows, artifacts). The modules under ``scripts/``
+are imported by their own names (``import demo``): the test bootstrap puts ``scripts/`` on
+``sys.path``."""
 from __future__ import annotations
 
-import importlib.util
+import importlib
 import json
 import os
-import sys
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SCRIPTS = os.path.join(ROOT, "scripts")
 WORKFLOWS = os.path.join(ROOT, "workflows")
-NAMES = ["identity_consistent", "subject_consistent", "three_people", "ab_relational"]
+NAMES = ["identity_consistent", "subject_consistent", "three_people", "ab_relational",
+         "dual_cfg"]
 ARTIFACTS = os.environ.get("LUMOSX_ARTIFACTS", os.path.join(ROOT, "output", "test-artifacts"))
 
 
 def load_script(name: str):
-    """``scripts/<name>.py`` as module ``lumosx_scripts_<name>`` (its folder on sys.path so
-    its own sibling imports work)."""
-    mod_name = f"lumosx_scripts_{name}"
-    if mod_name in sys.modules:
-        return sys.modules[mod_name]
-    if SCRIPTS not in sys.path:
-        sys.path.append(SCRIPTS)
-    spec = importlib.util.spec_from_file_location(mod_name, os.path.join(SCRIPTS, name + ".py"))
-    mod = importlib.util.module_from_spec(spec)
-    sys.modules[mod_name] = mod
-    spec.loader.exec_module(mod)
-    return mod
+    """``scripts/<name>.py`` as the module ``name`` (same as ``import name``)."""
+    return importlib.import_module(name)
 
 
 def ui_path(name: str) -> str:
@@ -111,17 +102,23 @@ STANDIN_SIZE = {"width": 64, "height": 48, "length": 5}
 
 def standin_prompt(prompt: dict, spiece: str, seed: int, steps: int = 1, size=None) -> dict:
     """An API-format shipped workflow turned into its stand-in run (``make demo``'s
-    replacements: the test-only tiny umT5, the stand-in face pack, a tiny size) with ``seed``
-    on every LumosX Sampler (a fresh seed: ComfyUI's cache does not answer for it)."""
+    replacements: the test-only tiny umT5, the stand-in face pack, a tiny size, ``steps``) with
+    ``seed`` on every sampler (a fresh seed: ComfyUI's cache does not answer for it)."""
     import copy
-    from lumosx_core.cli import _workflow
+    from lumosx_core.cli import workflow_edit
     demo = load_script("demo")
     prompt = copy.deepcopy(prompt)
     args = demo.standin_overrides(spiece, size=size or STANDIN_SIZE, steps=steps)
     pairs = list(zip(args[::2], args[1::2]))
-    _workflow.apply_replacements(prompt, [v for k, v in pairs if k == "--replace"])
-    _workflow.apply_sets(prompt, [_workflow.parse_assignment(v) for k, v in pairs if k == "--set"])
-    _workflow.apply_sets(prompt, [("LumosXSampler", "seed", seed)])
+    sets = [workflow_edit.parse_assignment(v) for k, v in pairs if k == "--set"]
+    classes = {n["class_type"] for n in prompt.values()}
+    if "LumosXSampler" in classes:
+        sets.append(("LumosXSampler", "seed", seed))
+    else:  # a custom-sampling graph (dual CFG): steps and seed live in core nodes
+        sets = [s for s in sets if s[0] != "LumosXSampler"]
+        sets += [("BasicScheduler", "steps", steps), ("RandomNoise", "noise_seed", seed)]
+    workflow_edit.apply_replacements(prompt, [v for k, v in pairs if k == "--replace"])
+    workflow_edit.apply_sets(prompt, sets)
     return prompt
 
 

@@ -8,10 +8,10 @@ import ast
 
 import pytest
 
+import frontend
 import shipped
-from lumosx_core.cli._convert import ui_to_api
+from lumosx_core.cli.workflow_format import ui_to_api
 
-frontend = shipped.load_script("frontend")
 
 pytestmark = [pytest.mark.host_matrix,  # run on every test host
               pytest.mark.skipif(not frontend.chromium_available(),
@@ -327,7 +327,7 @@ def test_converter_gives_what_the_app_sends_for_every_node(app, object_info):
     combos): converting the app's saved workflow gives the app's own API prompt. Inputs the
     host does not define (frontend-only placeholders such as ``audioUI``) are ignored, as the
     server ignores them; titles are compared where the workflow saves one."""
-    from lumosx_core.cli._convert import WorkflowError
+    from lumosx_core.cli.workflow_format import WorkflowError
     cases, failed = app.js(EVERY_NODE_JS, _dynamic_combos(object_info))
     assert len(cases) > 200, (len(cases), failed)
     problems, refused = [], set()

@@ -9,10 +9,10 @@ import sys
 import numpy as np
 from PIL import Image
 
+import demo
 import shipped
+import workflow_specs as specs
 
-demo = shipped.load_script("demo")
-specs = shipped.load_script("workflow_specs")
 
 
 def test_demo_runs_end_to_end_in_stand_in_mode(tmp_path):

@@ -17,7 +17,7 @@ import eval_frames as ef
 from face_fixtures import make_vectron_pack
 from lumosx_core.cli import main
 from lumosx_core.evaluation.cases import discover_cases, load_case
-from lumosx_core.evaluation.detector import find_face_pack
+from lumosx_core.faces.detector import find_face_pack
 from lumosx_core.evaluation.video import find_video, read_frames, sample_indices
 
 pytestmark = pytest.mark.filterwarnings("ignore:`estimate` is deprecated:FutureWarning")
@@ -158,9 +158,7 @@ def report(generated, face_pack):
            "--frames", "4", "--face-pack", face_pack, "--provider", "CPU"]
     if not os.path.exists(LUMOSX):
         cmd[1:1] = ["-m", "lumosx_core.cli"]
-    env = dict(os.environ, PYTHONPATH=ROOT)
-    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300, cwd=str(generated),
-                          env=env)
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300, cwd=str(generated))
     assert proc.returncode == 0, proc.stdout + proc.stderr
     with open(out / "lumosx_eval.json", encoding="utf-8") as f:
         data = json.load(f)

@@ -25,7 +25,7 @@ from lumosx_core.evaluation import (ColorTextureBackend, EmbeddingBackend, Face,
 from lumosx_core.evaluation import assignment as assignment_mod
 from lumosx_core.evaluation.appearance import (attribute_mask, dominant_colors, srgb_to_lab)
 from lumosx_core.evaluation.regions import BODY, HEAD, head_box
-from lumosx_core.references import ReferenceSet
+from lumosx_core.conditioning.references import ReferenceSet
 
 pytestmark = pytest.mark.filterwarnings("ignore:`estimate` is deprecated:FutureWarning")
 
@@ -360,7 +360,7 @@ def real_refs(sources, detector):
                          [(ef.garment_image(ef.RED), "red jacket")])
             .with_person(sources.references["astronaut"], "woman",
                          [(ef.garment_image(ef.BLUE, seed=1), "blue jacket")]))
-    from lumosx_core.evaluation.evaluate import reference_embedding
+    from lumosx_core.evaluation.scoring import reference_embedding
     embs = [reference_embedding(detector, p.face.image) for p in refs.people]
     assert all(e is not None for e in embs)
     return refs, embs
@@ -450,12 +450,11 @@ def test_core_imports_no_comfy_and_no_optional_library():
     import sys
     code = ("import sys, lumosx_core.evaluation, lumosx_core.evaluation.report, "
             "lumosx_core.evaluation.render, lumosx_core.evaluation.video, "
-            "lumosx_core.evaluation.cases, lumosx_core.cli.evaluate; print(sorted({m.split('.')[0] "
+            "lumosx_core.evaluation.cases, lumosx_core.cli.eval_cmd; print(sorted({m.split('.')[0] "
             "for m in sys.modules} & {'comfy', 'folder_paths', 'comfy_api', 'insightface', "
             "'onnxruntime', 'matplotlib', 'scipy', 'av'}))")
-    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=root,
-                         env=dict(os.environ, PYTHONPATH=root), timeout=120)
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         timeout=120)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "[]"
 

@@ -11,7 +11,7 @@ from hypothesis import given, settings, strategies as st
 
 from face_fixtures import (VECTRON_PACK, astronaut, insightface_image, make_vectron_pack,
                            vectron_image)
-from lumosx_core.face_crop import (crop_resized, crop_with_white, left_to_right,
+from lumosx_core.faces.crop import (crop_resized, crop_with_white, left_to_right,
                                    passthrough_box, pixel_box, select_face, square_box, to_rgb3)
 from lumosx_core.image_prep import letterbox
 

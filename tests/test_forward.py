@@ -4,7 +4,7 @@ import torch
 from hypothesis import HealthCheck, given, settings, strategies as st
 
 from lumosx_core import ConditionLayout, relational_forward
-from lumosx_core.reference import dense_relational_forward
+from oracle import dense_relational_forward
 from wan_factory import make_wan
 
 TOL = 1e-5

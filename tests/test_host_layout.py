@@ -1,4 +1,4 @@
-"""Where the test hosts live (lumosx_core/cli/_host.py, the one place that knows): one folder
+"""Where the test hosts live (lumosx_core/cli/host.py, the one place that knows): one folder
 per ComfyUI version, newest first, the legacy single-host layout still found, the interpreter
 that runs a ComfyUI folder, and the shell view that scripts/build_host.sh evaluates."""
 import os
@@ -7,7 +7,7 @@ import sys
 
 import pytest
 
-from lumosx_core.cli import _host
+from lumosx_core.cli import host as _host
 
 
 def _fake_host(root, version, legacy=False):
@@ -81,7 +81,7 @@ def test_python_for_a_comfyui_folder(layout, tmp_path, monkeypatch):
 
 def test_shell_view_needs_only_the_standard_library():
     """build_host.sh and the Makefile run the file with a bare ``python3 -I``."""
-    path = os.path.join(_host.REPO_ROOT, "lumosx_core", "cli", "_host.py")
+    path = os.path.join(_host.REPO_ROOT, "lumosx_core", "cli", "host.py")
     r = subprocess.run([sys.executable, "-I", "-S", path, "shell", "0.33.0"],
                        capture_output=True, text=True, timeout=60)
     assert r.returncode == 0, r.stderr

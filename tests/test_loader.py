@@ -9,8 +9,6 @@ import torch
 from lumosx_core.convert import CheckpointError, inspect_wan, load_checkpoint
 from wan_factory import wan_state_dict_for_loader
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-
 
 @pytest.fixture(scope="module")
 def wan_sd():
@@ -59,12 +57,12 @@ def test_official_pt_converts_once_and_loads(folders, wan_sd, monkeypatch, pack)
     assert "lumosx_official.pt.lumosx.safetensors" not in model.model_choices()
 
     # second load reads the cache, never the pickle
-    import lumosx_core.convert as conv_top
-    import ComfyUI_LumosX.lumosx_core.convert as conv
+    import lumosx_core.convert as conv   # the one copy; the nodes' relative import is it too
+    assert pack.lumosx_core.convert is conv
+
     def boom(*a, **k):
         raise AssertionError("pickle read again")
     monkeypatch.setattr(conv, "load_pickle", boom)
-    monkeypatch.setattr(conv_top, "load_pickle", boom)
     model.LumosXModelLoader.execute("lumosx_official.pt", "default")
 
 
@@ -147,7 +145,7 @@ def test_convert_cli(tmp_path, wan_sd):
     src, dst = tmp_path / "official.pth", tmp_path / "out.safetensors"
     torch.save({"model": {"module." + k: v for k, v in wan_sd.items()}}, src)
     r = subprocess.run([sys.executable, "-m", "lumosx_core.convert", str(src), str(dst)],
-                       cwd=ROOT, capture_output=True, text=True)
+                       cwd=tmp_path, capture_output=True, text=True)
     assert r.returncode == 0, r.stderr
     assert "Wan 2.1 T2V" in r.stdout
     sd = load_checkpoint(str(dst))
@@ -155,5 +153,5 @@ def test_convert_cli(tmp_path, wan_sd):
     bad = tmp_path / "bad.pth"
     torch.save({"shared.weight": torch.zeros(3, 3)}, bad)
     r = subprocess.run([sys.executable, "-m", "lumosx_core.convert", str(bad), str(dst)],
-                       cwd=ROOT, capture_output=True, text=True)
+                       cwd=tmp_path, capture_output=True, text=True)
     assert r.returncode == 2 and "text encoder" in r.stderr

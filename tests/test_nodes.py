@@ -1,14 +1,11 @@
 """In-process behaviour of the pack's nodes: people and references, Bind, Sampler."""
 import logging
 import os
-import sys
 
 import pytest
 import torch
 
 import assets
-
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "fixtures"))
 
 W, H, LENGTH = 64, 48, 5
 PROMPT = "an astronaut in a red jacket talks to a woman in a blue hat in a sunny garden"
@@ -107,7 +104,7 @@ def test_reference_node_errors_name_the_input(N, call, match):
 def test_bind_outputs(N, clip, vae, pack):
     patch = pack.nodes.patch
     out = _bind(N, clip, vae, _refs(N))
-    positive, negative, latent, report, preview = out.result
+    positive, negative, latent, report, preview, negative_no_refs = out.result
     assert latent["samples"].shape == (1, 16, 2, H // 8, W // 8)
     mc = positive[0][1]["model_conds"]
     lat = mc[patch.LATENTS].cond
@@ -129,6 +126,12 @@ def test_bind_outputs(N, clip, vae, pack):
     assert torch.equal(nmc[patch.LATENTS].cond, lat)
     assert torch.equal(nmc[patch.MASKS].cond[..., :masks.shape[-1]], masks)
     assert nmc[patch.CONFIG].cond == cfg             # cond and uncond can batch together
+    # the last output (added at the end: workflows link outputs by index): the negative text
+    # alone, no LumosX data (dual CFG's third conditioning)
+    assert [o.display_name for o in N["LumosXBind"].GET_SCHEMA().outputs] == [
+        "positive", "negative", "latent", "report", "preview", "negative_no_refs"]
+    assert not any(k in negative_no_refs[0][1].get("model_conds", {}) for k in patch.KEYS)
+    assert torch.equal(negative_no_refs[0][0], negative[0][0])
     assert "person 1 attribute 'red jacket': tokens" in report
     assert preview.ndim == 4 and preview.shape[0] == 1 and preview.shape[-1] == 3
     assert out.ui["text"] == [report]
@@ -209,7 +212,7 @@ def test_sampler_node_patches_and_samples(N, clip, vae, pack):
     import comfy.sd
     from wan_factory import wan_state_dict_for_loader
     model = comfy.sd.load_diffusion_model_state_dict(wan_state_dict_for_loader())
-    positive, negative, latent, _, _ = _bind(N, clip, vae, _refs(N)).result
+    positive, negative, latent = _bind(N, clip, vae, _refs(N)).result[:3]
     out = N["LumosXSampler"].execute(model, positive, negative, latent, 0, 2, 6.0, "dpmpp_2m",
                                      "simple", 8.0, 1.0).result[0]
     assert out["samples"].shape == latent["samples"].shape

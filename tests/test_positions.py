@@ -3,7 +3,7 @@ import pytest
 import torch
 
 from lumosx_core import ConditionLayout, check_rope_capacity, position_ids
-from lumosx_core.reference import dense_position_ids
+from oracle import dense_position_ids
 
 
 def _frame(t, h0, w0, Hp=2, Wp=3):

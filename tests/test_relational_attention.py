@@ -5,8 +5,8 @@ from hypothesis import given, settings, strategies as st
 
 from lumosx_core import (ConditionLayout, image_bias, relational_cross_attention,
                          relational_self_attention, text_weights)
-from lumosx_core.attention import sdpa_attention
-from lumosx_core.reference import (_attention, dense_cross_bias, dense_image_scores,
+from lumosx_core.relational.attention import sdpa_attention
+from oracle import (_attention, dense_cross_bias, dense_image_scores,
                                    dense_self_mask, dense_templates)
 
 layouts = st.builds(ConditionLayout, st.integers(0, 3), st.lists(st.integers(1, 4), max_size=3))

@@ -9,12 +9,12 @@ import re
 import pytest
 
 import shipped
-from lumosx_core.cli._convert import (WorkflowError, is_api_workflow, is_ui_workflow,
+import workflow_specs as specs
+from lumosx_core.cli.workflow_format import (WorkflowError, is_api_workflow, is_ui_workflow,
                                       ui_to_api, widget_layout)
 
 pytestmark = pytest.mark.host_matrix  # run on every test host: the converter vs its /object_info
 
-specs = shipped.load_script("workflow_specs")
 OUR_MODULE = "custom_nodes.ComfyUI-LumosX"
 
 

@@ -3,8 +3,8 @@
 Subcommands live in their own modules, each exposing ``register(subparsers)`` that adds its
 parser and sets ``func`` (called with the parsed args, returning the exit code):
 
-* ``lumosx serve`` / ``lumosx run`` -- :mod:`lumosx_core.cli.client` (ComfyUI HTTP API);
-* ``lumosx eval`` -- :mod:`lumosx_core.cli.evaluate` (identity and binding scores).
+* ``lumosx serve`` / ``lumosx run`` -- :mod:`lumosx_core.cli.run` (ComfyUI HTTP API);
+* ``lumosx eval`` -- :mod:`lumosx_core.cli.eval_cmd` (identity and binding scores).
 
 No ComfyUI import: the commands talk to a server or work on files.
 """
@@ -14,7 +14,7 @@ import argparse
 import importlib
 import sys
 
-SUBCOMMAND_MODULES = ("client", "evaluate")
+SUBCOMMAND_MODULES = ("run", "eval_cmd")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -2,23 +2,23 @@
 land on the right person?
 
 Pure code (torch, numpy, Pillow; insightface, SciPy and matplotlib imported lazily where
-used), no ``comfy``:
+used), no ``comfy``. Faces are detected with :mod:`lumosx_core.faces.detector` (the
+detector interface ``rgb -> [Face]`` and the insightface one, shared with the Face Encoder).
 
 * :mod:`.assignment` -- maximum-similarity assignment (Hungarian / exact fallback);
-* :mod:`.detector` -- the detector interface (``rgb -> [Face]``) and the insightface one;
 * :mod:`.identity` -- per-person face similarity, detection rate, identity swaps;
 * :mod:`.regions` -- each person's body / head region from the face box, or a user mask;
 * :mod:`.appearance` -- weight-free colour/texture descriptor and an image-embedder backend;
-* :mod:`.binding` -- binding accuracy, swap rate, margin, the person x attribute matrix;
-* :mod:`.evaluate` -- one video against its references;
+* :mod:`.attribute_binding` -- binding accuracy, swap rate, margin, the person x attribute matrix;
+* :mod:`.scoring` -- one video against its references;
 * :mod:`.render` -- heatmap and annotated frames (Pillow);
 * :mod:`.video`, :mod:`.cases`, :mod:`.report` -- the ``lumosx eval`` batch command's I/O.
 """
 from .appearance import ColorTextureBackend, EmbeddingBackend
 from .assignment import assign
-from .binding import attribute_kind, binding_scores
-from .detector import Face, InsightFaceDetector, find_face_pack, load_face_analysis
-from .evaluate import Evaluation, Settings, evaluate_video, summary_text
+from .attribute_binding import attribute_kind, binding_scores
+from ..faces.detector import Face, InsightFaceDetector, find_face_pack, load_face_analysis
+from .scoring import Evaluation, Settings, evaluate_video, summary_text
 from .identity import identify_frame, identity_scores
 from .regions import body_box, person_regions
 

@@ -21,7 +21,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from ..references import ReferenceSet
+from ..conditioning.references import ReferenceSet
 
 IMAGE_EXTS = (".png", ".jpg", ".jpeg", ".webp", ".bmp")
 

@@ -21,7 +21,7 @@ from typing import Dict, List, Optional, Sequence
 import numpy as np
 
 from .assignment import assign
-from .detector import Face
+from ..faces.detector import Face
 
 DEFAULT_MIN_SIMILARITY = 0.2
 DEFAULT_LINK_DISTANCE = 1.0

@@ -17,8 +17,8 @@ import numpy as np
 import torch
 
 from .appearance import ColorTextureBackend, dominant_colors, to_numpy_rgb
-from .binding import attribute_kind, binding_scores, region_of_kind
-from .detector import Face
+from .attribute_binding import attribute_kind, binding_scores, region_of_kind
+from ..faces.detector import Face
 from .identity import (DEFAULT_LINK_DISTANCE, DEFAULT_MIN_SIMILARITY, FrameIdentity,
                        identify_frame, identity_scores)
 from .regions import BODY, DEFAULT_BODY_HEIGHT, DEFAULT_BODY_WIDTH, person_regions
@@ -115,7 +115,7 @@ def evaluate_video(frames, references, detector: Callable[[torch.Tensor], List[F
                    reference_embeddings: Optional[Sequence[Optional[np.ndarray]]] = None
                    ) -> Evaluation:
     """Score ``frames`` (``[F, H, W, C]`` or a list of ``[H, W, C]``, already sampled) against
-    ``references`` (a :class:`~lumosx_core.references.ReferenceSet` or its people).
+    ``references`` (a :class:`~lumosx_core.conditioning.references.ReferenceSet` or its people).
 
     ``masks[f]``: ``{person: [H, W] mask}`` for frame ``f`` (replaces the face-derived
     regions of those people). ``frame_indices``: the frames' numbers in the video (for the

@@ -13,7 +13,7 @@ from typing import List, Optional, Tuple
 
 import torch
 
-from .layout import ConditionLayout
+from ..relational.layout import ConditionLayout
 
 BACKGROUND = "background"
 OBJECT = "object"

@@ -20,12 +20,12 @@ import sys
 import time
 from typing import Dict, List, Optional
 
-from . import _host
-from ._api import (ComfyClient, Listener, PromptRefused, ServerError, format_execution_error,
+from .host import Host, find_comfyui, free_port
+from .api import (ComfyClient, Listener, PromptRefused, ServerError, format_execution_error,
                    format_prompt_error, output_items, text_outputs)
-from ._convert import WorkflowError, ui_to_api
-from ._progress import Progress
-from ._workflow import (apply_replacements, apply_sets, describe, load_json, parse_assignment,
+from .workflow_format import WorkflowError, ui_to_api
+from .progress import Progress
+from .workflow_edit import (apply_replacements, apply_sets, describe, load_json, parse_assignment,
                         parse_sweep, sweep_combinations, workflow_format)
 
 DEFAULT_SERVER = "http://127.0.0.1:8188"
@@ -103,7 +103,7 @@ def register(subparsers) -> None:
 # ------------------------------------------------------------------------------------------
 def cmd_serve(args) -> int:
     try:
-        comfy = _host.find_comfyui(args.comfyui)
+        comfy = find_comfyui(args.comfyui)
     except FileNotFoundError as e:
         print(f"lumosx serve: {e}", file=sys.stderr)
         return EXIT_USAGE
@@ -111,7 +111,7 @@ def cmd_serve(args) -> int:
     if extra and extra[0] == "--":
         extra = extra[1:]
     cpu = True if args.cpu else (False if args.gpu else None)
-    host = _host.Host(comfy, python=args.python, port=args.port or _host.free_port(),
+    host = Host(comfy, python=args.python, port=args.port or free_port(),
                       listen=args.listen, base_directory=args.base_directory,
                       extra_packs=args.extra_pack, cpu=cpu, extra_args=extra)
     try:

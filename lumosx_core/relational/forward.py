@@ -18,7 +18,7 @@ import torch.nn.functional as F
 from .attention import merge_heads, split_heads
 from .cross_attention import relational_cross_attention, text_weights
 from .layout import ConditionLayout
-from .positions import check_rope_capacity, position_ids, rope_freqs
+from .positions import apply_rope_options, check_rope_capacity, position_ids, rope_freqs
 from .self_attention import relational_self_attention
 
 
@@ -184,6 +184,8 @@ def relational_forward(model, x: torch.Tensor, timestep: torch.Tensor, context: 
     ``phrase_masks``: bool ``[B or 1, N_c, L_text]``. ``ratio``: text-bias strength;
     ``r2pe`` / ``self_mask`` / ``cross_mask``: the three relational features (off = ablation);
     ``parity``: reproduce the released code's score-grid quirk (else the fixed indexing).
+    ``transformer_options["rope_options"]`` (ComfyUI's RoPE scale/shift) applies to every
+    token's position, references included, as the host does for Phantom's reference frames.
 
     Returns the video-only prediction ``[B, 16, T, H, W]``.
     """
@@ -212,9 +214,10 @@ def relational_forward(model, x: torch.Tensor, timestep: torch.Tensor, context: 
     Hp, Wp = x_full.shape[3] // ph, x_full.shape[4] // pw
     if n_c:
         check_rope_capacity(layout, T, Hp, Wp, r2pe)
-    freqs = rope_freqs(model, position_ids(layout, T, Hp, Wp, r2pe), device=x.device)
-
     topts = dict(transformer_options or {})
+    ids = apply_rope_options(position_ids(layout, T, Hp, Wp, r2pe), topts.get("rope_options"))
+    freqs = rope_freqs(model, ids, device=x.device)
+
     if n_c:
         weights = None
         if cross_mask and ratio != 0:

@@ -83,6 +83,22 @@ def check_rope_capacity(layout: ConditionLayout, frames: int, Hp: int, Wp: int,
             f"{kmax}), fewer references, or a smaller video size.")
 
 
+def apply_rope_options(ids: torch.Tensor, rope_options) -> torch.Tensor:
+    """Scale and shift ids ``[L, 3]`` the way ComfyUI's ``rope_options`` (the ScaleROPE node)
+    change the stock Wan positions: on each axis ``id -> shift + id * scale`` (keys
+    ``scale_t``/``shift_t``, ``scale_y``/``shift_y`` for h, ``scale_x``/``shift_x`` for w).
+    Applied to every token, as the host applies it to Phantom's appended reference frames.
+    ``None`` or ``{}`` returns ``ids`` unchanged."""
+    if not rope_options:
+        return ids
+    out = ids.clone()
+    for axis, name in enumerate(("t", "y", "x")):
+        scale = float(rope_options.get(f"scale_{name}", 1.0))
+        shift = float(rope_options.get(f"shift_{name}", 0.0))
+        out[:, axis] = out[:, axis] * scale + shift
+    return out
+
+
 def rope_freqs(model, ids: torch.Tensor, device=None) -> torch.Tensor:
     """Feed ids ``[L, 3]`` to the model's own RoPE embedder.
 

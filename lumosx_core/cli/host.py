@@ -14,7 +14,7 @@ see :func:`own_env`) that sees that install's packages and adds the test require
 nothing is installed into the user's Python.
 
 The layout part (everything above :class:`Host`) needs only the standard library: run this file
-as a script (``python3 -I lumosx_core/cli/_host.py ...``) to ask it from shell code.
+as a script (``python3 -I lumosx_core/cli/host.py ...``) to ask it from shell code.
 """
 from __future__ import annotations
 
@@ -29,7 +29,7 @@ from dataclasses import dataclass
 from typing import List, Optional, Sequence
 
 #: The repository (when this package runs from a checkout, e.g. an editable install).
-REPO_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+REPO_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.realpath(__file__))))
 PACK_DIR_NAME = "ComfyUI-LumosX"
 #: Where the test hosts live (``$LUMOSX_HOSTS`` moves them, e.g. to share them between checkouts).
 HOSTS_DIR = os.environ.get("LUMOSX_HOSTS") or os.path.join(REPO_ROOT, ".host")
@@ -331,7 +331,7 @@ class Host:
         return self
 
     def wait_ready(self, timeout: float = 300.0) -> None:
-        from ._api import ComfyClient  # lazily: the layout part above runs without it
+        from .api import ComfyClient  # lazily: the layout part above runs without it
         client = ComfyClient(self.url, timeout=5)
         deadline = time.time() + timeout
         while time.time() < deadline:
@@ -370,7 +370,7 @@ class Host:
 
 
 def _main(argv: Sequence[str]) -> int:
-    """Shell access to the layout (``python3 -I lumosx_core/cli/_host.py COMMAND``):
+    """Shell access to the layout (``python3 -I lumosx_core/cli/host.py COMMAND``):
 
     * ``shell VERSION``   ``HOST_ROOT= COMFY= VENV= PY= STAMPS=`` for that test host (to eval);
     * ``own DIR``         ``OWN_VENV= USER_PY=`` for a user's ComfyUI folder (to eval);

@@ -16,7 +16,7 @@ from typing import List, Optional
 import torch
 import torch.nn.functional as F
 
-from .layout import ConditionLayout
+from lumosx_core import ConditionLayout
 
 POOL = 8
 

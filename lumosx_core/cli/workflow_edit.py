@@ -7,7 +7,7 @@ import itertools
 import json
 from typing import Any, Dict, List, Sequence, Tuple
 
-from ._convert import WorkflowError, is_api_workflow, is_ui_workflow
+from .workflow_format import WorkflowError, is_api_workflow, is_ui_workflow
 
 
 def load_json(path: str) -> Any:

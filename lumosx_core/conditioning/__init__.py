@@ -1,0 +1,1 @@
+"""Conditioning inputs: reference images, phrases and their token masks, prompt clean-up."""

@@ -1,0 +1,1 @@
+"""Faces: detection, insightface pack lookup, provider choice and caching, face crops."""
