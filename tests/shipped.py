@@ -50,8 +50,9 @@ def api_differences(got: dict, shipped: dict, object_info: dict) -> list:
     app's own) loses or changes against the shipped API file, as a list of problems (empty: in
     agreement).
 
-    Our nodes must match exactly. Core nodes are ComfyUI's to change, so they are held to what
-    a host can legitimately do: keep the node, its title and every link; keep every shipped
+    Our nodes must match exactly (titles too). Core nodes are ComfyUI's to change, so they are
+    held to what a host can legitimately do: keep the node and every link (a default title is
+    the host frontend's display name, ``DualCFGGuider`` or ``Dual CFG Guider``); keep every shipped
     value, under its own name or moved into a dynamic input of newer ComfyUI (``codec`` ->
     ``format.codec``); add only inputs the host's ``/object_info`` defines (``bit_depth``,
     ``format.codec.encoding``). A value that is dropped or changed is reported."""
@@ -66,10 +67,10 @@ def api_differences(got: dict, shipped: dict, object_info: dict) -> list:
         if g.get("class_type") != kind:
             problems.append(f"{where}: class_type {g.get('class_type')!r}")
             continue
-        if g.get("_meta") != s.get("_meta"):
-            problems.append(f"{where}: _meta {g.get('_meta')!r} != {s.get('_meta')!r}")
         gi, si = g.get("inputs", {}), s.get("inputs", {})
         if kind.startswith(OUR_PREFIX):
+            if g.get("_meta") != s.get("_meta"):
+                problems.append(f"{where}: _meta {g.get('_meta')!r} != {s.get('_meta')!r}")
             if gi != si:
                 keys = sorted(set(gi) | set(si))
                 diff = {k: (gi.get(k, "<missing>"), si.get(k, "<missing>")) for k in keys

@@ -101,6 +101,8 @@ def test_batch_fans_out_over_two_servers(server, second_server, tmp_path, batch)
     if batch == "dual_cfg":  # the stand-in options as pairs, without the LumosX Sampler's
         opts = [a for opt, value in zip(opts[::2], opts[1::2])
                 if not value.startswith("LumosXSampler.") for a in (opt, value)]
+    # a Bind of this batch's own, so that it runs (a cached node sends no report)
+    opts += ["--set", f"LumosXBind.negative_prompt=blurry, batch {batch}"]
     out, result = tmp_path / "out", tmp_path / "jobs.json"
     r = lumosx("run", *files, "--server", server.url, "--server", second_server.url,
                "--out", out, "--json", result, *opts, *extra)
