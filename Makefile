@@ -1,32 +1,43 @@
 # ComfyUI-LumosX developer commands.
-#   make host   build the test host (.venv + .host/ComfyUI), idempotent
-#   make test   build the host if needed, then run the whole test suite
-#   make serve  start the test host headless with this pack on 127.0.0.1:8188
+#   make host   build the test hosts (.host/<version>/{ComfyUI,venv}: ComfyUI 0.33.0 when
+#               ../shared/hosts has it, and 0.3.75), idempotent
+#   make test   build the hosts if needed, run the whole suite on the newest one and the
+#               host_matrix tests (server, shipped workflows end to end, CLI, browser) on the
+#               other (scripts/run_tests.py)
+#   make test COMFYUI=~/ComfyUI   the whole suite on YOUR ComfyUI folder instead (a test venv
+#               that sees its packages; nothing is installed into your Python)
+#   make serve  start ComfyUI headless with this pack on 127.0.0.1:8188
 #   make demo   build the host if needed, run the shipped subject-consistent workflow through
 #               the API with the lumosx CLI; video + binding preview in output/
 #   make workflows / make screenshots   rebuild workflows/*.json / docs/*.png in the real app
-PY := .venv/bin/python
+# Where the hosts live is decided by lumosx_core/cli/host.py; `HOST_PY` asks it.
+PYTHON ?= python3.11
+COMFYUI ?=
 PYTEST_ARGS ?=
+OWN := $(if $(COMFYUI),--comfyui "$(COMFYUI)")
+HOST_ENV := $(if $(COMFYUI),LUMOSX_COMFYUI="$(COMFYUI)")
+HOST_PY = $(shell $(PYTHON) -I lumosx_core/cli/host.py python $(if $(COMFYUI),"$(COMFYUI)"))
 
 .PHONY: host test serve clean-host demo workflows screenshots
 
 host:
-	@bash scripts/build_host.sh
+	@bash scripts/build_host.sh $(OWN)
 
-test: host
-	$(PY) -P -m pytest -p no:cacheprovider tests $(PYTEST_ARGS)
+test:
+	@$(PYTHON) scripts/run_tests.py $(OWN) -- $(PYTEST_ARGS)
 
 serve: host
-	cd .host/ComfyUI && ../../$(PY) main.py --cpu --listen 127.0.0.1 --port 8188 --disable-api-nodes
+	$(HOST_PY) -m lumosx_core.cli serve $(OWN) --port 8188 -- --disable-api-nodes
 
 clean-host:
-	rm -rf .venv .host
+	rm -rf .host .venv
 
 demo: host
-	$(PY) scripts/demo.py
+	$(HOST_ENV) $(HOST_PY) scripts/demo.py
 
+# made on the oldest host: newer frontends load older saves (the host_matrix tests check both)
 workflows: host
-	$(PY) scripts/make_workflows.py
+	$(HOST_ENV) $(if $(COMFYUI),$(HOST_PY),$(shell $(PYTHON) -I lumosx_core/cli/host.py python --oldest)) scripts/make_workflows.py
 
 screenshots: host
-	$(PY) scripts/screenshot_workflows.py
+	$(HOST_ENV) $(HOST_PY) scripts/screenshot_workflows.py

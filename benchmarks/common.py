@@ -15,7 +15,6 @@ from typing import Callable, Dict, List
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
-COMFY = os.environ.get("LUMOSX_COMFYUI", os.path.join(ROOT, ".host", "ComfyUI"))
 RESULTS = os.path.join(HERE, "results")
 
 
@@ -27,8 +26,10 @@ def setup_paths(need_comfy: bool = False, pytorch_attention: bool = False) -> No
     if ROOT not in sys.path:
         sys.path.append(ROOT)
     if need_comfy:
-        if COMFY not in sys.path:
-            sys.path.insert(0, COMFY)
+        from lumosx_core.cli import host as _host  # where the ComfyUI under test is
+        comfy = _host.comfyui_dir()
+        if comfy not in sys.path:
+            sys.path.insert(0, comfy)
         import torch
         from comfy.cli_args import args
         args.cpu = not torch.cuda.is_available()

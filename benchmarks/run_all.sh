@@ -8,7 +8,7 @@
 #                                  *_cuda.* next to the CPU files, in the same format.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-PY=${PY:-.venv/bin/python}
+PY=${PY:-$(python3 -I lumosx_core/cli/host.py python)}  # the default test host's
 if [[ "${1:-}" == "--gpu" ]]; then
     $PY -c 'import torch, sys; sys.exit(0 if torch.cuda.is_available() else "no CUDA device")'
     $PY benchmarks/bench_released.py --device cuda --dtype bf16            # 1 block: ours/Phantom/dense

@@ -4,7 +4,7 @@ subject-consistent workflow through the API with the ``lumosx`` CLI, and write t
 the binding preview into ``output/``.
 
 * With the real weights in place (the files README's model table lists, in
-  ``.host/ComfyUI/models/`` or ``--models DIR`` / ``$LUMOSX_MODELS``) it renders the real
+  the ComfyUI's ``models/`` or ``--models DIR`` / ``$LUMOSX_MODELS``) it renders the real
   video with the workflow as shipped.
 * Without them it runs the same graph on small generated stand-in models (the DiT and VAE
   under their real file names, a tiny umT5 from the test-only text-encoder pack, the
@@ -28,7 +28,7 @@ import time
 
 import standin
 import workflow_specs as specs
-from lumosx_core.cli.host import Host, find_comfyui, test_host_dir
+from lumosx_core.cli.host import HOSTS_DIR, Host, comfyui_dir, find_comfyui
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
@@ -122,11 +122,11 @@ def main(argv=None) -> int:
     ap.add_argument("--workflow", default=WORKFLOW, help="API-format workflow to run")
     ap.add_argument("--out", default=os.path.join(ROOT, "output"),
                     help="where the video and preview go (default output/)")
-    ap.add_argument("--base-dir", default=os.path.join(ROOT, ".host", "demo"),
+    ap.add_argument("--base-dir", default=os.path.join(HOSTS_DIR, "demo"),
                     help="the demo server's base directory (default .host/demo)")
     ap.add_argument("--models", default=os.environ.get("LUMOSX_MODELS"),
                     help="a ComfyUI models/ folder with the real weights (default "
-                         "$LUMOSX_MODELS, else .host/ComfyUI/models)")
+                         "$LUMOSX_MODELS, else the ComfyUI's own models/)")
     ap.add_argument("--standin", action="store_true", help="stand-in models even when the "
                     "real ones are there")
     ap.add_argument("--port", type=int, default=0, help="server port (default: a free one)")
@@ -135,7 +135,7 @@ def main(argv=None) -> int:
     args = ap.parse_args(argv)
 
     t0 = time.time()
-    models_dir = args.models or os.path.join(test_host_dir(), "models")
+    models_dir = args.models or os.path.join(comfyui_dir(), "models")
     found, missing = find_real_models(models_dir)
     real = not missing and not args.standin
     base = os.path.join(os.path.abspath(args.base_dir), "real" if real else "standin")

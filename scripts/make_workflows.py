@@ -15,7 +15,12 @@ itself produces:
 ``lumosx_core.cli.workflow_format`` gives exactly the API file, and ``tests/test_browser.py`` that
 the app still produces it after loading the UI file.
 
-    .venv/bin/python scripts/make_workflows.py [--screenshots]
+    make workflows   # or: $(python3 -I lumosx_core/cli/host.py python --oldest) scripts/make_workflows.py [--screenshots]
+
+Make them on the OLDEST test host (``make workflows`` does): ComfyUI's newer frontends load
+older saves (0.33's reads a 0.3.75 ``SaveVideo`` as ``format`` + ``format.codec``), not the
+other way round; ``tests/test_browser.py`` and ``tests/test_workflows.py`` check the files on
+every host.
 """
 from __future__ import annotations
 

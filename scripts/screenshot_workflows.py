@@ -6,7 +6,7 @@ photos end up in the screenshots), loads each ``workflows/*.json`` (UI format) i
 a headless Chromium, frames the graph and saves ``docs/workflow_<name>.png``; then
 ``docs/bind_report.png``: the Bind node showing a binding report.
 
-    .venv/bin/python scripts/screenshot_workflows.py
+    make screenshots   # or: $(python3 -I lumosx_core/cli/host.py python) scripts/screenshot_workflows.py
 
 Needs Debian's chromium; a CJK font (``apt-get install fonts-wqy-microhei``) renders the
 Bind node's default (Chinese, the released) negative prompt instead of boxes.

@@ -29,7 +29,6 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageFilter
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-COMFY = os.environ.get("LUMOSX_COMFYUI", os.path.join(ROOT, ".host", "ComfyUI"))
 TEST_PACK = os.path.join(ROOT, "tests", "fixtures", "lumosx_test_pack")
 
 CORPUS = [
@@ -62,8 +61,10 @@ T1_FACES = [(56, 261, 169, 398), (270, 145, 372, 270), (464, 266, 573, 415),
 def _cpu_comfy():
     """Make ComfyUI importable in this process, on the CPU."""
     import sys
-    if COMFY not in sys.path:
-        sys.path.insert(0, COMFY)
+    from lumosx_core.cli import host as _host  # where the ComfyUI under test is
+    comfy = _host.comfyui_dir()
+    if comfy not in sys.path:
+        sys.path.insert(0, comfy)
     from comfy.cli_args import args
     args.cpu = True
 

@@ -8,7 +8,7 @@ code by file path.
   another checkout (git worktrees sharing one venv): it is imported here from its folder, and
   subprocesses (the ``lumosx`` CLI, benchmarks, ComfyUI servers) get ``PYTHONPATH`` = a
   folder that holds nothing but a link to it.
-* ComfyUI (the test host, ``$LUMOSX_COMFYUI`` or ``<root>/.host/ComfyUI``) is importable, in
+* ComfyUI (``$LUMOSX_COMFYUI``, else the test host that ``lumosx_core.cli.host`` names) is importable, in
   CPU mode; ``tests/``, ``tests/fixtures/`` and ``scripts/`` are importable by their module
   names (``import assets``, ``import lumosx_test_pack``, ``import demo``).
 * The pack is imported the way ComfyUI imports it (as the package ``ComfyUI_LumosX``, relative
@@ -33,7 +33,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TESTS = os.path.join(ROOT, "tests")
 SCRIPTS = os.path.join(ROOT, "scripts")
 FIXTURES = os.path.join(TESTS, "fixtures")
-COMFY = os.environ.get("LUMOSX_COMFYUI", os.path.join(ROOT, ".host", "ComfyUI"))
+COMFY = None  # the ComfyUI under test: set below by lumosx_core.cli.host (see _comfy_under_test)
 SHARED = os.path.join(os.path.dirname(ROOT), "shared")
 PACK_MODULE = "ComfyUI_LumosX"
 
@@ -46,8 +46,20 @@ def _core_path() -> str:
     return folder
 
 
-def _bootstrap_sys_path() -> None:
+def _drop_root() -> None:
     sys.path[:] = [p for p in sys.path if os.path.abspath(p or os.getcwd()) != ROOT]
+
+
+def _comfy_under_test() -> str:
+    """$LUMOSX_COMFYUI (`make test` sets it; your own ComfyUI folder works too), else the test
+    host whose venv runs pytest, else the newest test host: lumosx_core.cli.host, the one
+    place that knows the host layout, decides."""
+    from lumosx_core.cli import host
+    return host.comfyui_dir()
+
+
+def _bootstrap_sys_path() -> None:
+    _drop_root()
     sys.path[:0] = [TESTS, FIXTURES, SCRIPTS, COMFY]
     os.environ["PYTHONPATH"] = os.pathsep.join(
         [_core_path()] + [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p])
@@ -86,8 +98,10 @@ def _host_cpu_mode() -> None:
     args.cpu = True
 
 
-_bootstrap_sys_path()
+_drop_root()
 _import_core()
+COMFY = _comfy_under_test()
+_bootstrap_sys_path()
 sys.meta_path.insert(0, _OneCore())
 _host_cpu_mode()
 

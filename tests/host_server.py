@@ -12,8 +12,10 @@ import uuid
 
 import requests
 
+from lumosx_core.cli import host as _host
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-COMFY = os.environ.get("LUMOSX_COMFYUI", os.path.join(ROOT, ".host", "ComfyUI"))
+COMFY = _host.comfyui_dir()  # the ComfyUI under test (as in conftest)
 PACK_DIR_NAME = "ComfyUI-LumosX"
 
 

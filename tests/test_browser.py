@@ -10,10 +10,17 @@ import pytest
 
 import frontend
 import shipped
+from lumosx_core.cli.workflow_format import ui_to_api
 
 
-pytestmark = pytest.mark.skipif(not frontend.chromium_available(),
-                                reason=f"{frontend.CHROMIUM} is not installed")
+pytestmark = [pytest.mark.host_matrix,  # run on every test host
+              pytest.mark.skipif(not frontend.chromium_available(),
+                                 reason=f"{frontend.CHROMIUM} is not installed")]
+
+
+@pytest.fixture(scope="module")
+def object_info(server):
+    return server.get("/object_info", timeout=120)
 
 
 @pytest.fixture(scope="module")
@@ -47,7 +54,7 @@ def test_script_is_served_and_registered(app):
 
 
 @pytest.mark.parametrize("name", shipped.NAMES)
-def test_shipped_workflow_loads_in_the_app(app, name):
+def test_shipped_workflow_loads_in_the_app(app, name, object_info):
     ui = shipped.load(shipped.ui_path(name))
     api = shipped.load(shipped.api_path(name))
     app.load_workflow(ui)
@@ -56,7 +63,10 @@ def test_shipped_workflow_loads_in_the_app(app, name):
     assert app.js("() => (window.app.graph._nodes || window.app.graph.nodes).length") == \
         len(ui["nodes"])
     workflow, output = app.graph_to_prompt()
-    assert output == api  # the app's own export of the loaded graph is the shipped API file
+    # this host's own export of the loaded graph: the converter gives exactly it, and it is the
+    # shipped API file (our nodes exactly, core nodes as this host defines them, nothing lost)
+    assert ui_to_api(ui, object_info) == output
+    assert shipped.api_differences(output, api, object_info) == []
     # people coloured in chain order, as in the binding preview
     people = app.js("""() => (window.app.graph._nodes || window.app.graph.nodes)
         .filter(n => n.type === 'LumosXPerson')
@@ -185,7 +195,7 @@ REPORT = ("background 'cozy, warmly lit room': tokens 28-33\n"
           "warning: phrase 'yellow scarf' does not occur in the prompt")
 
 
-def test_bind_node_shows_the_report_after_a_run(app):
+def test_bind_node_shows_the_report_after_a_run(app, object_info):
     ui = shipped.load(shipped.ui_path("subject_consistent"))
     app.load_workflow(ui)
     bind = next(n["id"] for n in ui["nodes"] if n["type"] == "LumosXBind")
@@ -213,7 +223,9 @@ def test_bind_node_shows_the_report_after_a_run(app):
     assert "binding_report" not in output[str(bind)]["inputs"]
     saved = next(n for n in workflow["nodes"] if n["id"] == bind)
     assert ok not in [v for v in saved["widgets_values"] if isinstance(v, str)]
-    assert output == shipped.load(shipped.api_path("subject_consistent"))
+    assert ui_to_api(workflow, object_info) == output
+    assert shipped.api_differences(output, shipped.load(shipped.api_path("subject_consistent")),
+                                   object_info) == []
     app.screenshot(shipped.artifact("browser_bind_report.png"), canvas_only=False)
 
 
@@ -221,18 +233,11 @@ def test_bind_report_from_a_real_run(app, server):
     """Queue the stand-in version of the loaded workflow for the browser's own client id: the
     server's ``executed`` message reaches the page and the Bind node shows the real report."""
     import requests
-    from lumosx_core.cli import workflow_edit as _workflow
-    import demo
     ui = shipped.load(shipped.ui_path("subject_consistent"))
     app.load_workflow(ui)
     bind = next(n["id"] for n in ui["nodes"] if n["type"] == "LumosXBind")
-    prompt = shipped.load(shipped.api_path("subject_consistent"))
-    args = demo.standin_overrides(server.assets["standin_spiece"],
-                                  size={"width": 64, "height": 48, "length": 5}, steps=1)
-    pairs = list(zip(args[::2], args[1::2]))
-    _workflow.apply_replacements(prompt, [v for k, v in pairs if k == "--replace"])
-    _workflow.apply_sets(prompt, [_workflow.parse_assignment(v) for k, v in pairs if k == "--set"])
-    _workflow.apply_sets(prompt, [("LumosXSampler", "seed", 4242)])  # not cached
+    prompt = shipped.standin_prompt(shipped.load(shipped.api_path("subject_consistent")),
+                                    server.assets["standin_spiece"], seed=4242)  # not cached
     client_id = app.js("() => window.comfyAPI.api.api.clientId")
     assert client_id
     r = requests.post(server.url + "/prompt", json={"prompt": prompt, "client_id": client_id},
@@ -247,3 +252,104 @@ def test_bind_report_from_a_real_run(app, server):
         arg=[bind, report], timeout=30000)
     assert "person 1 face 'man'" in report and "person 2 attribute 'yellow scarf'" in report
     app.screenshot(shipped.artifact("browser_bind_report_real_run.png"), canvas_only=False)
+
+
+# ------------------------------------------------------------------------------------------
+# the UI -> API converter against this host's own app, on every node type it has
+# ------------------------------------------------------------------------------------------
+EVERY_NODE_JS = """async (dynamicCombos) => {
+    const app = window.app;
+    await app.loadGraphData({nodes: [], links: [], groups: [], config: {}, extra: {},
+        version: 0.4, last_node_id: 0, last_link_id: 0}, true, false, null,
+        {showMissingNodesDialog: false, showMissingModelsDialog: false});
+    const skip = ['Note', 'MarkdownNote', 'Reroute', 'PrimitiveNode'];
+    const cases = [], failed = [];
+    const snap = async (label) => {
+        const p = await app.graphToPrompt();
+        cases.push([label, JSON.parse(JSON.stringify(p.workflow)),
+                    JSON.parse(JSON.stringify(p.output))]);
+    };
+    for (const type of Object.keys(LiteGraph.registered_node_types)) {
+        if (skip.includes(type)) continue;
+        let n = null;
+        try {
+            n = LiteGraph.createNode(type);
+            if (!n) { failed.push(type); continue; }
+            app.graph.add(n);
+            await snap(type);
+            for (const name of dynamicCombos[type] || []) {  // every choice, one at a time
+                const w = (n.widgets || []).find((w) => w.name === name);
+                if (!w) continue;
+                for (const v of [...(w.options?.values || [])]) {
+                    w.value = v;
+                    await snap(`${type} ${name}=${v}`);
+                }
+            }
+        } catch (e) { failed.push(`${type}: ${e}`); }
+        if (n) app.graph.remove(n);
+    }
+    return [cases, failed];
+}"""
+
+#: core nodes to which a frontend extension adds widgets of its own (by node class, not by
+#: input kind): converting them must fail naming the node, never give a different prompt
+EXTENSION_WIDGET_NODES = {"LoadImageOutput", "LoadAudio", "RecordAudio", "Load3D", "Preview3D",
+                          "SaveGLB", "CustomCombo"}
+
+
+def _dynamic_combos(object_info):
+    """``{node type: [dynamic combo widget names, nested ones as "a.b"]}``."""
+    out = {}
+
+    def walk(kind, inputs, prefix=""):
+        for section in ("required", "optional"):
+            for name, spec in (inputs.get(section) or {}).items():
+                if isinstance(spec, list) and spec and spec[0] == "COMFY_DYNAMICCOMBO_V3":
+                    names = out.setdefault(kind, [])
+                    if prefix + name not in names:
+                        names.append(prefix + name)
+                    for option in spec[1].get("options") or []:
+                        walk(kind, option.get("inputs") or {}, prefix + name + ".")
+
+    for kind, node_def in object_info.items():
+        walk(kind, node_def.get("input") or {})
+    return out
+
+
+def _defined(node_def, key):
+    inputs = node_def.get("input") or {}
+    names = set(inputs.get("required") or {}) | set(inputs.get("optional") or {})
+    return key in names or key.split(".")[0] in names
+
+
+def test_converter_gives_what_the_app_sends_for_every_node(app, object_info):
+    """Each node type of this host alone on the canvas (and each choice of each of its dynamic
+    combos): converting the app's saved workflow gives the app's own API prompt. Inputs the
+    host does not define (frontend-only placeholders such as ``audioUI``) are ignored, as the
+    server ignores them; titles are compared where the workflow saves one."""
+    from lumosx_core.cli.workflow_format import WorkflowError
+    cases, failed = app.js(EVERY_NODE_JS, _dynamic_combos(object_info))
+    assert len(cases) > 200, (len(cases), failed)
+    problems, refused = [], set()
+    for label, workflow, output in cases:
+        (node,) = workflow["nodes"]
+        kind = node["type"]
+        try:
+            got = ui_to_api(workflow, object_info)
+        except WorkflowError as e:
+            if kind in EXTENSION_WIDGET_NODES and f"({kind}" in str(e):
+                refused.add(kind)
+                continue
+            problems.append(f"{label}: {e}")
+            continue
+        want = {nid: {"inputs": {k: v for k, v in n["inputs"].items()
+                                 if _defined(object_info[kind], k)},
+                      "class_type": n["class_type"]} for nid, n in output.items()}
+        got = {nid: {"inputs": n["inputs"], "class_type": n["class_type"]}
+               for nid, n in got.items()}
+        if node.get("title"):
+            assert all(n["_meta"]["title"] == node["title"] for n in output.values())
+        if got != want:
+            problems.append(f"{label}: converter {got} != app {want} "
+                            f"(widgets_values {node.get('widgets_values')})")
+    assert not problems, "\n".join(p[:1500] for p in problems)

@@ -1,9 +1,12 @@
 """End to end in a real headless ComfyUI: queue an API-format LumosX graph through /prompt."""
 import os
 
+import pytest
 from PIL import Image
 
 import e2e_setup
+
+pytestmark = pytest.mark.host_matrix  # run on every test host
 
 
 def _outputs(server, hist, node):

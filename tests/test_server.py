@@ -1,5 +1,9 @@
 """The pack inside a real headless ComfyUI server (the test host)."""
+import pytest
+
 from host_server import import_failures
+
+pytestmark = pytest.mark.host_matrix  # run on every test host
 
 NODE_IDS = ["LumosXApply"]
 

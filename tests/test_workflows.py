@@ -13,6 +13,8 @@ import workflow_specs as specs
 from lumosx_core.cli.workflow_format import (WorkflowError, is_api_workflow, is_ui_workflow,
                                       ui_to_api, widget_layout)
 
+pytestmark = pytest.mark.host_matrix  # run on every test host: the converter vs its /object_info
+
 OUR_MODULE = "custom_nodes.ComfyUI-LumosX"
 
 
@@ -33,10 +35,36 @@ def test_every_workflow_ships_in_both_formats():
 
 
 @pytest.mark.parametrize("name", shipped.NAMES)
-def test_ui_converts_to_exactly_the_shipped_api(name, object_info):
+def test_ui_converts_to_the_shipped_api(name, object_info):
+    """Our nodes exactly; core nodes as this host defines them, with no value lost (the
+    browser test holds the converter to this host's own frontend export, exactly)."""
     ui = shipped.load(shipped.ui_path(name))
     api = shipped.load(shipped.api_path(name))
-    assert ui_to_api(ui, object_info) == api
+    assert shipped.api_differences(ui_to_api(ui, object_info), api, object_info) == []
+
+
+def test_the_comparison_catches_a_lost_value_and_any_change_to_our_nodes(object_info):
+    ui = shipped.load(shipped.ui_path("subject_consistent"))
+    api = shipped.load(shipped.api_path("subject_consistent"))
+    good = ui_to_api(ui, object_info)
+    (save,) = [k for k, n in good.items() if n["class_type"] == "SaveVideo"]
+    (bind,) = [k for k, n in good.items() if n["class_type"] == "LumosXBind"]
+    bad = copy.deepcopy(good)  # the codec dropped, wherever this host keeps it
+    for key in [k for k in bad[save]["inputs"] if k == "codec" or k.endswith(".codec")]:
+        del bad[save]["inputs"][key]
+    assert any("codec='h264' lost" in p for p in shipped.api_differences(bad, api, object_info))
+    bad = copy.deepcopy(good)
+    bad[save]["inputs"]["filename_prefix"] = "other"
+    assert shipped.api_differences(bad, api, object_info)
+    bad = copy.deepcopy(good)
+    bad[save]["inputs"]["surprise"] = 1
+    assert shipped.api_differences(bad, api, object_info)
+    bad = copy.deepcopy(good)
+    bad[bind]["inputs"]["ratio"] = 0.25  # our nodes: any change is ours to explain
+    assert shipped.api_differences(bad, api, object_info)
+    bad = copy.deepcopy(good)
+    del bad[bind]["inputs"]["negative_prompt"]
+    assert shipped.api_differences(bad, api, object_info)
 
 
 @pytest.mark.parametrize("name", shipped.NAMES)
@@ -51,6 +79,35 @@ def test_only_core_nodes_and_ours(name, object_info):
             (kind, module)
         assert not kind.startswith("LumosXTest")
     assert {n["type"] for n in ui["nodes"]} - set(object_info) == {"Note"}
+
+
+@pytest.mark.parametrize("fmt", ["api", "ui"])
+@pytest.mark.parametrize("name", shipped.NAMES)
+def test_shipped_workflow_runs_through_prompt(name, fmt, server, object_info):
+    """Every shipped workflow, as shipped (API file) and as the canvas saves it (UI file,
+    converted with this host's /object_info), queued on /prompt in its stand-in run: it is
+    accepted, every node runs and the video and the binding preview are written."""
+    if fmt == "api":
+        prompt = shipped.load(shipped.api_path(name))
+    else:
+        prompt = ui_to_api(shipped.load(shipped.ui_path(name)), object_info)
+    seed = 7000 + 2 * shipped.NAMES.index(name) + (fmt == "ui")  # fresh: nothing cached
+    prompt = shipped.standin_prompt(prompt, server.assets["standin_spiece"], seed=seed)
+    hist = server.run(prompt, timeout=900)
+    status = hist["status"]
+    assert status["status_str"] == "success", (status, server.log()[-3000:])
+    files = shipped.output_files(server, hist)
+    videos = [f for f in files if f.endswith(".mp4")]
+    previews = [f for f in files if f.endswith(".png")]
+    assert len(videos) == 1 and previews, files
+    import av
+    with av.open(videos[0]) as c:
+        stream = c.streams.video[0]
+        frames = sum(1 for _ in c.decode(stream))
+        width = stream.codec_context.width
+    assert frames == shipped.STANDIN_SIZE["length"]
+    size = shipped.STANDIN_SIZE["width"]
+    assert width == (2 * size + 16 if name == "ab_relational" else size)  # A/B side by side
 
 
 def _notes(ui):
@@ -253,3 +310,111 @@ def test_converter_links_in_object_form():
     g["links"] = [{"id": l[0], "origin_id": l[1], "origin_slot": l[2], "target_id": l[3],
                    "target_slot": l[4], "type": l[5]} for l in g["links"]]
     assert ui_to_api(g, INFO) == ui_to_api(_graph(), INFO)
+
+
+# ComfyUI 0.4+ input kinds, in the shapes /object_info gives them (from 0.33's SaveVideo,
+# TextGenerate, an autogrow batch node and a multi-typed input with a widget)
+def _codec(optional=False):
+    encoding = ["COMFY_DYNAMICCOMBO_V3", {"options": [
+        {"key": "auto", "inputs": {"required": {}}},
+        {"key": "re-encode", "inputs": {"required": {
+            "crf": ["FLOAT", {"default": 23.0}],
+            "color_space": ["COMBO", {"default": "auto", "options": ["auto", "sRGB"]}]}}}]}]
+    spec = ["COMFY_DYNAMICCOMBO_V3", {"options": [
+        {"key": "auto", "inputs": {"required": {}}},
+        {"key": "h264", "inputs": {"required": {}, "optional": {"encoding": encoding}}}]}]
+    if optional:
+        spec[1]["hidden"] = True
+    return spec
+
+
+INFO_V3 = {
+    "SaveVideo": {"input": {
+        "required": {"video": ["VIDEO", {}], "filename_prefix": ["STRING", {"default": "v"}],
+                     "format": ["COMFY_DYNAMICCOMBO_V3", {"options": [
+                         {"key": "auto", "inputs": {"required": {"codec": _codec()}}},
+                         {"key": "mp4", "inputs": {"required": {"codec": _codec()}}}]}]},
+        "optional": {"codec": _codec(optional=True)}},
+        "input_order": {"required": ["video", "filename_prefix", "format"],
+                        "optional": ["codec"]}, "display_name": "Save Video"},
+    "TextGenerate": {"input": {"required": {
+        "prompt": ["STRING", {}],
+        "sampling": ["COMFY_DYNAMICCOMBO_V3", {"options": [
+            {"key": "on", "inputs": {"required": {"seed": ["INT", {"default": 0}],
+                                                  "top_k": ["INT", {"default": 64}]}}},
+            {"key": "off", "inputs": {"required": {}}}]}],
+        "seed": ["INT", {"default": 1}]}}, "display_name": "Text Generate"},
+    "Batch": {"input": {"required": {
+        "images": ["COMFY_AUTOGROW_V3", {"template": {"input": {"required": {
+            "image": ["IMAGE", {}]}}, "prefix": "image", "min": 1, "max": 10}}],
+        "value": ["INT,FLOAT", {"default": 2, "widgetType": "INT"}],
+        "any": ["IMAGE,MASK", {}],
+        "box": ["BOUNDING_BOX", {"default": {"x": 0, "y": 0, "width": 8, "height": 8},
+                                 "component": "ImageCrop"}],
+        "curve": ["CURVE", {}], "tags": ["COMBO", {"options": ["a", "b"], "multiselect": True}]}},
+        "display_name": "Batch"},
+}
+
+
+def _node(nid, kind, values, inputs=()):
+    return {"id": nid, "type": kind, "mode": 0, "inputs": list(inputs), "outputs": [],
+            "widgets_values": values}
+
+
+def test_converter_dynamic_combos_nested_in_order_with_the_hidden_legacy_input():
+    # frontend 1.49: the chosen option's widgets follow the combo, depth first, named a.b.c
+    node = _node(1, "SaveVideo", ["lumosx", "mp4", "h264", "re-encode", 20.0, "sRGB", "auto"])
+    assert ui_to_api({"nodes": [node], "links": []}, INFO_V3)["1"]["inputs"] == {
+        "filename_prefix": "lumosx", "format": "mp4", "format.codec": "h264",
+        "format.codec.encoding": "re-encode", "format.codec.encoding.crf": 20.0,
+        "format.codec.encoding.color_space": "sRGB", "codec": "auto"}
+    # a file saved before 0.4 (format, codec): the codec lands in format.codec, as in the app
+    node = _node(1, "SaveVideo", ["lumosx", "mp4", "h264"])
+    assert ui_to_api({"nodes": [node], "links": []}, INFO_V3)["1"]["inputs"] == {
+        "filename_prefix": "lumosx", "format": "mp4", "format.codec": "h264",
+        "format.codec.encoding": "auto", "codec": "auto"}
+    assert [n for n, *_ in widget_layout(INFO_V3["SaveVideo"])] == \
+        ["filename_prefix", "format", "format.codec", "codec"]
+    # dict-form values by name
+    node = _node(1, "SaveVideo", {"format": "mp4", "format.codec": "h264"})
+    assert ui_to_api({"nodes": [node], "links": []}, INFO_V3)["1"]["inputs"] == {
+        "filename_prefix": "v", "format": "mp4", "format.codec": "h264",
+        "format.codec.encoding": "auto", "codec": "auto"}
+
+
+def test_converter_nested_seed_has_no_control_widget_top_level_seed_has():
+    node = _node(1, "TextGenerate", ["hi", "on", 5, 32, 9, "fixed"])
+    assert ui_to_api({"nodes": [node], "links": []}, INFO_V3)["1"]["inputs"] == {
+        "prompt": "hi", "sampling": "on", "sampling.seed": 5, "sampling.top_k": 32, "seed": 9}
+    node = _node(1, "TextGenerate", ["hi", "off", 9, "fixed"])
+    assert ui_to_api({"nodes": [node], "links": []}, INFO_V3)["1"]["inputs"] == {
+        "prompt": "hi", "sampling": "off", "seed": 9}
+
+
+def test_converter_autogrow_multitype_box_component_curve_multiselect():
+    graph = {"nodes": [
+        _node(1, "Loader", ["a.safetensors"]),
+        _node(2, "Batch", [3.5, {"x": 1, "y": 2, "width": 3, "height": 4}, 1, 2, 3, 4,
+                           [[0, 0], [1, 1]], ["a", "b"]],
+              inputs=[{"name": "images.image0", "type": "IMAGE", "link": 1},
+                      {"name": "images.image1", "type": "IMAGE", "link": 2},
+                      {"name": "images.image2", "type": "IMAGE", "link": None}])],
+        "links": [[1, 1, 0, 2, 0, "IMAGE"], [2, 1, 0, 2, 1, "IMAGE"]]}
+    info = dict(INFO_V3, Loader=INFO["Loader"])
+    assert ui_to_api(graph, info)["2"]["inputs"] == {
+        "images.image0": ["1", 0], "images.image1": ["1", 0], "value": 3.5,
+        "box": {"x": 1, "y": 2, "width": 3, "height": 4},
+        "curve": {"__type__": "CURVE", "__value__": [[0, 0], [1, 1]]},
+        "tags": {"__value__": ["a", "b"]}}
+
+
+def test_converter_refuses_values_it_cannot_place_naming_node_and_input():
+    node = _node(3, "SaveVideo", ["lumosx", "mov", "h264"])  # not an option of format
+    with pytest.raises(WorkflowError, match=r"node 3 \(SaveVideo.*'format': 'mov' is not one"):
+        ui_to_api({"nodes": [node], "links": []}, INFO_V3)
+    node = _node(4, "SaveVideo", ["lumosx", "mp4", "auto", "auto", "extra"])  # one too many
+    with pytest.raises(WorkflowError, match=r"node 4 \(SaveVideo.*cannot map \['extra'\]"):
+        ui_to_api({"nodes": [node], "links": []}, INFO_V3)
+    node = _node(5, "Cond", {"text": "hi", "gone": 1})  # a name the node does not have
+    with pytest.raises(WorkflowError, match=r"node 5 \(Cond.*'gone'"):
+        ui_to_api({"nodes": [node], "links": []}, INFO)

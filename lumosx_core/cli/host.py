@@ -1,19 +1,141 @@
-"""Starting a ComfyUI server with this pack: the repository's test host (``.host/ComfyUI``,
-built by ``scripts/build_host.sh``) or a ComfyUI the user already has."""
+"""Starting a ComfyUI server with this pack, and THE one place that knows where the test hosts
+live: ``scripts/build_host.sh``, the Makefile (through ``scripts/run_tests.py``), the tests and
+the scripts all ask this module.
+
+Test hosts (built by ``scripts/build_host.sh``): one folder per ComfyUI version, each with its
+own interpreter because their pinned requirements differ::
+
+    .host/<version>/ComfyUI/   the ComfyUI source tree (``main.py``)
+    .host/<version>/venv/      its Python, with ComfyUI's, the pack's and the tests' requirements
+    .host/<version>/stamps/    what the build has done (idempotent re-runs)
+
+A user's own ComfyUI folder gets a test environment of its own (``.host/own/<name>-<hash>/venv``,
+see :func:`own_env`) that sees that install's packages and adds the test requirements, so
+nothing is installed into the user's Python.
+
+The layout part (everything above :class:`Host`) needs only the standard library: run this file
+as a script (``python3 -I lumosx_core/cli/host.py ...``) to ask it from shell code.
+"""
 from __future__ import annotations
 
+import hashlib
 import os
+import re
 import socket
 import subprocess
 import sys
 import time
-from typing import Optional, Sequence
-
-from .api import ComfyClient
+from dataclasses import dataclass
+from typing import List, Optional, Sequence
 
 #: The repository (when this package runs from a checkout, e.g. an editable install).
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.realpath(__file__))))
 PACK_DIR_NAME = "ComfyUI-LumosX"
+#: Where the test hosts live (``$LUMOSX_HOSTS`` moves them, e.g. to share them between checkouts).
+HOSTS_DIR = os.environ.get("LUMOSX_HOSTS") or os.path.join(REPO_ROOT, ".host")
+#: The layout before hosts had a folder per version (``.host/ComfyUI`` + ``.venv``); still found.
+LEGACY_COMFYUI = os.path.join(REPO_ROOT, ".host", "ComfyUI")
+LEGACY_PYTHON = os.path.join(REPO_ROOT, ".venv", "bin", "python")
+
+
+def _version_key(version: str):
+    return tuple(int(p) if p.isdigit() else 0 for p in re.split(r"[.+-]", version))
+
+
+def comfyui_version(comfy_dir: str) -> Optional[str]:
+    """The version a ComfyUI folder declares (``comfyui_version.py``), or None."""
+    try:
+        with open(os.path.join(comfy_dir, "comfyui_version.py"), encoding="utf-8") as f:
+            m = re.search(r"__version__\s*=\s*['\"]([^'\"]+)['\"]", f.read())
+        return m.group(1) if m else None
+    except OSError:
+        return None
+
+
+@dataclass(frozen=True)
+class TestHost:
+    """One test host: a ComfyUI version with its own interpreter."""
+    __test__ = False  # not a pytest test class
+
+    version: str
+    root: str
+    comfyui: str
+    python: str
+
+    @property
+    def stamps(self) -> str:
+        return os.path.join(self.root, "stamps")
+
+    @property
+    def venv(self) -> str:
+        return os.path.dirname(os.path.dirname(self.python))
+
+    def built(self) -> bool:
+        return os.path.isfile(os.path.join(self.comfyui, "main.py")) and os.path.exists(self.python)
+
+
+def host_for(version: str) -> TestHost:
+    """Where the test host for ComfyUI ``version`` lives (built or not)."""
+    root = os.path.join(HOSTS_DIR, version)
+    return TestHost(version, root, os.path.join(root, "ComfyUI"),
+                    os.path.join(root, "venv", "bin", "python"))
+
+
+def built_hosts() -> List[TestHost]:
+    """The test hosts built here, newest ComfyUI first (the legacy ``.host/ComfyUI`` too, when
+    no per-version folder has that version)."""
+    hosts = {}
+    if os.path.isdir(HOSTS_DIR):
+        for name in os.listdir(HOSTS_DIR):
+            if re.fullmatch(r"\d+(\.\d+)+", name):
+                h = host_for(name)
+                if h.built():
+                    hosts[name] = h
+    legacy_version = comfyui_version(LEGACY_COMFYUI)
+    if legacy_version and legacy_version not in hosts and os.path.exists(LEGACY_PYTHON) \
+            and os.path.isfile(os.path.join(LEGACY_COMFYUI, "main.py")):
+        hosts[legacy_version] = TestHost(legacy_version, os.path.dirname(LEGACY_COMFYUI),
+                                         LEGACY_COMFYUI, LEGACY_PYTHON)
+    return sorted(hosts.values(), key=lambda h: _version_key(h.version), reverse=True)
+
+
+def default_host() -> Optional[TestHost]:
+    """The test host used when none is named: ``$LUMOSX_HOST`` (a version), else the newest
+    built one."""
+    hosts = built_hosts()
+    want = os.environ.get("LUMOSX_HOST")
+    if want:
+        for h in hosts:
+            if h.version == want:
+                return h
+        return None
+    return hosts[0] if hosts else None
+
+
+def host_of(comfy_dir: str) -> Optional[TestHost]:
+    """The test host whose ComfyUI is ``comfy_dir``, if it is one."""
+    for h in built_hosts():
+        if _same(h.comfyui, comfy_dir):
+            return h
+    return None
+
+
+def test_host_dir() -> str:
+    """The default test host's ComfyUI folder (where it would be when none is built)."""
+    h = default_host()
+    if h is not None:
+        return h.comfyui
+    return host_for(os.environ.get("LUMOSX_HOST") or "0.3.75").comfyui
+
+
+def own_env(comfy_dir: str) -> str:
+    """The test environment (a venv folder) for a user's own ComfyUI folder ``comfy_dir``:
+    built by ``scripts/build_host.sh --comfyui DIR``, it sees that install's packages through a
+    ``.pth`` file and holds only the test requirements they lack."""
+    real = os.path.realpath(comfy_dir)
+    tag = hashlib.sha256(real.encode()).hexdigest()[:8]
+    name = re.sub(r"[^A-Za-z0-9_.-]", "_", os.path.basename(real.rstrip(os.sep)) or "comfyui")
+    return os.path.join(HOSTS_DIR, "own", f"{name}-{tag}", "venv")
 
 
 def pack_root() -> Optional[str]:
@@ -26,14 +148,22 @@ def pack_root() -> Optional[str]:
     return None
 
 
-def test_host_dir() -> str:
-    return os.path.join(REPO_ROOT, ".host", "ComfyUI")
+def running_host() -> Optional[TestHost]:
+    """The test host whose venv runs this interpreter (``.host/0.3.75/venv/bin/python -m
+    pytest`` tests ComfyUI 0.3.75), if any."""
+    for h in built_hosts():
+        if _same(h.venv, sys.prefix):
+            return h
+    return None
 
 
 def find_comfyui(explicit: Optional[str] = None) -> str:
-    """``explicit``, else ``$LUMOSX_COMFYUI`` / ``$COMFYUI_PATH``, else the test host."""
+    """``explicit``, else ``$LUMOSX_COMFYUI`` / ``$COMFYUI_PATH``, else the test host whose venv
+    runs this interpreter, else the default test host."""
+    own = running_host()
     candidates = [explicit] if explicit else [os.environ.get("LUMOSX_COMFYUI"),
-                                               os.environ.get("COMFYUI_PATH"), test_host_dir()]
+                                               os.environ.get("COMFYUI_PATH"),
+                                               own.comfyui if own else None, test_host_dir()]
     for c in candidates:
         if c and os.path.isfile(os.path.join(c, "main.py")):
             return os.path.abspath(c)
@@ -43,15 +173,25 @@ def find_comfyui(explicit: Optional[str] = None) -> str:
                             "LUMOSX_COMFYUI, or build the test host with `make host`")
 
 
+def comfyui_dir() -> str:
+    """:func:`find_comfyui`, or where the default test host would be when there is none (for
+    code that must not fail before a host is built, e.g. the tests' set-up)."""
+    try:
+        return find_comfyui()
+    except FileNotFoundError:
+        return test_host_dir()
+
+
 def find_python(comfy_dir: str, explicit: Optional[str] = None) -> str:
-    """The interpreter that runs ``comfy_dir``: ``explicit``; the repo's ``.venv`` for the
-    test host; a venv next to or inside the ComfyUI folder; the portable build's; else ours."""
+    """The interpreter that runs ``comfy_dir``: ``explicit``; ``$LUMOSX_PYTHON``; a test host's
+    own venv; a venv next to or inside the ComfyUI folder; the portable build's; else ours."""
     if explicit:
         return explicit
-    if os.path.realpath(comfy_dir) == os.path.realpath(test_host_dir()):
-        py = os.path.join(REPO_ROOT, ".venv", "bin", "python")
-        if os.path.exists(py):
-            return py
+    if os.environ.get("LUMOSX_PYTHON"):
+        return os.environ["LUMOSX_PYTHON"]
+    host = host_of(comfy_dir)
+    if host is not None:
+        return host.python
     for rel in ("venv/bin/python", ".venv/bin/python", "../venv/bin/python",
                 "../.venv/bin/python", "venv/Scripts/python.exe", ".venv/Scripts/python.exe",
                 "../python_embeded/python.exe"):
@@ -59,6 +199,10 @@ def find_python(comfy_dir: str, explicit: Optional[str] = None) -> str:
         if os.path.exists(py):
             return py
     return sys.executable
+
+
+def _same(a: str, b: str) -> bool:
+    return os.path.realpath(a) == os.path.realpath(b)
 
 
 def has_accelerator(python: str) -> bool:
@@ -77,10 +221,6 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
-
-
-def _same(a: str, b: str) -> bool:
-    return os.path.realpath(a) == os.path.realpath(b)
 
 
 def ensure_pack(custom_nodes: str, src: str, name: str) -> str:
@@ -191,6 +331,7 @@ class Host:
         return self
 
     def wait_ready(self, timeout: float = 300.0) -> None:
+        from .api import ComfyClient  # lazily: the layout part above runs without it
         client = ComfyClient(self.url, timeout=5)
         deadline = time.time() + timeout
         while time.time() < deadline:
@@ -226,3 +367,53 @@ class Host:
         if self._log:
             self._log.close()
             self._log = None
+
+
+def _main(argv: Sequence[str]) -> int:
+    """Shell access to the layout (``python3 -I lumosx_core/cli/host.py COMMAND``):
+
+    * ``shell VERSION``   ``HOST_ROOT= COMFY= VENV= PY= STAMPS=`` for that test host (to eval);
+    * ``own DIR``         ``OWN_VENV= USER_PY=`` for a user's ComfyUI folder (to eval);
+    * ``python [DIR]``    the Python that runs the tests and scripts (DIR: your ComfyUI's;
+                          ``--oldest``: the oldest test host's);
+    * ``list``            one ``VERSION COMFYUI PYTHON`` line per built test host, newest first.
+    """
+    import shlex
+    if len(argv) == 2 and argv[0] == "shell":
+        h = host_for(argv[1])
+        pairs = [("HOST_ROOT", h.root), ("COMFY", h.comfyui), ("VENV", h.venv),
+                 ("PY", h.python), ("STAMPS", h.stamps)]
+    elif len(argv) == 2 and argv[0] == "own":
+        comfy = find_comfyui(argv[1])
+        pairs = [("OWN_VENV", own_env(comfy)), ("USER_PY", find_python(comfy)),
+                 ("COMFY", comfy)]
+    elif argv[:1] == ["python"] and len(argv) <= 2:
+        # the interpreter that runs the tests / scripts: a user's ComfyUI folder's test
+        # environment, else the default test host's
+        if argv[1:] == ["--oldest"]:  # the shipped workflows are made there (see Makefile)
+            hosts = built_hosts()
+            py = hosts[-1].python if hosts else ""
+        elif len(argv) == 2:
+            py = os.path.join(own_env(find_comfyui(argv[1])), "bin", "python")
+        else:
+            host = default_host()
+            py = host.python if host else ""
+        if not py or not os.path.exists(py):
+            print("no test host built: run `make host` (scripts/build_host.sh)", file=sys.stderr)
+            return 1
+        print(py)
+        return 0
+    elif argv == ["list"]:
+        for h in built_hosts():
+            print(h.version, h.comfyui, h.python, sep="\t")
+        return 0
+    else:
+        print(_main.__doc__, file=sys.stderr)
+        return 2
+    for k, v in pairs:
+        print(f"{k}={shlex.quote(v)}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(_main(sys.argv[1:]))

@@ -1,33 +1,53 @@
 """UI-format ComfyUI workflows (what the canvas saves) -> API format (what ``/prompt`` takes).
 
-Follows what the ComfyUI frontend (``graphToPrompt``, 1.16 and later) does, using the
-server's ``/object_info`` for the order of each node's widgets:
+Follows what the ComfyUI frontend (``graphToPrompt``, 1.16 to 1.49) does, using the server's
+``/object_info`` for each node's inputs:
 
 * widgets are created in ``input_order`` (required, then optional), then inputs not listed
-  there, then the ``upload`` button the frontend adds to image/video upload combos;
+  there, then the ``upload`` button the frontend adds to image/video/audio upload combos; an
+  input has a widget when its type (or its ``widgetType``) is one of the frontend's widget
+  types and it is not ``forceInput``;
+* a dynamic combo (``COMFY_DYNAMICCOMBO_V3``, ComfyUI 0.4+) is a combo whose chosen option
+  adds that option's inputs right after it, named ``<combo>.<input>`` (required, then
+  optional; nested combos the same way): ``"format": "mp4", "format.codec": "h264"``;
+* autogrow groups (``COMFY_AUTOGROW_V3``), match-type and dynamic-slot inputs and multi-typed
+  inputs without a ``widgetType`` are sockets: their links keep the socket's name
+  (``images.image0``); multi-select combos and other list values are sent as
+  ``{"__value__": [...]}``, curves as ``{"__type__": "CURVE", "__value__": [...]}``;
 * an INT with ``control_after_generate`` (or, by the old convention, an INT named ``seed`` /
   ``noise_seed``) is followed by one extra ``widgets_values`` entry (the control mode), a
   combo with ``control_after_generate`` by two; they and the upload button never reach the
   API;
-* a ``forceInput`` input has no widget; an input given both a widget value and a link takes
-  the link;
+* an input given both a widget value and a link takes the link;
 * frontend-only nodes (Note, MarkdownNote, Reroute, PrimitiveNode) are not sent: reroutes are
   followed, a primitive's value is used; muted nodes are dropped with the inputs that point at
   them; bypassed nodes are bridged by the first input of a matching type.
 
-Group nodes and subgraphs are refused with a message (open and re-save them in the app, or
-export the API format from there).
+A saved value the server's definition of the node has no place for (more ``widgets_values``
+than widgets, an unknown name, a dynamic-combo choice that is not one of its options) is an
+error naming the node and the input, never a silently dropped value. Group nodes and subgraphs
+are refused with a message (open and re-save them in the app, or export the API format).
 """
 from __future__ import annotations
 
-from typing import Any, Dict, List, Optional, Tuple
+from typing import Any, Dict, Iterator, List, Optional, Tuple
 
-#: Widget types of the ComfyUI frontend (``ComfyWidgets``); anything else is a socket.
+#: Widget types of the ComfyUI frontend (``ComfyWidgets`` of 1.16 to 1.49, and the widgets its
+#: core extensions register); an input of any other type is a socket only.
 WIDGET_TYPES = {"INT", "FLOAT", "BOOLEAN", "STRING", "MARKDOWN", "COMBO", "IMAGEUPLOAD",
-                "COLOR", "IMAGECOMPARE", "CHART", "GALLERIA", "TEXTAREA"}
+                "COLOR", "IMAGECOMPARE", "BOUNDING_BOX", "CHART", "GALLERIA", "PAINTER",
+                "COMPOSITOR", "TEXTAREA", "CURVE", "RANGE", "VIDEO_EDIT", "BOUNDING_BOXES",
+                "COLORS", "WEBCAM", "AUDIOUPLOAD", "LOAD_3D"}
+#: widgets the app sends but does not save in ``widgets_values``, with the value it sends
+UNSAVED_WIDGETS = {"IMAGECOMPARE": {"__value__": ["", ""]}}
+#: a bounding box drawn by a component also saves the component's own fields (not sent)
+BOX_COMPONENT_FIELDS = ("x", "y", "width", "height")
+DYNAMIC_COMBO = "COMFY_DYNAMICCOMBO_V3"
 #: Nodes that exist only in the frontend.
 VIRTUAL_NODES = {"Note", "MarkdownNote", "Reroute", "PrimitiveNode"}
-UPLOAD_FLAGS = ("image_upload", "video_upload", "animated_image_upload")
+#: combo flags for which the frontend adds an upload button widget, and its type
+UPLOAD_FLAGS = {"image_upload": "IMAGEUPLOAD", "video_upload": "IMAGEUPLOAD",
+                "animated_image_upload": "IMAGEUPLOAD", "audio_upload": "AUDIOUPLOAD"}
 MODE_NEVER = 2   # muted
 MODE_BYPASS = 4
 
@@ -58,17 +78,38 @@ def _spec_options(spec) -> dict:
     return {}
 
 
+def _widget_type(spec) -> Optional[str]:
+    """The widget the frontend makes for an input, or None (a socket only)."""
+    opts = _spec_options(spec)
+    if opts.get("forceInput"):
+        return None
+    wtype = opts.get("widgetType") or _spec_type(spec)
+    if wtype in WIDGET_TYPES or wtype == DYNAMIC_COMBO:
+        return wtype
+    return None
+
+
+def _section_items(inputs: dict) -> List[Tuple[str, Any, bool]]:
+    """``(name, spec, optional)`` of a V1 input dict, required first (a dynamic combo's
+    option inputs come in this order)."""
+    out = [(n, s, False) for n, s in (inputs.get("required") or {}).items()]
+    out += [(n, s, True) for n, s in (inputs.get("optional") or {}).items()]
+    return out
+
+
 def ordered_inputs(node_def: dict) -> List[Tuple[str, Any, bool]]:
     """``(name, spec, optional)`` in the order the frontend creates sockets and widgets."""
     inp = node_def.get("input") or {}
     required = dict(inp.get("required") or {})
     optional = dict(inp.get("optional") or {})
-    # the frontend's upload extension appends an ``upload`` button to ``required``
+    # the frontend's upload extensions append an ``upload`` button to ``required``
     for name, spec in list(required.items()):
         opts = _spec_options(spec)
-        if _spec_type(spec) == "COMBO" and any(opts.get(f) is True for f in UPLOAD_FLAGS):
-            required["upload"] = ["IMAGEUPLOAD", dict(opts, imageInputName=name)]
-            break
+        if _spec_type(spec) == "COMBO":
+            flag = next((f for f in UPLOAD_FLAGS if opts.get(f) is True), None)
+            if flag:
+                required["upload"] = [UPLOAD_FLAGS[flag], dict(opts, imageInputName=name)]
+                break
     merged = [(n, s, False) for n, s in required.items()]
     merged += [(n, s, True) for n, s in optional.items() if n not in required]
     order = node_def.get("input_order")
@@ -86,27 +127,126 @@ def ordered_inputs(node_def: dict) -> List[Tuple[str, Any, bool]]:
     return out
 
 
-def widget_layout(node_def: dict) -> List[Tuple[Optional[str], bool, Any]]:
-    """One ``(input name or None, sent to the API, default)`` per ``widgets_values`` entry."""
-    layout = []
-    for name, spec, _ in ordered_inputs(node_def):
-        wtype = _spec_type(spec)
+def _combo_keys(spec) -> List[Any]:
+    return [o.get("key") for o in _spec_options(spec).get("options") or []
+            if isinstance(o, dict)]
+
+
+def _combo_option_inputs(spec, key) -> Optional[List[Tuple[str, Any, bool]]]:
+    for o in _spec_options(spec).get("options") or []:
+        if isinstance(o, dict) and o.get("key") == key:
+            return _section_items(o.get("inputs") or {})
+    return None
+
+
+class _Slot:
+    """One ``widgets_values`` entry: the input it belongs to (None for the control and upload
+    widgets, which never reach the API), its widget type and default."""
+    __slots__ = ("name", "wtype", "default", "sent", "saved")
+
+    def __init__(self, name, wtype, default, sent=True, saved=True):
+        self.name, self.wtype, self.default, self.sent = name, wtype, default, sent
+        self.saved = saved  # has a ``widgets_values`` entry
+
+
+def _walk(items, take, prefix: str = "") -> Iterator[Tuple[_Slot, Any]]:
+    """Widgets in frontend order, each with its value from ``take(slot)``; a dynamic combo's
+    chosen option decides which widgets follow it."""
+    for name, spec, _ in items:
+        wtype = _widget_type(spec)
+        if wtype is None:
+            continue
         opts = _spec_options(spec)
-        if wtype not in WIDGET_TYPES or opts.get("forceInput"):
+        full = prefix + name
+        if wtype in ("IMAGEUPLOAD", "AUDIOUPLOAD"):
+            slot = _Slot(None, wtype, "image")
+            yield slot, take(slot)
             continue
-        if wtype == "IMAGEUPLOAD":
-            layout.append((name, False, "image"))
+        if wtype == DYNAMIC_COMBO:
+            keys = _combo_keys(spec)
+            slot = _Slot(full, wtype, opts.get("default", keys[0] if keys else None))
+            value = take(slot)
+            yield slot, value
+            chosen = _combo_option_inputs(spec, value)
+            if chosen is None:
+                raise WorkflowError(f"input '{full}': {value!r} is not one of its options "
+                                    f"{keys}")
+            yield from _walk(chosen, take, full + ".")
             continue
-        layout.append((name, True, _default(spec)))
+        if wtype in UNSAVED_WIDGETS:
+            yield _Slot(full, wtype, UNSAVED_WIDGETS[wtype], saved=False), UNSAVED_WIDGETS[wtype]
+            continue
+        slot = _Slot(full, wtype, _default(spec))
+        yield slot, take(slot)
+        if wtype == "BOUNDING_BOX" and opts.get("component"):
+            for field in BOX_COMPONENT_FIELDS:
+                c = _Slot(None, "component", (slot.default or {}).get(field))
+                yield c, take(c)
         control = opts.get("control_after_generate")
         if wtype == "INT":
-            if control is None:
-                control = name in ("seed", "noise_seed")
+            if control is None:  # by the full name: a dynamic input's "x.seed" has none
+                control = full in ("seed", "noise_seed")
             if control:
-                layout.append((None, False, "randomize"))
+                c = _Slot(None, "control", "randomize")
+                yield c, take(c)
         elif wtype == "COMBO" and control:
-            layout += [(None, False, "randomize"), (None, False, "")]
-    return layout
+            for default in ("randomize", ""):
+                c = _Slot(None, "control", default)
+                yield c, take(c)
+
+
+def widget_layout(node_def: dict) -> List[Tuple[Optional[str], bool, Any]]:
+    """One ``(input name or None, sent to the API, default)`` per ``widgets_values`` entry of a
+    fresh node (dynamic combos at their default choice)."""
+    return [(slot.name, slot.name is not None, slot.default)
+            for slot, _ in _walk(ordered_inputs(node_def), lambda slot: slot.default)
+            if slot.saved]
+
+
+def widget_inputs(node_def: dict, values) -> Dict[str, Any]:
+    """The API inputs that a node's saved ``widgets_values`` (list or dict form) stand for.
+    Raises :class:`WorkflowError` (without the node: the caller adds it) for a value with no
+    widget to go to."""
+    items = ordered_inputs(node_def)
+    out: Dict[str, Any] = {}
+    if isinstance(values, dict):
+        used = set()
+
+        def take(slot):
+            if slot.name is not None and slot.name in values:
+                used.add(slot.name)
+                return values[slot.name]
+            return slot.default
+
+        for slot, value in _walk(items, take):
+            if slot.name is not None and slot.sent and value is not None:
+                out[slot.name] = _api_value(value, slot.wtype)
+        extra = [k for k in values if k not in used]
+        if extra:
+            raise WorkflowError(f"saved value(s) for {', '.join(map(repr, extra))}, which the "
+                                f"server's definition of the node has no widget for")
+        return out
+    values = list(values or [])
+    pos = 0
+
+    def take(slot):
+        nonlocal pos
+        pos += 1
+        return values[pos - 1] if pos - 1 < len(values) else slot.default
+
+    last = None
+    for slot, value in _walk(items, take):
+        if slot.name is not None:
+            last = slot.name
+            if slot.sent and value is not None:  # an empty combo (no files): not sent
+                out[slot.name] = _api_value(value, slot.wtype)
+    if pos < len(values):
+        raise WorkflowError(
+            f"{len(values)} widget values saved but the server's definition of the node has "
+            f"widgets for {pos} (last input: {last!r}); cannot map {values[pos:]!r}: was it "
+            f"saved with another version of the node or a frontend extension? Open it in the "
+            f"app and save it again, or export the API format")
+    return out
 
 
 def _default(spec):
@@ -134,9 +274,12 @@ def _links(ui: dict) -> Dict[int, Tuple[Any, int, Any, int, Any]]:
     return out
 
 
-def _api_value(value):
-    # lists are links in the API format: the frontend wraps list values
-    return {"__value__": value} if isinstance(value, list) else value
+def _api_value(value, wtype: Optional[str] = None):
+    # lists are links in the API format: the frontend wraps list values (curves typed)
+    if isinstance(value, list):
+        return {"__type__": "CURVE", "__value__": value} if wtype == "CURVE" \
+            else {"__value__": value}
+    return value
 
 
 def _type_ok(slot_type, want) -> bool:
@@ -217,18 +360,11 @@ def ui_to_api(ui: dict, object_info: dict) -> Dict[str, dict]:
         if kind in VIRTUAL_NODES or node.get("mode") in (MODE_NEVER, MODE_BYPASS):
             continue
         node_def = object_info[kind]
-        inputs: Dict[str, Any] = {}
-        values = node.get("widgets_values")
-        layout = widget_layout(node_def)
-        if isinstance(values, dict):
-            for name, to_api, default in layout:
-                if name and to_api:
-                    inputs[name] = _api_value(values.get(name, default))
-        else:
-            values = list(values or [])
-            for i, (name, to_api, default) in enumerate(layout):
-                if name and to_api:
-                    inputs[name] = _api_value(values[i] if i < len(values) else default)
+        try:
+            inputs = widget_inputs(node_def, node.get("widgets_values"))
+        except WorkflowError as e:
+            title = node.get("title") or node_def.get("display_name") or kind
+            raise WorkflowError(f"node {node_id} ({kind}, '{title}'): {e}") from None
         for slot in node.get("inputs") or []:
             if slot.get("link") is None:
                 continue
