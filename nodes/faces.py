@@ -87,8 +87,22 @@ def pack_name_error(pack):
     if pack is None:
         return None
     if not isinstance(pack, str) or not pack or os.path.basename(pack) != pack \
-            or pack in (".", ".."):
-        return f"pack = {pack!r}: give the name of a folder in models/insightface/models"
+            or pack in (".", "..") or len(pack) > 255:
+        return f"pack = {pack!r:.80}: give the name of a folder in models/insightface/models"
+    return None
+
+
+def pack_error(pack):
+    """:func:`pack_name_error`, then whether the pack is installed: ``/prompt`` refuses a
+    pack it cannot find (naming the folder to fill) before anything runs. (The combo's
+    choices are the packs found at start; one added since is found here.)"""
+    err = pack_name_error(pack)
+    if err or pack is None:
+        return err
+    try:
+        find_pack(pack)
+    except (ValueError, FileNotFoundError) as e:
+        return str(e)
     return None
 
 
@@ -283,17 +297,24 @@ class LumosXFaceEncoder(io.ComfyNode):
 
     @classmethod
     def validate_inputs(cls, **values):
+        """Checked by ``/prompt``: also refuses a pack that is not installed."""
+        return cls._checks(values, pack_error(values.get("pack")))
+
+    @classmethod
+    def _checks(cls, values, *extra):
+        """The checks :meth:`execute` repeats (a missing pack is ``load_analyzer``'s to
+        report there, with the folder to fill)."""
         return validate(cls, values, pack_name_error(values.get("pack")),
                         multiple_error("det_size", values.get("det_size"), 32,
                                        "the detector's strides"),
-                        custom=("pack",))
+                        *extra, custom=("pack",))
 
     @classmethod
     def execute(cls, images, pack, select="largest", index=0, margin=0.3, size=512,
                 det_size=640, provider="auto", crop=CROP_RELEASED) -> io.NodeOutput:
-        raise_if_invalid(cls.validate_inputs(pack=pack, select=select, index=index,
-                                             margin=margin, size=size, det_size=det_size,
-                                             provider=provider, crop=crop))
+        raise_if_invalid(cls._checks(dict(pack=pack, select=select, index=index,
+                                          margin=margin, size=size, det_size=det_size,
+                                          provider=provider, crop=crop)))
         app = load_analyzer(pack, provider, det_size)
         crops, infos = encode_faces(app, images, select, index, margin, size, det_size, crop)
         return io.NodeOutput(crops, infos)

@@ -8,9 +8,11 @@ limits below, in ``validate_inputs`` (a 400 answer from ``/prompt`` naming the i
 again in ``execute``.
 
 ComfyUI converts widget values before ``validate_inputs`` sees them (``bool("false")`` is
-``True``, ``int(5.7)`` is ``5``), so :func:`check_raw_prompt` -- an ``on_prompt`` handler --
-looks at the raw JSON of LumosX nodes first and turns a wrongly typed value into one that
-ComfyUI's own conversion refuses with our message.
+``True``, ``int(5.7)`` is ``5``, ``str(12345)``, ``bool(None)``; a ``null`` combo is not
+checked at all), so :func:`check_raw_prompt` -- an ``on_prompt`` handler -- looks at the raw
+JSON of LumosX nodes first and turns a wrongly typed value (``null`` included) into a
+:class:`RefusedValue`: ComfyUI's own number/boolean conversion refuses it with our message,
+and a text or combo input hands it to ``validate_inputs``, which refuses it the same way.
 """
 from __future__ import annotations
 
@@ -70,6 +72,8 @@ def _num(v) -> str:
 def value_error(spec: Spec, value) -> Optional[str]:
     """``None`` when ``value`` suits ``spec`` (or is not given: a linked input), else a
     message naming the input and the fix."""
+    if isinstance(value, RefusedValue):
+        return value.message
     if value is None:
         return None
     name, kind = spec.name, spec.kind
@@ -109,7 +113,7 @@ def validate(cls, values: dict, *extra: Optional[str], custom: Iterable[str] = (
     specs = specs_of(cls)
     skip = set(custom)
     errors = [value_error(specs[k], v) for k, v in values.items()
-              if k in specs and k not in skip]
+              if k in specs and (k not in skip or isinstance(v, RefusedValue))]
     return first_error(*errors, *extra)
 
 
@@ -213,15 +217,34 @@ class RefusedValue(str):
     def __index__(self):
         self._refuse()
 
+    def __str__(self):
+        return self     # ComfyUI's str() of a STRING input keeps it a RefusedValue
+
+
+class RefusedText(RefusedValue):
+    """A :class:`RefusedValue` for a text or combo input: ComfyUI does not convert those, so
+    it reaches ``validate_inputs`` (whose :func:`validate` reports it) and must behave as a
+    string there (``if pack: ...``) until then."""
+
+    def __bool__(self):
+        return True
+
 
 def raw_type_error(spec: Spec, raw) -> Optional[str]:
     """The type part of :func:`value_error` for a value exactly as it came in the JSON."""
-    if spec.kind not in ("BOOLEAN", "INT", "FLOAT"):
+    if spec.kind not in ("BOOLEAN", "INT", "FLOAT", "STRING", "COMBO"):
         return None
     if isinstance(raw, dict) and "__value__" in raw:
         raw = raw["__value__"]
-    if raw is None or (isinstance(raw, list) and len(raw) == 2):
-        return None     # missing (ComfyUI says so) or a link
+    if isinstance(raw, list) and len(raw) == 2:
+        return None     # a link
+    if raw is None:
+        return (f"{spec.name} = null: give a value (or leave the input out to use its "
+                f"default)")
+    if spec.kind == "STRING" and not isinstance(raw, str):
+        return f"{spec.name} = {raw!r:.80}: expected text (a JSON string)"
+    if spec.kind == "COMBO":
+        return None     # validate_inputs checks the choice
     return value_error(Spec(spec.name, spec.kind), raw)
 
 
@@ -246,7 +269,8 @@ def check_raw_prompt(json_data, nodes_by_id: Dict[str, type]):
                 continue
             err = raw_type_error(spec, raw)
             if err:
-                inputs[name] = RefusedValue(raw, err)
+                text = spec.kind in ("STRING", "COMBO")
+                inputs[name] = (RefusedText if text else RefusedValue)(raw, err)
     return json_data
 
 

@@ -108,6 +108,22 @@ def test_raw_prompt_values_are_typed_before_conversion(N, V):
     json.dumps(out)                                           # the prompt stays JSON
 
 
+def test_raw_null_and_non_text_values_are_refused_naming_the_input(N, V):
+    """``null`` anywhere and a number for a text input: ComfyUI would make them ``False`` /
+    ``"None"`` / ``"12345"`` (or not check a combo at all); validate_inputs refuses them."""
+    body = {"prompt": {"1": {"class_type": "LumosXBind", "inputs": {
+        "prompt": 12345, "negative_prompt": None, "mode": None, "r2pe": None, "prompt_x": 1}}}}
+    inp = V.check_raw_prompt(body, N)["prompt"]["1"]["inputs"]
+    for name in ("prompt", "negative_prompt", "mode"):
+        assert isinstance(inp[name], V.RefusedText) and inp[name]  # still a truthy string
+        assert str(inp[name]) is inp[name]                          # survives ComfyUI's str()
+        msg = N["LumosXBind"].validate_inputs(**{name: inp[name]})
+        assert isinstance(msg, str) and msg.startswith(name + " = "), (name, msg)
+    with pytest.raises(ValueError, match="r2pe = null"):
+        bool(inp["r2pe"])
+    assert inp["prompt_x"] == 1                               # not an input: untouched
+
+
 # -- linear phrase matching ---------------------------------------------------------------------
 
 def _brute(text, pat):

@@ -98,8 +98,7 @@ def frames_of(srv, hist, node):
 # -- clear errors, then the next job runs ---------------------------------------------------
 
 @pytest.mark.parametrize("case", [
-    "missing_phrase_strict", "rope", "i2v", "vace", "14b", "not_wan", "truncated",
-    "missing_face_pack"])
+    "missing_phrase_strict", "rope", "i2v", "vace", "14b", "not_wan", "truncated"])
 def test_execution_errors_name_node_and_input(srv, case):
     g = graph(srv, prefix=f"err_{case}")
     expect_node, expect = None, None
@@ -120,9 +119,6 @@ def test_execution_errors_name_node_and_input(srv, case):
         what = {"i2v": "image-to-video", "vace": "VACE", "14b": "14B", "not_wan": "VAE",
                 "truncated": "truncated"}[case]
         expect_node, expect = "2", [f"model_name '{name}'", what]
-    elif case == "missing_face_pack":
-        g["6"]["inputs"]["pack"] = "antelopev2"
-        expect_node, expect = "6", ["pack:", "antelopev2", "models", "insightface"]
     err = error_of(run(srv, g))
     assert err["node_id"] == expect_node, err
     assert err["node_type"].startswith("LumosX")
@@ -134,7 +130,7 @@ def test_execution_errors_name_node_and_input(srv, case):
 
 
 @pytest.mark.parametrize("case", ["width", "empty_prompt", "traversal", "wrong_type",
-                                  "missing_input", "unknown_kind"])
+                                  "missing_input", "unknown_kind", "missing_face_pack"])
 def test_validation_errors_are_400_and_server_keeps_working(srv, case):
     g = graph(srv)
     node, piece = "14", None
@@ -156,6 +152,9 @@ def test_validation_errors_are_400_and_server_keeps_working(srv, case):
     elif case == "unknown_kind":
         g["11"]["inputs"]["kind"] = "sky"
         node, piece = "11", "kind"
+    elif case == "missing_face_pack":   # refused before anything runs, naming the folder
+        g["6"]["inputs"]["pack"] = "antelopev2"
+        node, piece = "6", os.path.join("models", "insightface", "models", "antelopev2")
     r = srv.queue(g)
     body = r.json()
     # 400 when no output can run; ComfyUI still runs the outputs a bad node does not feed
@@ -165,6 +164,8 @@ def test_validation_errors_are_400_and_server_keeps_working(srv, case):
     assert any(piece in (e.get("details", "") + e.get("message", "")) for e in errs), errs
     if r.status_code == 200:
         srv.wait(body["prompt_id"])
+    assert not os.path.exists(os.path.join(srv.base, "models", "insightface", "models",
+                                           "antelopev2"))   # never a download attempt
     assert_ok(run(srv, graph(srv, prefix=f"after_{case}")))
 
 
