@@ -6,6 +6,8 @@
 #               other (scripts/run_tests.py)
 #   make test COMFYUI=~/ComfyUI   the whole suite on YOUR ComfyUI folder instead (a test venv
 #               that sees its packages; nothing is installed into your Python)
+#   make test-fast  the fast tier on the newest built host (core math + every node in-process;
+#               no server, browser or subprocess): the edit-run loop
 #   make serve  start ComfyUI headless with this pack on 127.0.0.1:8188
 #   make demo   build the host if needed, run the shipped subject-consistent workflow through
 #               the API with the lumosx CLI; video + binding preview in output/
@@ -18,13 +20,16 @@ OWN := $(if $(COMFYUI),--comfyui "$(COMFYUI)")
 HOST_ENV := $(if $(COMFYUI),LUMOSX_COMFYUI="$(COMFYUI)")
 HOST_PY = $(shell $(PYTHON) -I lumosx_core/cli/host.py python $(if $(COMFYUI),"$(COMFYUI)"))
 
-.PHONY: host test serve clean-host demo workflows screenshots
+.PHONY: host test test-fast serve clean-host demo workflows screenshots
 
 host:
 	@bash scripts/build_host.sh $(OWN)
 
 test:
 	@$(PYTHON) scripts/run_tests.py $(OWN) -- $(PYTEST_ARGS)
+
+test-fast:
+	@$(PYTHON) scripts/run_tests.py $(OWN) --only-newest -- -m fast $(PYTEST_ARGS)
 
 serve: host
 	$(HOST_PY) -m lumosx_core.cli serve $(OWN) --port 8188 -- --disable-api-nodes

@@ -106,6 +106,24 @@ sys.meta_path.insert(0, _OneCore())
 _host_cpu_mode()
 
 
+#: The fast tier (``make test-fast``, ``pytest -m fast``): the core math and every node
+#: in-process -- no server, no browser, no subprocess -- minus the few slowest cases (the
+#: hypothesis sweep against the dense oracle, the authors' reference cases, the converter run
+#: as a subprocess), which the full suite runs.
+FAST_MODULES = {"test_layout", "test_positions", "test_phrases", "test_image_prep", "test_solver",
+                "test_relational_attention", "test_forward", "test_nodes", "test_loader",
+                "test_prompt", "test_hostile_inputs"}
+FAST_EXCLUDED = {"test_efficient_equals_dense_reference", "test_reference_cases_bind_every_phrase",
+                 "test_convert_cli"}
+
+
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        module = item.module.__name__.rpartition(".")[2] if item.module is not None else ""
+        if module in FAST_MODULES and item.originalname not in FAST_EXCLUDED:
+            item.add_marker(pytest.mark.fast)
+
+
 def load_pack():
     """Import this repository as a ComfyUI custom-node package (relative imports and all)."""
     if PACK_MODULE in sys.modules:
