@@ -279,10 +279,11 @@ def dual_cfg() -> Graph:
         "conditionings:\n  cond1 = positive (prompt + references)\n  cond2 = negative "
         "(negative prompt + references)\n  negative = negative_no_refs (negative prompt "
         "only)\ncfg_conds scales the text (cond1 vs cond2), cfg_cond2_negative the references "
-        "(cond2 vs negative_no_refs). cfg_cond2_negative = 1 gives exactly the released "
-        "sampling (CFG 6); raise it to hold identities and attributes harder.\nSampling is "
-        "core's SamplerCustomAdvanced with the released settings: shift 8, simple schedule, "
-        "50 steps, DPM++ 2M, seed 42 (fixed)."))
+        "(cond2 vs negative_no_refs). cfg_cond2_negative = 1 gives plain CFG 6; raise it to "
+        "hold identities and attributes harder.\nSampling is core's SamplerCustomAdvanced: "
+        "shift 8, 50 steps, seed 42 (fixed), with ComfyUI's simple schedule and DPM++ 2M (close "
+        "to, not equal to, the released solver: swap in LumosX Released Sampler and LumosX "
+        "Released Schedule for that)."))
     model, clip, vae = g.models()
     bg = g.reference("background", "lumosx_room.png", ROOM, None)
     obj = g.reference("object", "lumosx_white_lamp.png", "white lamp", bg)
@@ -300,10 +301,12 @@ def dual_cfg() -> Graph:
     g.link(b, 0, guider, "cond1")
     g.link(b, 1, guider, "cond2")
     g.link(b, 5, guider, "negative")
-    sched = g.add("BasicScheduler", 5, scheduler=SAMPLER["scheduler"], steps=SAMPLER["steps"],
+    # core's scheduler/sampler nodes list only ComfyUI's own: simple + DPM++ 2M (the released
+    # solver as SAMPLER / SIGMAS: LumosX Released Sampler / LumosX Released Schedule)
+    sched = g.add("BasicScheduler", 5, scheduler="simple", steps=SAMPLER["steps"],
                   denoise=SAMPLER["denoise"])
     g.link(shifted, 0, sched, "model")
-    sampler = g.add("KSamplerSelect", 5, sampler_name=SAMPLER["sampler_name"])
+    sampler = g.add("KSamplerSelect", 5, sampler_name="dpmpp_2m")
     noise = g.add("RandomNoise", 5, control="fixed", noise_seed=SAMPLER["seed"])
     s = g.add("SamplerCustomAdvanced", 5, box=(320, None))
     g.link(noise, 0, s, "noise")
