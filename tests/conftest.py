@@ -136,6 +136,28 @@ def load_pack():
     return mod
 
 
+@pytest.fixture(scope="module")
+def wan_sd():
+    """A small Wan 2.1 T2V DiT state dict the stock detector accepts (checkpoint tests)."""
+    from wan_factory import wan_state_dict_for_loader
+    return wan_state_dict_for_loader(dim=128, layers=1, ffn=128)
+
+
+@pytest.fixture
+def folders(tmp_path, monkeypatch, pack):
+    """Empty ``diffusion_models`` and ``lumosx`` model folders, registered with ComfyUI."""
+    import folder_paths
+    dm, lx = tmp_path / "diffusion_models", tmp_path / "lumosx"
+    dm.mkdir()
+    lx.mkdir()
+    exts = set(folder_paths.supported_pt_extensions)
+    monkeypatch.setitem(folder_paths.folder_names_and_paths, "diffusion_models", ([str(dm)], exts))
+    monkeypatch.setitem(folder_paths.folder_names_and_paths, "lumosx", ([str(lx)], exts))
+    folder_paths.filename_list_cache.clear()
+    yield dm, lx
+    folder_paths.filename_list_cache.clear()
+
+
 @pytest.fixture(scope="session")
 def pack():
     return load_pack()

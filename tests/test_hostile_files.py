@@ -16,7 +16,6 @@ import torch
 
 import lumosx_core.convert as conv
 from lumosx_core.convert import CheckpointError, UnsafeCheckpointError, load_checkpoint
-from wan_factory import wan_state_dict_for_loader
 
 class Evil:
     """Unpickling this runs ``touch <marker>``."""
@@ -26,25 +25,6 @@ class Evil:
 
     def __reduce__(self):
         return (os.system, (f"touch {self.marker}",))
-
-
-@pytest.fixture(scope="module")
-def wan_sd():
-    return wan_state_dict_for_loader(dim=128, layers=1, ffn=128)
-
-
-@pytest.fixture
-def folders(tmp_path, monkeypatch, pack):
-    import folder_paths
-    dm, lx = tmp_path / "diffusion_models", tmp_path / "lumosx"
-    dm.mkdir()
-    lx.mkdir()
-    exts = set(folder_paths.supported_pt_extensions)
-    monkeypatch.setitem(folder_paths.folder_names_and_paths, "diffusion_models", ([str(dm)], exts))
-    monkeypatch.setitem(folder_paths.folder_names_and_paths, "lumosx", ([str(lx)], exts))
-    folder_paths.filename_list_cache.clear()
-    yield dm, lx
-    folder_paths.filename_list_cache.clear()
 
 
 def _loader():
