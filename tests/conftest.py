@@ -137,6 +137,29 @@ def load_pack():
 
 
 @pytest.fixture(scope="module")
+def N(pack):
+    """The pack's node classes by node id."""
+    import ComfyUI_LumosX.nodes as nodes_pkg
+    return {cls.GET_SCHEMA().node_id: cls for cls in nodes_pkg.NODE_LIST}
+
+
+@pytest.fixture(scope="module")
+def clip():
+    """ComfyUI's umT5 tokenizer/T5 classes built small (test-only text-encoder pack)."""
+    import assets
+    from lumosx_test_pack import build_tiny_clip
+    return build_tiny_clip(assets.spiece_model())
+
+
+@pytest.fixture(scope="module")
+def vae():
+    """A small Wan 2.1 VAE that ComfyUI's VAE class detects."""
+    import assets
+    import comfy.sd
+    return comfy.sd.VAE(sd=assets.tiny_wan_vae_state_dict())
+
+
+@pytest.fixture(scope="module")
 def wan_sd():
     """A small Wan 2.1 T2V DiT state dict the stock detector accepts (checkpoint tests)."""
     from wan_factory import wan_state_dict_for_loader

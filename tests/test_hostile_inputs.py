@@ -13,27 +13,9 @@ from lumosx_core.conditioning.phrases import find_occurrences, match_starts, phr
 
 
 @pytest.fixture(scope="module")
-def N(pack):
-    import ComfyUI_LumosX.nodes as nodes_pkg
-    return {cls.GET_SCHEMA().node_id: cls for cls in nodes_pkg.NODE_LIST}
-
-
-@pytest.fixture(scope="module")
 def V(pack):
     from ComfyUI_LumosX.nodes import validation
     return validation
-
-
-@pytest.fixture(scope="module")
-def clip():
-    from lumosx_test_pack import build_tiny_clip
-    return build_tiny_clip(assets.spiece_model())
-
-
-@pytest.fixture(scope="module")
-def vae():
-    import comfy.sd
-    return comfy.sd.VAE(sd=assets.tiny_wan_vae_state_dict())
 
 
 # -- the validation helper --------------------------------------------------------------------

@@ -11,25 +11,6 @@ W, H, LENGTH = 64, 48, 5
 PROMPT = "an astronaut in a red jacket talks to a woman in a blue hat in a sunny garden"
 
 
-@pytest.fixture(scope="module")
-def clip():
-    from lumosx_test_pack import build_tiny_clip
-    return build_tiny_clip(assets.spiece_model())
-
-
-@pytest.fixture(scope="module")
-def vae():
-    import comfy.sd
-    return comfy.sd.VAE(sd=assets.tiny_wan_vae_state_dict())
-
-
-@pytest.fixture(scope="module")
-def N(pack):
-    """The pack's node classes by short name."""
-    import ComfyUI_LumosX.nodes as nodes_pkg
-    return {cls.GET_SCHEMA().node_id: cls for cls in nodes_pkg.NODE_LIST}
-
-
 def img(color=(200, 30, 30), seed=0):
     return assets.to_image_tensor(assets.garment(color, seed=seed))
 

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from lumosx_core.conditioning.prompt import TEXT_LEN, clean_prompt, cut_tokens
-from test_nodes import N, _bind, _refs, clip, img, vae  # noqa: F401  (fixtures)
+from test_nodes import _bind, _refs, img
 
 
 def test_clean_prompt_like_the_released_encoder(monkeypatch):
