@@ -2,17 +2,13 @@
 labelled with its phrase and where it matched in the prompt."""
 from __future__ import annotations
 
-from typing import List
-
 import numpy as np
 import torch
-from PIL import Image, ImageDraw, ImageFont
+from PIL import Image, ImageDraw
 
-from ..lumosx_core import letterbox
-# one colour per person, shared with the evaluation renderer and the frontend
-from ..lumosx_core.evaluation.render import PERSON_COLORS, fit_text
+from ..lumosx_core.drawing import default_font, fit_text, person_color
+from ..lumosx_core.image_prep import letterbox
 
-NON_PERSON_COLOR = "#808080"
 MISSING_COLOR = "#d00000"
 
 TILE_W = 192
@@ -21,13 +17,9 @@ BORDER = 5
 PER_ROW = 4
 
 
-def person_color(person: int) -> str:
-    return NON_PERSON_COLOR if person < 0 else PERSON_COLORS[person % len(PERSON_COLORS)]
-
-
 def render_preview(refs, report, width: int, height: int) -> torch.Tensor:
     """IMAGE ``[1, H, W, 3]`` in [0, 1]."""
-    font = ImageFont.load_default()
+    font = default_font()
     tile_h = min(4 * TILE_W, max(8, round(TILE_W * height / width)))  # extreme aspect: capped
     n = max(1, len(refs))
     cols = min(PER_ROW, n)

@@ -4,13 +4,13 @@ missing node types and gives exactly the shipped API workflow; the Person node g
 shrinks its attribute inputs; people get the preview's colours in chain order; the Bind node
 shows the binding report of an ``executed`` message; our script logs no console errors.
 Screenshots go to output/test-artifacts/ (``$LUMOSX_ARTIFACTS``)."""
-import ast
 
 import pytest
 
 import frontend
 import shipped
 from lumosx_core.cli.workflow_format import ui_to_api
+from lumosx_core.drawing import PERSON_COLORS
 
 
 pytestmark = [pytest.mark.host_matrix,  # run on every test host
@@ -30,20 +30,6 @@ def app(server):
         yield app
         ours = app.errors(ours_only=True)
         assert not ours, f"console errors from the LumosX script: {ours}"
-
-
-def _person_colors():
-    """``PERSON_COLORS`` the binding preview uses (defined with the evaluation renderer),
-    read from the source."""
-    with open(shipped.ROOT + "/lumosx_core/evaluation/render.py", encoding="utf-8") as f:
-        tree = ast.parse(f.read())
-    for node in tree.body:
-        if isinstance(node, ast.Assign) and getattr(node.targets[0], "id", "") == "PERSON_COLORS":
-            return ast.literal_eval(node.value)
-    raise AssertionError("lumosx_core/evaluation/render.py has no PERSON_COLORS")
-
-
-PERSON_COLORS = _person_colors()
 
 
 def test_script_is_served_and_registered(app):

@@ -137,7 +137,7 @@ def test_matching_long_repetitive_prompts_is_fast():
 
 def test_fit_text_is_bounded():
     from PIL import Image, ImageDraw, ImageFont
-    from lumosx_core.evaluation.render import fit_text
+    from lumosx_core.drawing import fit_text
     draw = ImageDraw.Draw(Image.new("RGB", (10, 10)))
     font = ImageFont.load_default()
     t0 = time.perf_counter()

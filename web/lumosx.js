@@ -3,7 +3,7 @@
 // * LumosX Person grows and shrinks its attribute inputs: the connected attribute_N / phrase_N
 //   pairs plus one empty pair are shown (up to 6); the rest stay hidden.
 // * Each person gets a colour (the same list as the Bind node's binding preview,
-//   nodes/preview.py PERSON_COLORS), used on its Person node, on the Face Encoder / Load Image
+//   lumosx_core/drawing.py PERSON_COLORS), used on its Person node, on the Face Encoder / Load Image
 //   nodes that feed only that person, and in a "person N" badge; Reference nodes are grey.
 //   Colours follow the chain order, so they match the preview's.
 // * LumosX Bind shows its binding report (matched phrases, warnings) on the node after a run.

@@ -5,26 +5,15 @@ from __future__ import annotations
 from typing import List, Optional, Sequence
 
 import numpy as np
-from PIL import Image, ImageDraw, ImageFont
+from PIL import Image, ImageDraw
 
+from ..drawing import default_font, fit_text, hex_rgb, person_color
 from .regions import BODY, HEAD, bounding_box
 
-#: One colour per person (the same list as the Bind preview and the frontend).
-PERSON_COLORS = ["#e6194b", "#3cb44b", "#4363d8", "#f58231", "#911eb4", "#42d4f4",
-                 "#f032e6", "#9a6324"]
 # viridis anchors (matplotlib's), interpolated linearly
 _VIRIDIS = np.array([[68, 1, 84], [72, 40, 120], [62, 74, 137], [49, 104, 142],
                      [38, 130, 142], [31, 158, 137], [53, 183, 121], [109, 205, 89],
                      [180, 222, 44], [253, 231, 37]], dtype=np.float64)
-
-
-def person_color(p: int) -> str:
-    return PERSON_COLORS[p % len(PERSON_COLORS)]
-
-
-def _rgb(hex_color: str):
-    h = hex_color.lstrip("#")
-    return tuple(int(h[i:i + 2], 16) for i in (0, 2, 4))
 
 
 def colormap(t: float):
@@ -35,28 +24,6 @@ def colormap(t: float):
     return tuple(int(round(v)) for v in c)
 
 
-#: Characters of a label ever measured: no label of a few hundred pixels needs more.
-FIT_TEXT_MAX_CHARS = 512
-
-
-def fit_text(draw, text: str, font, width: int) -> str:
-    """``text`` cut with an ellipsis to fit ``width`` pixels. A binary search over the cut
-    (``O(log n)`` measurements of at most :data:`FIT_TEXT_MAX_CHARS` characters), so a huge
-    phrase costs no more than a short one."""
-    text = text.replace("\n", " ")
-    if len(text) <= FIT_TEXT_MAX_CHARS and draw.textlength(text, font=font) <= width:
-        return text
-    text = text[:FIT_TEXT_MAX_CHARS]
-    lo, hi = 0, len(text)                 # the longest cut that fits lies in [lo, hi]
-    while lo < hi:
-        mid = (lo + hi + 1) // 2
-        if draw.textlength(text[:mid] + "...", font=font) <= width:
-            lo = mid
-        else:
-            hi = mid - 1
-    return text[:lo] + "..."
-
-
 def render_matrix(matrix, row_labels: Sequence[str], col_labels: Sequence[str],
                   col_owners: Sequence[int], title: str = "", cell: int = 64,
                   value_range=None) -> np.ndarray:
@@ -65,7 +32,7 @@ def render_matrix(matrix, row_labels: Sequence[str], col_labels: Sequence[str],
     colour); each row's own attributes are framed in white. Colours span ``value_range``
     (default: the finite values' min..max)."""
     m = np.asarray(matrix, dtype=np.float64).reshape(len(row_labels), len(col_labels))
-    font = ImageFont.load_default()
+    font = default_font()
     finite = m[np.isfinite(m)]
     lo, hi = value_range if value_range is not None else (
         (float(finite.min()), float(finite.max())) if finite.size else (0.0, 1.0))
@@ -83,13 +50,13 @@ def render_matrix(matrix, row_labels: Sequence[str], col_labels: Sequence[str],
     gy = top + label_h
     for j, lab in enumerate(col_labels):
         x = left + j * cell
-        color = _rgb(person_color(col_owners[j]))
+        color = hex_rgb(person_color(col_owners[j]))
         d.rectangle([x + 2, top + 2, x + cell - 3, top + 6], fill=color)
         d.text((x + 3, top + 10), fit_text(d, lab, font, cell - 6), fill=color, font=font)
         d.text((x + 3, top + 22), f"(p{col_owners[j] + 1})", fill=(90, 90, 90), font=font)
     for i, lab in enumerate(row_labels):
         y = gy + i * cell
-        color = _rgb(person_color(i))
+        color = hex_rgb(person_color(i))
         d.rectangle([4, y + 4, 12, y + cell - 5], fill=color)
         d.text((18, y + cell // 2 - 6), fit_text(d, f"{i + 1}: {lab}", font, left - 22),
                fill=color, font=font)
@@ -131,9 +98,9 @@ def render_overlay(frame_rgb: np.ndarray, frame_identity, regions: dict,
     base = Image.fromarray((np.clip(frame_rgb, 0, 1) * 255).round().astype(np.uint8))
     tint = Image.new("RGBA", base.size, (0, 0, 0, 0))
     td = ImageDraw.Draw(tint)
-    font = ImageFont.load_default()
+    font = default_font()
     for p, reg in regions.items():
-        col = _rgb(person_color(p))
+        col = hex_rgb(person_color(p))
         body = reg.get(BODY)
         if body is not None and body.any():
             alpha = Image.fromarray((body * 60).astype(np.uint8))
@@ -155,7 +122,7 @@ def render_overlay(frame_rgb: np.ndarray, frame_identity, regions: dict,
         if a is None:
             d.rectangle([x1, y1, x2, y2], outline=(160, 160, 160, 255), width=2)
             continue
-        col = _rgb(person_color(a.person))
+        col = hex_rgb(person_color(a.person))
         d.rectangle([x1, y1, x2, y2], outline=col + (255,), width=3)
         text = f"{a.person + 1} {labels[a.person] if a.person < len(labels) else ''} " \
                f"{a.similarity:.2f}"

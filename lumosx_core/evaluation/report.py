@@ -15,7 +15,8 @@ from typing import List, Optional
 import numpy as np
 from PIL import Image
 
-from .render import person_color, render_matrix
+from ..drawing import person_color
+from .render import render_matrix
 
 REPORT_VERSION = 1
 
