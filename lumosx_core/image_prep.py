@@ -1,4 +1,6 @@
-"""Reference image preparation: letterbox on white at the video size, scaled to [-1, 1].
+"""Image preparation, one home: the colour conversion (:func:`to_rgb`: grey and transparency
+onto white) and the letterbox on white (:func:`letterbox`) every node and metric uses, and the
+reference preparation (letterbox at the video size, scaled to [-1, 1]).
 
 Images follow ComfyUI's IMAGE convention: float ``[H, W, C]`` (or ``[B, H, W, C]``) in [0, 1].
 """
@@ -6,26 +8,28 @@ from __future__ import annotations
 
 from typing import Optional
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 
 
-def to_rgb_on_white(image: torch.Tensor, alpha: Optional[torch.Tensor] = None) -> torch.Tensor:
-    """``[H, W, C]`` with C in {1, 3, 4} -> ``[H, W, 3]``; transparency (an alpha channel or
-    ``alpha`` ``[H, W]`` in [0, 1]) is composited onto white."""
-    if image.ndim != 3:
-        raise ValueError(f"expected one image [H, W, C]; got shape {tuple(image.shape)}")
-    c = image.shape[-1]
-    img = image.float()
-    if c == 4:
-        alpha = img[..., 3] if alpha is None else alpha
-        img = img[..., :3]
-    elif c == 1:
-        img = img.expand(*img.shape[:2], 3)
-    elif c != 3:
-        raise ValueError(f"expected 1, 3 or 4 channels; got {c}")
+def to_rgb(image, alpha: Optional[torch.Tensor] = None) -> torch.Tensor:
+    """THE colour conversion of every picture the pack handles: ``[H, W, C]`` (a tensor, or a
+    numpy array; uint8 is scaled by 1/255) with C in 1..4 -> float ``[H, W, 3]`` in [0, 1] on
+    the input's device. Grey (C = 1, 2) is repeated; transparency (C = 2 or 4, or ``alpha``
+    ``[H, W]`` in [0, 1]) is composited onto white."""
+    img = image if torch.is_tensor(image) else torch.from_numpy(np.ascontiguousarray(image))
+    if img.ndim != 3:
+        raise ValueError(f"expected one image [H, W, C]; got shape {tuple(img.shape)}")
+    c = img.shape[-1]
+    if not 1 <= c <= 4:
+        raise ValueError(f"expected 1 to 4 channels; got {c}")
+    img = img.detach().float() / 255.0 if img.dtype == torch.uint8 else img.detach().float()
+    if c in (2, 4) and alpha is None:
+        alpha = img[..., -1]
+    img = img[..., :3] if c >= 3 else img[..., :1].expand(*img.shape[:2], 3)
     if alpha is not None:
-        a = alpha.float().clamp(0, 1).unsqueeze(-1)
+        a = alpha.to(img).clamp(0, 1).unsqueeze(-1)
         img = img * a + (1.0 - a)
     return img.clamp(0, 1)
 
@@ -44,7 +48,7 @@ def letterbox(image: torch.Tensor, width: int, height: int,
     """Fit ``image`` ``[H, W, C]`` (values in [0, 1]) inside ``width x height`` with bicubic
     resampling (antialiased when shrinking) and paste it centred on a pure white canvas.
     Returns ``[height, width, 3]`` in [0, 1]."""
-    img = to_rgb_on_white(image, alpha)
+    img = to_rgb(image, alpha)
     h, w = img.shape[:2]
     nw, nh, ox, oy = letterbox_size(w, h, width, height)
     chw = img.permute(2, 0, 1).unsqueeze(0)

@@ -25,8 +25,8 @@ from ..lumosx_core.evaluation.appearance import clip_vision_embedder
 from ..lumosx_core.evaluation.render import render_matrix, render_overlay, stack_images
 from ..lumosx_core.evaluation.report import json_safe
 from ..lumosx_core.evaluation.video import sample_indices
-from .faces import (PROVIDER_OPTIONS, load_analyzer, pack_error, pack_name_error,
-                    pack_options)
+from ..lumosx_core.faces.detector import PROVIDER_OPTIONS
+from .faces import load_analyzer, pack_error, pack_name_error, pack_options
 from .references import Refs
 from .validation import multiple_error, raise_if_invalid, validate
 

@@ -6,10 +6,8 @@ downloaded: a missing pack is an error naming the folder to fill.
 """
 from __future__ import annotations
 
-import glob
 import logging
 import os
-import threading
 
 import numpy as np
 import torch
@@ -20,17 +18,17 @@ import folder_paths
 from comfy_api.latest import io
 
 from ..lumosx_core.faces.crop import (crop_resized, face_box, passthrough_box, pixel_box,
-                                     select_face, square_box, to_rgb3)
-from ..lumosx_core.image_prep import letterbox
-from ..lumosx_core.faces.detector import detect_insightface, to_bgr_uint8  # noqa: F401
+                                     select_face, square_box)
+from ..lumosx_core.faces.detector import (DEFAULT_PACKS, PROVIDER_OPTIONS, detect_insightface,
+                                         list_packs, load_face_analysis, unit)
+from ..lumosx_core.faces.detector import find_pack as find_pack_in
+from ..lumosx_core.image_prep import letterbox, to_rgb
 from .validation import multiple_error, raise_if_invalid, validate
 
 log = logging.getLogger("LumosX")
 
 FOLDER = "insightface"
-DEFAULT_PACKS = ("antelopev2", "buffalo_l")
 SELECT_OPTIONS = ("largest", "index (left to right)")
-PROVIDER_OPTIONS = ("auto", "CPU", "CUDA")
 CROP_RELEASED = "face box (released)"
 CROP_SQUARE = "square with margin"
 CROP_OPTIONS = (CROP_RELEASED, CROP_SQUARE)
@@ -56,24 +54,9 @@ def insightface_roots() -> list:
         return folder_paths.get_folder_paths(FOLDER)
 
 
-def _has_onnx(path: str) -> bool:
-    return bool(glob.glob(os.path.join(glob.escape(path), "*.onnx")))
-
-
 def available_packs() -> list:
-    """Names of the packs found: every ``<root>/models/<name>/`` holding a ``.onnx`` file,
-    under every registered insightface root (antelopev2 / buffalo_l first)."""
-    found = set()
-    for root in insightface_roots():
-        models = os.path.join(root, "models")
-        if not os.path.isdir(models):
-            continue
-        for name in os.listdir(models):
-            path = os.path.join(models, name)
-            if os.path.isdir(path) and _has_onnx(path):
-                found.add(name)
-    rank = {n: i for i, n in enumerate(DEFAULT_PACKS)}
-    return sorted(found, key=lambda n: (rank.get(n, len(rank)), n))
+    """Names of the packs found under every registered insightface root."""
+    return list_packs(insightface_roots())
 
 
 def pack_options() -> list:
@@ -107,90 +90,22 @@ def pack_error(pack):
 
 
 def find_pack(pack: str) -> str:
-    """Folder of ``pack`` (the first root holding it with ``.onnx`` files). Raises
+    """Folder of ``pack`` under the registered insightface roots. Raises
     ``FileNotFoundError`` naming the folder to fill; never downloads."""
-    if not pack or os.path.basename(pack) != pack or pack in (".", ".."):
-        raise ValueError(f"invalid insightface pack name {pack!r}")
     roots = insightface_roots()
-    for root in roots:
-        path = os.path.join(root, "models", pack)
-        if os.path.isdir(path) and _has_onnx(path):
-            return path
-    target = os.path.join(roots[0], "models", pack) if roots else os.path.join(
-        folder_paths.models_dir, FOLDER, "models", pack)
-    hint = ""
-    for root in roots:
-        nested = os.path.join(root, "models", pack, pack)
-        if os.path.isdir(nested) and _has_onnx(nested):
-            hint = f" (they are one folder too deep in {nested}: move them up)"
-            break
-    raise FileNotFoundError(
-        f"pack: insightface pack {pack!r} not found: put its .onnx files in {target}{hint}. "
-        f"LumosX never downloads models; antelopev2 or buffalo_l (detection + recognition) "
-        f"work.")
-
-
-def resolve_providers(choice: str, available=None):
-    """``(providers, ctx_id)`` for ONNX Runtime. ``auto``: CUDA when onnxruntime offers
-    it, else CPU; ``CUDA`` fails clearly when it does not."""
-    if available is None:
-        import onnxruntime
-        available = onnxruntime.get_available_providers()
-    cuda = "CUDAExecutionProvider" in available
-    if choice == "CPU" or (choice == "auto" and not cuda):
-        return ("CPUExecutionProvider",), -1
-    if choice in ("CUDA", "auto"):
-        if not cuda:
-            raise RuntimeError(
-                "provider 'CUDA' was chosen but onnxruntime offers no CUDAExecutionProvider "
-                "(install onnxruntime-gpu matching your CUDA, or pick 'auto' or 'CPU')")
-        return ("CUDAExecutionProvider", "CPUExecutionProvider"), 0
-    raise ValueError(f"unknown provider {choice!r}; expected one of {PROVIDER_OPTIONS}")
-
-
-_CACHE: dict = {}
-_CACHE_LOCK = threading.Lock()
+    target = None if roots else os.path.join(folder_paths.models_dir, FOLDER, "models", pack)
+    return find_pack_in(pack, roots, target)
 
 
 def load_analyzer(pack: str, provider: str = "auto", det_size: int = 640):
-    """A prepared insightface ``FaceAnalysis`` (detection + recognition) for ``pack``,
-    cached per (pack folder, providers, det_size)."""
-    path = os.path.realpath(find_pack(pack))
-    providers, ctx_id = resolve_providers(provider)
-    key = (path, providers, int(det_size))
-    with _CACHE_LOCK:
-        app = _CACHE.get(key)
-        if app is None:
-            try:
-                from insightface.app import FaceAnalysis
-            except ImportError as e:
-                raise RuntimeError(
-                    "the LumosX face encoder needs insightface and onnxruntime: "
-                    "pip install insightface onnxruntime") from e
-            # An existing absolute folder as the name: insightface loads it as is (no
-            # download, whatever the current directory holds).
-            app = FaceAnalysis(name=path, root=os.path.dirname(os.path.dirname(path)),
-                               providers=list(providers),
-                               allowed_modules=["detection", "recognition"])
-            app.prepare(ctx_id=ctx_id, det_size=(int(det_size), int(det_size)))
-            log.info("LumosX: loaded insightface pack %s (%s, det_size %d)", path,
-                     providers[0], det_size)
-            _CACHE[key] = app
-    return app
-
-
-def detect(app, rgb: torch.Tensor, det_size: int = 640):
-    """Faces of ``rgb`` ``[H, W, 3]``; when none, retried on the photo padded with white
-    (tight crops defeat the detector). See ``detect_insightface``."""
-    return detect_insightface(app, rgb, det_size, retry=True)
+    """The prepared (cached) insightface ``FaceAnalysis`` of ``pack``."""
+    return load_face_analysis(find_pack(pack), provider, det_size)
 
 
 def _embedding(face):
-    emb = getattr(face, "embedding", None)
-    if emb is None:
-        return None
-    t = torch.as_tensor(np.asarray(emb, dtype=np.float32)).flatten()
-    return t / t.norm().clamp_min(1e-12)
+    """The face's unit ArcFace embedding as a float tensor, or None."""
+    emb = unit(getattr(face, "embedding", None))
+    return None if emb is None else torch.from_numpy(emb)
 
 
 def encode_faces(app, images: torch.Tensor, select: str = "largest", index: int = 0,
@@ -210,9 +125,9 @@ def encode_faces(app, images: torch.Tensor, select: str = "largest", index: int 
     crops, infos = [], []
     for b in range(images.shape[0]):
         comfy.model_management.throw_exception_if_processing_interrupted()
-        rgb = to_rgb3(images[b]).clamp(0, 1)
+        rgb = to_rgb(images[b])
         h, w = rgb.shape[:2]
-        faces = detect(app, rgb, det_size)
+        faces = detect_insightface(app, rgb, det_size)
         info = {"detected": False, "bbox": None, "kps": None, "det_score": None,
                 "embedding": None, "crop_box": None, "image_size": (int(w), int(h)),
                 "faces_found": len(faces)}

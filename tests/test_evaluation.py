@@ -467,7 +467,8 @@ def test_core_imports_no_comfy_and_no_optional_library():
 def nodes_eval(pack):
     mod = importlib.import_module("ComfyUI_LumosX.nodes.evaluate")
     yield mod
-    importlib.import_module("ComfyUI_LumosX.nodes.faces")._CACHE.clear()
+    from lumosx_core.faces import detector
+    detector._CACHE.clear()
 
 
 @pytest.fixture(scope="module")

@@ -11,9 +11,10 @@ from hypothesis import given, settings, strategies as st
 
 from face_fixtures import (VECTRON_PACK, astronaut, insightface_image, make_vectron_pack,
                            vectron_image)
+from lumosx_core.faces import detector
 from lumosx_core.faces.crop import (crop_resized, crop_with_white, left_to_right,
-                                   passthrough_box, pixel_box, select_face, square_box, to_rgb3)
-from lumosx_core.image_prep import letterbox
+                                   passthrough_box, pixel_box, select_face, square_box)
+from lumosx_core.image_prep import letterbox, to_rgb
 
 INDEX = "index (left to right)"
 SQUARE = "square with margin"
@@ -70,13 +71,7 @@ def test_crop_resized_at_native_size_is_exact_crop(h, w, x0, y0, side):
     assert torch.equal(crop_resized(img, box, side), crop_with_white(img, box))
 
 
-def test_to_rgb3_and_passthrough_box():
-    grey = torch.rand(4, 5, 1)
-    assert torch.equal(to_rgb3(grey), grey.expand(4, 5, 3))
-    ga = torch.rand(4, 5, 2)
-    assert torch.equal(to_rgb3(ga), ga[..., :1].expand(4, 5, 3))
-    rgba = torch.rand(4, 5, 4)
-    assert torch.equal(to_rgb3(rgba), rgba[..., :3])
+def test_passthrough_box():
     assert passthrough_box(300, 100) == (0.0, -100.0, 300.0, 200.0)
 
 
@@ -100,7 +95,7 @@ def test_left_to_right_and_selection():
 def faces(pack):
     mod = importlib.import_module("ComfyUI_LumosX.nodes.faces")
     yield mod
-    mod._CACHE.clear()
+    detector._CACHE.clear()
 
 
 @pytest.fixture(scope="module")
@@ -174,7 +169,7 @@ def test_margin_past_the_photo_is_white(faces, face_root):
 def test_t1_selection(faces, face_root):
     photo = insightface_image("t1.jpg")
     app = faces.load_analyzer(VECTRON_PACK)
-    found = [[float(v) for v in f.bbox] for f in faces.detect(app, faces.to_rgb3(photo))]
+    found = [[float(v) for v in f.bbox] for f in detector.detect_insightface(app, to_rgb(photo))]
     assert len(found) == 6
     xs = sorted(centre(b)[0] for b in found)
     _, left = encode(faces, photo, select=INDEX, index=0)
@@ -288,15 +283,15 @@ def test_analyzer_cache(faces, face_root):
     assert faces.load_analyzer(VECTRON_PACK, "CPU", 320) is not a
 
 
-def test_providers(faces):
+def test_providers():
     cpu = ["CPUExecutionProvider"]
     gpu = ["CUDAExecutionProvider", "CPUExecutionProvider"]
-    assert faces.resolve_providers("auto", cpu) == (("CPUExecutionProvider",), -1)
-    assert faces.resolve_providers("auto", gpu) == (tuple(gpu), 0)
-    assert faces.resolve_providers("CPU", gpu) == (("CPUExecutionProvider",), -1)
-    assert faces.resolve_providers("CUDA", gpu) == (tuple(gpu), 0)
+    assert detector.resolve_providers("auto", cpu) == (("CPUExecutionProvider",), -1)
+    assert detector.resolve_providers("auto", gpu) == (tuple(gpu), 0)
+    assert detector.resolve_providers("CPU", gpu) == (("CPUExecutionProvider",), -1)
+    assert detector.resolve_providers("CUDA", gpu) == (tuple(gpu), 0)
     with pytest.raises(RuntimeError, match="onnxruntime-gpu"):
-        faces.resolve_providers("CUDA", cpu)
+        detector.resolve_providers("CUDA", cpu)
 
 
 def test_missing_pack_names_the_folder_and_downloads_nothing(faces, tmp_path, monkeypatch):

@@ -23,6 +23,7 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
+from ..image_prep import letterbox, to_rgb
 from .regions import bounding_box
 
 # background of an attribute image: near-white pixels connected to the image border
@@ -38,21 +39,8 @@ MIN_PIXELS = 16
 # -- pixels -----------------------------------------------------------------------------------
 
 def to_numpy_rgb(image) -> np.ndarray:
-    """``[H, W, C]`` tensor/array (C = 1, 3, 4; alpha composited on white) -> float32
-    ``[H, W, 3]`` in [0, 1]."""
-    a = image.detach().float().cpu().numpy() if torch.is_tensor(image) else np.asarray(image)
-    if a.dtype == np.uint8:
-        a = a.astype(np.float32) / 255.0
-    a = a.astype(np.float32)
-    if a.ndim != 3:
-        raise ValueError(f"expected an image [H, W, C]; got shape {a.shape}")
-    c = a.shape[-1]
-    if c == 4:
-        alpha = np.clip(a[..., 3:4], 0, 1)
-        a = a[..., :3] * alpha + (1.0 - alpha)
-    elif c in (1, 2):
-        a = np.repeat(a[..., :1], 3, axis=-1)
-    return np.clip(a[..., :3], 0, 1)
+    """:func:`lumosx_core.image_prep.to_rgb` as a float32 numpy ``[H, W, 3]`` in [0, 1]."""
+    return to_rgb(image).cpu().numpy()
 
 
 def attribute_mask(image) -> np.ndarray:
@@ -230,20 +218,6 @@ class ColorTextureBackend:
         return dominant_colors(to_numpy_rgb(frame)[mask], k)
 
 
-def letterbox_white(rgb: np.ndarray, size: int) -> torch.Tensor:
-    """``[H, W, 3]`` float -> ``[size, size, 3]`` tensor, aspect kept, on white."""
-    h, w = rgb.shape[:2]
-    s = size / max(h, w)
-    nh, nw = max(1, int(h * s)), max(1, int(w * s))
-    t = torch.from_numpy(np.ascontiguousarray(rgb)).permute(2, 0, 1)[None].float()
-    t = F.interpolate(t, size=(nh, nw), mode="bicubic", align_corners=False,
-                      antialias=s < 1).clamp(0, 1)[0].permute(1, 2, 0)
-    out = torch.ones(size, size, 3)
-    y0, x0 = (size - nh) // 2, (size - nw) // 2
-    out[y0:y0 + nh, x0:x0 + nw] = t
-    return out
-
-
 def region_crop(rgb: np.ndarray, mask: np.ndarray) -> Optional[np.ndarray]:
     """The mask's bounding box of ``rgb``, pixels outside the mask set to white."""
     box = bounding_box(mask)
@@ -274,7 +248,8 @@ class EmbeddingBackend:
         out: List[Optional[np.ndarray]] = [None] * len(crops)
         for s in range(0, len(idx), self.batch_size):
             part = idx[s:s + self.batch_size]
-            batch = torch.stack([letterbox_white(crops[i], self.size) for i in part])
+            batch = torch.stack([letterbox(torch.from_numpy(crops[i]), self.size, self.size)
+                                 for i in part])
             emb = self.embed(batch)
             emb = emb.detach().float().cpu().numpy() if torch.is_tensor(emb) else np.asarray(emb)
             emb = emb.reshape(len(part), -1).astype(np.float32)

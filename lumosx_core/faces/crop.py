@@ -13,25 +13,12 @@ from typing import Sequence, Tuple
 import torch
 import torch.nn.functional as F
 
+from ..image_prep import to_rgb
+
 Box = Tuple[float, float, float, float]
 PixelBox = Tuple[int, int, int, int]
 
 SELECT_MODES = ("largest", "index")
-
-
-def to_rgb3(image: torch.Tensor) -> torch.Tensor:
-    """``[H, W, C]`` -> ``[H, W, 3]`` float: the first 3 channels when ``C >= 3`` (an alpha
-    channel is dropped, not composited), the first channel repeated when ``C`` is 1 or 2
-    (grey, grey + alpha)."""
-    if image.ndim != 3:
-        raise ValueError(f"expected one image [H, W, C]; got shape {tuple(image.shape)}")
-    c = image.shape[-1]
-    if c == 0:
-        raise ValueError("image has no channels")
-    img = image.float()
-    if c >= 3:
-        return img[..., :3]
-    return img[..., :1].expand(*img.shape[:2], 3)
 
 
 def square_box(bbox: Sequence[float], margin: float) -> Box:
@@ -91,7 +78,7 @@ def crop_with_white(image: torch.Tensor, box: Sequence[float]) -> torch.Tensor:
     """Cut ``box`` (rounded with :func:`pixel_box`) out of ``image`` ``[H, W, C]``.
     Returns ``[y2 - y1, x2 - x1, 3]`` in [0, 1]; pixels outside the photo are white (1.0).
     Exact copy, no resampling: meant for small boxes (see :func:`crop_resized`)."""
-    img = to_rgb3(image)
+    img = to_rgb(image)
     h, w = img.shape[:2]
     x0, y0, x1, y1 = pb = pixel_box(box)
     out = torch.ones(y1 - y0, x1 - x0, 3, dtype=img.dtype, device=img.device)
@@ -120,7 +107,7 @@ def crop_resized(image: torch.Tensor, box: Sequence[float], size: int) -> torch.
     Returns ``[size, size, 3]`` float in [0, 1]."""
     if size < 1:
         raise ValueError(f"size must be >= 1; got {size}")
-    img = to_rgb3(image)
+    img = to_rgb(image)
     h, w = img.shape[:2]
     x0, y0, x1, y1 = pb = pixel_box(box)
     bw, bh = x1 - x0, y1 - y0

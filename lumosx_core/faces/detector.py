@@ -1,16 +1,19 @@
-"""Face detection + ArcFace embedding behind a small interface.
+"""Faces, one home for the Face Encoder node and the evaluation: insightface packs (where they
+are, which are the defaults), ONNX Runtime providers, the prepared ``FaceAnalysis`` (cached),
+detection with a padded retry, and the small detector interface the metrics use.
 
 The metric code only needs a *detector*: a callable ``rgb [H, W, 3] float in [0, 1] ->
 list[Face]``. :class:`InsightFaceDetector` is the real one (insightface + ONNX Runtime, both
 imported lazily); tests and other tools can pass any callable with the same contract.
 
-No ``comfy`` import: the ComfyUI node finds and caches its ``FaceAnalysis`` through the face
-encoder's pack handling (``models/insightface/models/<pack>/``) and hands it in; the command
-line finds a pack folder with :func:`find_face_pack`.
+No ``comfy`` import: callers give the roots to search (the node: ComfyUI's registered
+``models/insightface`` folders; the command line: its options and :func:`default_roots`).
+A pack is ``<root>/models/<name>/`` holding ``.onnx`` files; nothing is ever downloaded.
 """
 from __future__ import annotations
 
 import glob
+import logging
 import os
 import threading
 from dataclasses import dataclass
@@ -19,13 +22,19 @@ from typing import Callable, List, Optional, Sequence, Tuple
 import numpy as np
 import torch
 
+from ..image_prep import to_rgb
+
+log = logging.getLogger("LumosX")
+
 Box = Tuple[float, float, float, float]
 
 #: A face filling the whole picture (the LumosX authors' tight reference crops) defeats the
 #: detector; a second try on the picture padded with this much white per side finds it.
 RETRY_PAD = 0.5
 MIN_DETECT_SIDE = 8
+#: The packs LumosX is used with (detection + recognition), preferred in this order.
 DEFAULT_PACKS = ("antelopev2", "buffalo_l")
+PROVIDER_OPTIONS = ("auto", "CPU", "CUDA")
 
 
 @dataclass(frozen=True)
@@ -59,16 +68,6 @@ def unit(v) -> Optional[np.ndarray]:
     a = np.asarray(v, dtype=np.float32).reshape(-1)
     n = float(np.linalg.norm(a))
     return a / n if n > 1e-12 else a
-
-
-def rgb3(image: torch.Tensor) -> torch.Tensor:
-    """``[H, W, C]`` (C = 1..4) -> ``[H, W, 3]`` float in [0, 1]; alpha dropped."""
-    if image.ndim != 3:
-        raise ValueError(f"expected one image [H, W, C]; got shape {tuple(image.shape)}")
-    img = image.detach().float().cpu()
-    if img.shape[-1] >= 3:
-        return img[..., :3].clamp(0, 1)
-    return img[..., :1].expand(*img.shape[:2], 3).clamp(0, 1)
 
 
 def to_bgr_uint8(rgb: torch.Tensor) -> np.ndarray:
@@ -116,17 +115,57 @@ class InsightFaceDetector:
 
     def __call__(self, rgb: torch.Tensor) -> List[Face]:
         out = []
-        for f in detect_insightface(self.app, rgb3(rgb), self.det_size, self.retry):
+        for f in detect_insightface(self.app, to_rgb(rgb), self.det_size, self.retry):
             out.append(Face(tuple(float(v) for v in np.asarray(f.bbox)[:4]),
                             unit(getattr(f, "embedding", None)),
                             float(getattr(f, "det_score", 1.0))))
         return out
 
 
-# -- finding and loading a pack without ComfyUI --------------------------------------------
+# -- packs ----------------------------------------------------------------------------------
 
 def has_onnx(path: str) -> bool:
     return os.path.isdir(path) and bool(glob.glob(os.path.join(glob.escape(path), "*.onnx")))
+
+
+def list_packs(roots: Sequence[str]) -> List[str]:
+    """Names of the packs under ``roots`` (every ``<root>/models/<name>/`` holding a ``.onnx``
+    file), :data:`DEFAULT_PACKS` first, then by name."""
+    found = set()
+    for root in roots:
+        models = os.path.join(root, "models")
+        if not os.path.isdir(models):
+            continue
+        for name in os.listdir(models):
+            if has_onnx(os.path.join(models, name)):
+                found.add(name)
+    rank = {n: i for i, n in enumerate(DEFAULT_PACKS)}
+    return sorted(found, key=lambda n: (rank.get(n, len(rank)), n))
+
+
+def find_pack(pack: str, roots: Sequence[str], target: Optional[str] = None) -> str:
+    """Folder of the pack named ``pack``: the first ``<root>/models/<pack>/`` holding
+    ``.onnx`` files. Raises ``ValueError`` for a name that is a path, else
+    ``FileNotFoundError`` naming the folder to fill (``target``, default under the first
+    root), with a hint when the files sit one folder too deep."""
+    if not pack or os.path.basename(pack) != pack or pack in (".", ".."):
+        raise ValueError(f"invalid insightface pack name {pack!r}")
+    for root in roots:
+        path = os.path.join(root, "models", pack)
+        if has_onnx(path):
+            return path
+    if target is None and roots:
+        target = os.path.join(roots[0], "models", pack)
+    hint = ""
+    for root in roots:
+        nested = os.path.join(root, "models", pack, pack)
+        if has_onnx(nested):
+            hint = f" (they are one folder too deep in {nested}: move them up)"
+            break
+    raise FileNotFoundError(
+        f"pack: insightface pack {pack!r} not found: put its .onnx files in {target}{hint}. "
+        f"LumosX never downloads models; antelopev2 or buffalo_l (detection + recognition) "
+        f"work.")
 
 
 def default_roots() -> List[str]:
@@ -137,9 +176,9 @@ def default_roots() -> List[str]:
 
 
 def find_face_pack(pack: Optional[str] = None, roots: Sequence[str] = ()) -> str:
-    """Folder of an insightface pack: ``pack`` itself when it is a folder holding ``.onnx``
+    """The command line's lookup: ``pack`` itself when it is a folder holding ``.onnx``
     files, else ``<root>/models/<pack>/`` under ``roots`` (then :func:`default_roots`);
-    without ``pack`` the first of antelopev2 / buffalo_l found. Never downloads: raises
+    without ``pack`` the first of :data:`DEFAULT_PACKS` found. Never downloads: raises
     ``FileNotFoundError`` listing the places searched."""
     if pack and has_onnx(pack):
         return os.path.abspath(pack)
@@ -161,36 +200,51 @@ def find_face_pack(pack: Optional[str] = None, roots: Sequence[str] = ()) -> str
         "recognition); nothing is downloaded.")
 
 
+# -- providers and the prepared FaceAnalysis --------------------------------------------------
+
+def resolve_providers(choice: str, available=None) -> Tuple[Tuple[str, ...], int]:
+    """``(providers, ctx_id)`` for ONNX Runtime. ``auto``: CUDA when onnxruntime offers
+    it, else CPU; ``CUDA`` fails clearly when it does not."""
+    if choice not in PROVIDER_OPTIONS:
+        raise ValueError(f"unknown provider {choice!r}; expected one of {PROVIDER_OPTIONS}")
+    if available is None:
+        import onnxruntime
+        available = onnxruntime.get_available_providers()
+    cuda = "CUDAExecutionProvider" in available
+    if choice == "CPU" or (choice == "auto" and not cuda):
+        return ("CPUExecutionProvider",), -1
+    if not cuda:
+        raise RuntimeError(
+            "provider 'CUDA' was chosen but onnxruntime offers no CUDAExecutionProvider "
+            "(install onnxruntime-gpu matching your CUDA, or pick 'auto' or 'CPU')")
+    return ("CUDAExecutionProvider", "CPUExecutionProvider"), 0
+
+
 _CACHE: dict = {}
 _LOCK = threading.Lock()
 
 
 def load_face_analysis(pack_dir: str, provider: str = "auto", det_size: int = 640):
-    """A prepared insightface ``FaceAnalysis`` for the pack folder ``pack_dir`` (cached)."""
+    """A prepared insightface ``FaceAnalysis`` (detection + recognition) for the pack folder
+    ``pack_dir``, cached per (real folder, providers, det_size)."""
     try:
-        import onnxruntime
         from insightface.app import FaceAnalysis
     except ImportError as e:
-        raise RuntimeError("face scores need insightface and onnxruntime: "
+        raise RuntimeError("face detection needs insightface and onnxruntime: "
                            "pip install insightface onnxruntime") from e
-    available = onnxruntime.get_available_providers()
-    cuda = "CUDAExecutionProvider" in available
-    if provider == "CUDA" and not cuda:
-        raise RuntimeError("provider CUDA was chosen but onnxruntime offers no "
-                           "CUDAExecutionProvider (install onnxruntime-gpu, or use auto/CPU)")
-    if provider not in ("auto", "CPU", "CUDA"):
-        raise ValueError(f"unknown provider {provider!r}; expected auto, CPU or CUDA")
-    use_cuda = cuda and provider != "CPU"
-    providers = (["CUDAExecutionProvider", "CPUExecutionProvider"] if use_cuda
-                 else ["CPUExecutionProvider"])
+    providers, ctx_id = resolve_providers(provider)
     path = os.path.realpath(pack_dir)
-    key = (path, tuple(providers), int(det_size))
+    key = (path, providers, int(det_size))
     with _LOCK:
         app = _CACHE.get(key)
         if app is None:
+            # An existing absolute folder as the name: insightface loads it as is (no
+            # download, whatever the current directory holds).
             app = FaceAnalysis(name=path, root=os.path.dirname(os.path.dirname(path)),
-                               providers=providers,
+                               providers=list(providers),
                                allowed_modules=["detection", "recognition"])
-            app.prepare(ctx_id=0 if use_cuda else -1, det_size=(int(det_size), int(det_size)))
+            app.prepare(ctx_id=ctx_id, det_size=(int(det_size), int(det_size)))
+            log.info("LumosX: loaded insightface pack %s (%s, det_size %d)", path,
+                     providers[0], det_size)
             _CACHE[key] = app
     return app
