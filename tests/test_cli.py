@@ -43,7 +43,7 @@ def lumosx_here(capsys, *args):
 @pytest.fixture(scope="module")
 def second_server(tmp_path_factory):
     """Another ComfyUI with this pack, started by ``lumosx serve``."""
-    from host_server import free_port
+    from lumosx_core.cli.host import free_port
     base = str(tmp_path_factory.mktemp("comfy_base_2"))
     info = e2e_setup.prepare_base(base)
     port = free_port()
