@@ -1,7 +1,7 @@
 """LumosX core: the relational forward of LumosX on ComfyUI's native Wan 2.1 DiT.
 
-Pure torch (plus einops where useful); no ``comfy`` import, usable and testable without
-ComfyUI. The public entry point::
+Pure torch; no ``comfy`` import, usable and testable without ComfyUI. The public entry
+point::
 
     from lumosx_core import ConditionLayout, relational_forward
     layout = ConditionLayout(non_person=1, groups=[3, 2])

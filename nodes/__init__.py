@@ -1,25 +1,12 @@
-"""ComfyUI glue of LumosX: thin nodes over ``lumosx_core``, one file per node family."""
-from . import bind, model, references, sampling
+"""ComfyUI glue of LumosX: thin nodes over ``lumosx_core``, one file per node family.
 
-NODE_LIST = [*model.NODES, *references.NODES, *bind.NODES, *sampling.NODES]
+insightface / onnxruntime (the Face Encoder and Evaluate nodes) are imported when those nodes
+run, so every node registers even where they are missing; running one then says what to
+install."""
+from . import bind, evaluate, faces, model, references, sampling
 
-try:  # the face encoder needs insightface + onnxruntime (requirements.txt)
-    from . import faces
-except ImportError as e:  # keep the rest of the pack usable
-    import logging
-    logging.getLogger("LumosX").warning(
-        "LumosX Face Encoder unavailable (%s): pip install -r requirements.txt", e)
-else:
-    NODE_LIST += faces.NODES
-
-try:  # the evaluation node uses the face encoder's insightface pack handling
-    from . import evaluate
-except ImportError as e:
-    import logging
-    logging.getLogger("LumosX").warning(
-        "LumosX Evaluate unavailable (%s): pip install -r requirements.txt", e)
-else:
-    NODE_LIST += evaluate.NODES
+NODE_LIST = [*model.NODES, *references.NODES, *bind.NODES, *sampling.NODES, *faces.NODES,
+             *evaluate.NODES]
 
 from .validation import install_prompt_check  # noqa: E402
 

@@ -84,10 +84,7 @@ log = logging.getLogger("LumosX")
 
 def is_wan_t2v(diffusion_model) -> bool:
     """A plain Wan 2.1 text-to-video DiT (not I2V, VACE, camera, S2V, ...)."""
-    try:
-        import comfy.ldm.wan.model as wan
-    except ImportError:  # pragma: no cover - host without Wan
-        return False
+    import comfy.ldm.wan.model as wan
     return (type(diffusion_model) is wan.WanModel
             and getattr(diffusion_model, "model_type", None) == "t2v"
             and getattr(diffusion_model, "ref_conv", None) is None)
