@@ -189,7 +189,7 @@ def test_identity_yaoming_in_players(faces, face_root):
     _, yao = encode(faces, vectron_image("yaoming.jpg"))
     players = vectron_image("players.jpg")
     app = faces.load_analyzer(VECTRON_PACK)
-    found = faces.detect(app, players)
+    found = detector.detect_insightface(app, players)
     assert len(found) >= 20
     order = left_to_right([f.bbox for f in found])
     embs = torch.stack([faces._embedding(found[i]) for i in order])    # left to right
@@ -220,7 +220,7 @@ def test_tight_crop_found_on_white_padding(faces, face_root):
     on its own; the retry on white padding finds it and the crop extends onto white."""
     tom = insightface_image("Tom_Hanks_54745.png")            # 112x112, face edge to edge
     app = faces.load_analyzer(VECTRON_PACK)
-    assert app.get(faces.to_bgr_uint8(tom)) == []              # the plain pass fails
+    assert app.get(detector.to_bgr_uint8(tom)) == []           # the plain pass fails
     crops, infos = encode(faces, tom, size=256, crop=SQUARE)
     info = infos[0]
     assert info["detected"] and info["embedding"] is not None
@@ -231,7 +231,7 @@ def test_tight_crop_found_on_white_padding(faces, face_root):
     big = torch.nn.functional.interpolate(tom.permute(2, 0, 1)[None], size=(896, 896),
                                           mode="bicubic", align_corners=False)
     big = big[0].permute(1, 2, 0).clamp(0, 1)
-    assert app.get(faces.to_bgr_uint8(big)) == []              # plain pass fails here too
+    assert app.get(detector.to_bgr_uint8(big)) == []              # plain pass fails here too
     _, big_infos = encode(faces, big, size=256)                # 1792 px padded > 2 * 640
     assert big_infos[0]["detected"] and big_infos[0]["image_size"] == (896, 896)
     bx, by = centre(big_infos[0]["bbox"])
