@@ -13,11 +13,13 @@ import torch
 import torch.nn.functional as F
 
 
-def to_rgb(image, alpha: Optional[torch.Tensor] = None) -> torch.Tensor:
+def to_rgb(image, alpha: Optional[torch.Tensor] = None, drop_alpha: bool = False
+           ) -> torch.Tensor:
     """THE colour conversion of every picture the pack handles: ``[H, W, C]`` (a tensor, or a
     numpy array; uint8 is scaled by 1/255) with C in 1..4 -> float ``[H, W, 3]`` in [0, 1] on
     the input's device. Grey (C = 1, 2) is repeated; transparency (C = 2 or 4, or ``alpha``
-    ``[H, W]`` in [0, 1]) is composited onto white."""
+    ``[H, W]`` in [0, 1]) is composited onto white -- references, letterboxes, metrics -- or,
+    with ``drop_alpha``, ignored: face detection and face crops see the photo as shot."""
     img = image if torch.is_tensor(image) else torch.from_numpy(np.ascontiguousarray(image))
     if img.ndim != 3:
         raise ValueError(f"expected one image [H, W, C]; got shape {tuple(img.shape)}")
@@ -28,7 +30,7 @@ def to_rgb(image, alpha: Optional[torch.Tensor] = None) -> torch.Tensor:
     if c in (2, 4) and alpha is None:
         alpha = img[..., -1]
     img = img[..., :3] if c >= 3 else img[..., :1].expand(*img.shape[:2], 3)
-    if alpha is not None:
+    if alpha is not None and not drop_alpha:
         a = alpha.to(img).clamp(0, 1).unsqueeze(-1)
         img = img * a + (1.0 - a)
     return img.clamp(0, 1)

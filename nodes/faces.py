@@ -125,7 +125,7 @@ def encode_faces(app, images: torch.Tensor, select: str = "largest", index: int 
     crops, infos = [], []
     for b in range(images.shape[0]):
         comfy.model_management.throw_exception_if_processing_interrupted()
-        rgb = to_rgb(images[b])
+        rgb = to_rgb(images[b], drop_alpha=True)
         h, w = rgb.shape[:2]
         faces = detect_insightface(app, rgb, det_size)
         info = {"detected": False, "bbox": None, "kps": None, "det_score": None,

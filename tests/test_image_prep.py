@@ -38,6 +38,9 @@ def test_to_rgb_grey_alpha_and_uint8():
     rgba = torch.rand(4, 5, 4, generator=g)
     want = rgba[..., :3] * rgba[..., 3:] + (1 - rgba[..., 3:])
     assert torch.allclose(to_rgb(rgba), want, atol=1e-6)
+    # face detection and crops see the photo as shot: alpha dropped, grey + alpha -> grey
+    assert torch.equal(to_rgb(rgba, drop_alpha=True), rgba[..., :3])
+    assert torch.equal(to_rgb(ga, drop_alpha=True), ga[..., :1].expand(4, 5, 3))
     # an explicit alpha wins over the channel; values are clamped to [0, 1]
     assert torch.equal(to_rgb(rgba, alpha=torch.ones(4, 5)), rgba[..., :3])
     assert torch.equal(to_rgb(torch.full((2, 2, 3), 1.5)), torch.ones(2, 2, 3))

@@ -78,7 +78,7 @@ def crop_with_white(image: torch.Tensor, box: Sequence[float]) -> torch.Tensor:
     """Cut ``box`` (rounded with :func:`pixel_box`) out of ``image`` ``[H, W, C]``.
     Returns ``[y2 - y1, x2 - x1, 3]`` in [0, 1]; pixels outside the photo are white (1.0).
     Exact copy, no resampling: meant for small boxes (see :func:`crop_resized`)."""
-    img = to_rgb(image)
+    img = to_rgb(image, drop_alpha=True)
     h, w = img.shape[:2]
     x0, y0, x1, y1 = pb = pixel_box(box)
     out = torch.ones(y1 - y0, x1 - x0, 3, dtype=img.dtype, device=img.device)
@@ -107,7 +107,7 @@ def crop_resized(image: torch.Tensor, box: Sequence[float], size: int) -> torch.
     Returns ``[size, size, 3]`` float in [0, 1]."""
     if size < 1:
         raise ValueError(f"size must be >= 1; got {size}")
-    img = to_rgb(image)
+    img = to_rgb(image, drop_alpha=True)
     h, w = img.shape[:2]
     x0, y0, x1, y1 = pb = pixel_box(box)
     bw, bh = x1 - x0, y1 - y0

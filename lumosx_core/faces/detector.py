@@ -115,7 +115,8 @@ class InsightFaceDetector:
 
     def __call__(self, rgb: torch.Tensor) -> List[Face]:
         out = []
-        for f in detect_insightface(self.app, to_rgb(rgb), self.det_size, self.retry):
+        for f in detect_insightface(self.app, to_rgb(rgb, drop_alpha=True), self.det_size,
+                                    self.retry):
             out.append(Face(tuple(float(v) for v in np.asarray(f.bbox)[:4]),
                             unit(getattr(f, "embedding", None)),
                             float(getattr(f, "det_score", 1.0))))
