@@ -8,15 +8,9 @@ cross-attention over the same queries: the bias's own cost, per image chunk.
 from __future__ import annotations
 
 import argparse
-import os
-import sys
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import common  # noqa: E402
-
-common.setup_paths()
-
-import torch  # noqa: E402
+import common
+import torch
 
 from lumosx_core import relational_cross_attention, text_weights  # noqa: E402
 from lumosx_core.relational.attention import sdpa_attention  # noqa: E402

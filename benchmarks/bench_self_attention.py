@@ -13,15 +13,9 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import sys
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import common  # noqa: E402
-
-common.setup_paths()
-
-import torch  # noqa: E402
+import common
+import torch
 
 from lumosx_core import ConditionLayout, relational_self_attention  # noqa: E402
 from lumosx_core.relational.attention import sdpa_attention  # noqa: E402

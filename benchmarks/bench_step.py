@@ -20,10 +20,7 @@ its whole set-up inside the measured call, as on a run's first step.
 from __future__ import annotations
 
 import argparse
-import os
-import sys
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import common  # noqa: E402
 
 common.setup_paths(need_comfy=True, pytorch_attention="--pytorch-attention" in sys.argv)

@@ -19,20 +19,16 @@ RESULTS = os.path.join(HERE, "results")
 
 
 def setup_paths(need_comfy: bool = False, pytorch_attention: bool = False) -> None:
-    """Make ``lumosx_core`` (and, when asked, ComfyUI in CPU-or-GPU mode) importable.
-    ``pytorch_attention``: make ComfyUI use PyTorch SDPA (its default on NVIDIA/AMD GPUs;
-    on the CPU it otherwise picks the sub-quadratic attention, whose score chunks are sized to
+    """When asked, make ComfyUI (the ComfyUI under test, see ``lumosx_core.cli.host``)
+    importable in CPU-or-GPU mode. ``lumosx_core`` comes from the installed package (``make
+    host`` installs this checkout editable); this folder is on ``sys.path`` as the scripts' own.
+    ``pytorch_attention``: make ComfyUI use PyTorch SDPA (its default on NVIDIA/AMD GPUs; on
+    the CPU it otherwise picks the sub-quadratic attention, whose score chunks are sized to
     the free memory)."""
-    if ROOT not in sys.path:
-        sys.path.append(ROOT)
     if need_comfy:
-        from lumosx_core.cli import host as _host  # where the ComfyUI under test is
-        comfy = _host.comfyui_dir()
-        if comfy not in sys.path:
-            sys.path.insert(0, comfy)
-        import torch
+        from lumosx_core.cli.host import import_comfyui
+        import_comfyui()
         from comfy.cli_args import args
-        args.cpu = not torch.cuda.is_available()
         if pytorch_attention:
             args.use_pytorch_cross_attention = True
 
@@ -75,7 +71,6 @@ def peak_rss_of(code: str, timeout: float = 900.0) -> dict:
     ``extra_peak_bytes``: the growth of the process's peak resident memory after mark()."""
     prelude = (
         "import json, resource, sys\n"
-        f"sys.path[:0] = [{ROOT!r}, {HERE!r}]\n"
         "_MARK = [0]\n"
         "def _status(key):\n"
         "    for line in open('/proc/self/status'):\n"
@@ -93,8 +88,8 @@ def peak_rss_of(code: str, timeout: float = 900.0) -> dict:
         "    if hwm is None:\n"
         "        hwm = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024\n"
         "    return hwm - _MARK[0]\n")
-    r = subprocess.run([sys.executable, "-c", prelude + code], capture_output=True, text=True,
-                       timeout=timeout)
+    r = subprocess.run([sys.executable, "-c", prelude + code], cwd=HERE, capture_output=True,
+                       text=True, timeout=timeout)
     if r.returncode != 0:
         raise RuntimeError(r.stderr[-3000:])
     return json.loads(r.stdout.strip().splitlines()[-1])

@@ -182,6 +182,25 @@ def comfyui_dir() -> str:
         return test_host_dir()
 
 
+def import_comfyui(comfy_dir: Optional[str] = None, cpu: Optional[bool] = None) -> str:
+    """Make the ComfyUI folder ``comfy_dir`` (default :func:`comfyui_dir`) importable in this
+    process (``import comfy``) for the in-process tools: the benchmarks, the stand-in models of
+    ``scripts/standin.py`` and ``lumosx eval --clip-vision``. ComfyUI is a folder, not an
+    installed package, so this is the one place outside the test bootstrap
+    (``tests/conftest.py``) that puts a folder on ``sys.path``. ``cpu``: ComfyUI's ``--cpu``
+    (default: when torch sees no CUDA device). Returns the folder."""
+    comfy_dir = os.path.abspath(comfy_dir or comfyui_dir())
+    if not os.path.isfile(os.path.join(comfy_dir, "comfy", "model_management.py")):
+        raise FileNotFoundError(f"{comfy_dir}: not a ComfyUI folder (no comfy/ package); build "
+                                f"the test host with `make host` or pass your ComfyUI folder")
+    if comfy_dir not in sys.path:
+        sys.path.insert(0, comfy_dir)
+    import torch
+    from comfy.cli_args import args
+    args.cpu = (not torch.cuda.is_available()) if cpu is None else bool(cpu)
+    return comfy_dir
+
+
 def find_python(comfy_dir: str, explicit: Optional[str] = None) -> str:
     """The interpreter that runs ``comfy_dir``: ``explicit``; ``$LUMOSX_PYTHON``; a test host's
     own venv; a venv next to or inside the ComfyUI folder; the portable build's; else ours."""
