@@ -1,5 +1,6 @@
-"""The one test bootstrap: the only place in the repository that touches ``sys.path`` or loads
-code by file path.
+"""The one test bootstrap: the only place that loads code by file path or puts this checkout's
+code (core, tests, scripts) on ``sys.path``. (Elsewhere only ``scripts/standin.py`` and
+``benchmarks/common.py`` add ComfyUI's own folder, to build tiny models in-process.)
 
 * The repository root is NEVER on ``sys.path``: its ``nodes/`` package would shadow ComfyUI's
   top-level ``nodes`` module. (``pytest`` runs in importlib mode, so it adds nothing; a
