@@ -76,19 +76,16 @@ def write_safetensors(sd, path):
     return path
 
 
-def tiny_dit_state_dict(dim=256, layers=2, ffn=256, seed=0):
-    """A Wan 2.1 T2V DiT the stock detector accepts (dim a multiple of 128, text_dim 4096,
-    freq_dim 256), every tensor initialised at scales where the LumosX features matter."""
-    _cpu_comfy()
+def init_features_matter(model, seed: int = 0):
+    """Initialise every tensor of a ComfyUI ``WanModel`` (ComfyUI allocates with
+    ``torch.empty``) at scales where each LumosX feature moves the output by far more than fp32
+    noise (method spec section 10): linear weights 0.1*randn; embeddings, biases and the output
+    head (which keeps outputs O(1), so absolute tolerances mean something) 0.02*randn; q/k
+    RMS-norm gains 2*(1 + 0.1*noise), other norm gains 1 + 0.1*noise; modulation
+    randn/sqrt(dim). The one tiny-Wan factory: the demo's stand-in DiT and the tests' models."""
     import torch
-    import comfy.ldm.wan.model
-    import comfy.ops
-    model = comfy.ldm.wan.model.WanModel(
-        model_type="t2v", patch_size=(1, 2, 2), text_len=512, in_dim=16, dim=dim,
-        ffn_dim=ffn, freq_dim=256, text_dim=4096, out_dim=16, num_heads=dim // 128,
-        num_layers=layers, qk_norm=True, cross_attn_norm=True, eps=1e-6,
-        operations=comfy.ops.disable_weight_init, dtype=torch.float32)
     g = torch.Generator().manual_seed(seed)
+    dim = model.dim
     with torch.no_grad():
         for name, p in model.named_parameters():
             r = torch.randn(p.shape, generator=g)
@@ -104,7 +101,30 @@ def tiny_dit_state_dict(dim=256, layers=2, ffn=256, seed=0):
             else:
                 val = 0.1 * r
             p.copy_(val.to(p.dtype))
-    return {k: v.contiguous() for k, v in model.state_dict().items()}
+    return model
+
+
+def make_wan(dim=64, heads=2, layers=2, ffn=128, text_dim=32, freq_dim=32, seed=0, dtype=None):
+    """A small ``comfy.ldm.wan.model.WanModel`` (T2V), every tensor initialised
+    (:func:`init_features_matter`), in eval mode."""
+    _cpu_comfy()
+    import torch
+    import comfy.ldm.wan.model
+    import comfy.ops
+    model = comfy.ldm.wan.model.WanModel(
+        model_type="t2v", patch_size=(1, 2, 2), text_len=512, in_dim=16, dim=dim,
+        ffn_dim=ffn, freq_dim=freq_dim, text_dim=text_dim, out_dim=16, num_heads=heads,
+        num_layers=layers, qk_norm=True, cross_attn_norm=True, eps=1e-6,
+        operations=comfy.ops.disable_weight_init, dtype=dtype or torch.float32)
+    return init_features_matter(model, seed).eval()
+
+
+def tiny_dit_state_dict(dim=256, layers=2, ffn=256, seed=0):
+    """State dict of a Wan 2.1 T2V DiT the stock detector accepts (dim a multiple of 128,
+    text_dim 4096, freq_dim 256)."""
+    m = make_wan(dim=dim, heads=dim // 128, layers=layers, ffn=ffn, text_dim=4096,
+                 freq_dim=256, seed=seed)
+    return {k: v.contiguous() for k, v in m.state_dict().items()}
 
 
 def tiny_dit(path, seed=0):

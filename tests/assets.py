@@ -7,8 +7,6 @@ import numpy as np
 import standin  # scripts/standin.py: the generators the demo shares with the tests
 import torch
 
-from wan_factory import wan_state_dict_for_loader
-
 CORPUS = standin.CORPUS
 write_safetensors = standin.write_safetensors
 tiny_wan_vae_state_dict = standin.tiny_wan_vae_state_dict
@@ -16,12 +14,8 @@ tiny_vae = standin.tiny_vae
 spiece_model = standin.spiece_model
 garment = standin.garment
 scene = standin.scene
+tiny_dit = standin.tiny_dit
 save_png = standin.save_png
-
-
-def tiny_dit(path, seed=0):
-    """A Wan 2.1 T2V DiT (dim 256, 2 blocks) the stock detector accepts."""
-    return write_safetensors(wan_state_dict_for_loader(seed=seed), path)
 
 
 def to_image_tensor(arr: np.ndarray) -> torch.Tensor:

@@ -163,8 +163,8 @@ def vae():
 @pytest.fixture(scope="module")
 def wan_sd():
     """A small Wan 2.1 T2V DiT state dict the stock detector accepts (checkpoint tests)."""
-    from wan_factory import wan_state_dict_for_loader
-    return wan_state_dict_for_loader(dim=128, layers=1, ffn=128)
+    from standin import tiny_dit_state_dict
+    return tiny_dit_state_dict(dim=128, layers=1, ffn=128)
 
 
 @pytest.fixture

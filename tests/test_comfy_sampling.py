@@ -3,7 +3,7 @@ loaded by ComfyUI's own loader; the input MODEL stays untouched."""
 import pytest
 import torch
 
-from wan_factory import wan_state_dict_for_loader
+from standin import tiny_dit_state_dict
 
 T, H, W, LT = 2, 8, 10, 16
 
@@ -12,7 +12,7 @@ T, H, W, LT = 2, 8, 10, 16
 def host(pack):
     import comfy.sd
     import nodes
-    model = comfy.sd.load_diffusion_model_state_dict(wan_state_dict_for_loader())
+    model = comfy.sd.load_diffusion_model_state_dict(tiny_dit_state_dict())
     assert model is not None, "ComfyUI did not detect the tiny Wan DiT"
     return model, nodes
 

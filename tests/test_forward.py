@@ -5,7 +5,7 @@ from hypothesis import HealthCheck, given, settings, strategies as st
 
 from lumosx_core import ConditionLayout, relational_forward
 from oracle import dense_relational_forward
-from wan_factory import make_wan
+from standin import make_wan
 
 TOL = 1e-5
 # 9 x 10 token grid (latent 18 x 20): padded to 16 x 16, so the parity quirk is exercised

@@ -5,7 +5,7 @@ import torch
 
 from lumosx_core import ConditionLayout, RelationalCache, relational_forward
 from oracle import dense_relational_forward
-from wan_factory import make_wan
+from standin import make_wan
 
 TOL = 1e-5
 H, W, T, LT = 18, 20, 2, 24     # 9 x 10 token grid: padded to 16 x 16 for the text bias

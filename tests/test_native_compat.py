@@ -11,7 +11,7 @@ import pytest
 import torch
 
 import assets
-from wan_factory import wan_state_dict_for_loader
+from standin import tiny_dit_state_dict
 
 T, H, W, LT = 3, 8, 10, 16       # latent frames, latent h/w, text tokens
 LAYOUT = (1, [2, 1])             # background, a person with an attribute, a face-only person
@@ -64,7 +64,7 @@ def run(cls, **kw):
 
 @pytest.fixture(scope="module")
 def sd():
-    return wan_state_dict_for_loader()
+    return tiny_dit_state_dict()
 
 
 @pytest.fixture(scope="module")
@@ -476,7 +476,7 @@ def test_other_packs_diffusion_model_wrapper_runs_on_lumosx_passes(pack, model):
 
 
 def test_rope_options_apply_to_references_as_core_does_for_phantom():
-    from wan_factory import make_wan
+    from standin import make_wan
     from lumosx_core import ConditionLayout, relational_forward
     m = make_wan(seed=3)
     g = torch.Generator().manual_seed(1)

@@ -191,8 +191,8 @@ def test_too_many_references_for_rope(N, clip, vae):
 def test_sampler_node_patches_and_samples(N, clip, vae, pack):
     import comfy.patcher_extension as pe
     import comfy.sd
-    from wan_factory import wan_state_dict_for_loader
-    model = comfy.sd.load_diffusion_model_state_dict(wan_state_dict_for_loader())
+    from standin import tiny_dit_state_dict
+    model = comfy.sd.load_diffusion_model_state_dict(tiny_dit_state_dict())
     positive, negative, latent = _bind(N, clip, vae, _refs(N)).result[:3]
     out = N["LumosXSampler"].execute(model, positive, negative, latent, 0, 2, 6.0, "dpmpp_2m",
                                      "simple", 8.0, 1.0).result[0]

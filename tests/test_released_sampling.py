@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from released_loop import noise_like, released_loop
-from wan_factory import wan_state_dict_for_loader
+from standin import tiny_dit_state_dict
 import test_comfy_sampling as tcs
 
 T, H, W = tcs.T, tcs.H, tcs.W
@@ -15,7 +15,7 @@ STEPS, SHIFT, CFG, SEED = 3, 6.0, 4.0, 7      # timesteps 1000, 923, 749 (750 fr
 @pytest.fixture(scope="module")
 def model(pack):
     import comfy.sd
-    m = comfy.sd.load_diffusion_model_state_dict(wan_state_dict_for_loader())
+    m = comfy.sd.load_diffusion_model_state_dict(tiny_dit_state_dict())
     assert m is not None
     return m
 

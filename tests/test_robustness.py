@@ -15,7 +15,7 @@ from PIL import Image
 import assets
 import e2e_setup
 from host_server import ComfyServer, import_failures
-from wan_factory import wan_state_dict_for_loader
+from standin import tiny_dit_state_dict
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -27,7 +27,7 @@ def srv(tmp_path_factory):
     base = str(tmp_path_factory.mktemp("robust_base"))
     info = e2e_setup.prepare_base(base)
     dm = os.path.join(base, "models", "diffusion_models")
-    sd = wan_state_dict_for_loader(dim=128, layers=1, ffn=128)
+    sd = tiny_dit_state_dict(dim=128, layers=1, ffn=128)
     assets.write_safetensors(dict(sd, **{"img_emb.proj.0.bias": torch.zeros(4),
                                          "blocks.0.cross_attn.k_img.weight": torch.zeros(4, 4)}),
                              os.path.join(dm, "wan_i2v.safetensors"))
