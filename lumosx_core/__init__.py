@@ -9,11 +9,12 @@ point::
                              ratio=0.5, r2pe=True, self_mask=True, cross_mask=True, parity=True)
 """
 from .relational.layout import Block, ConditionLayout
-from .relational.positions import MAX_ROPE_POSITION, check_rope_capacity, max_position, position_ids
+from .relational.positions import (MAX_ROPE_POSITION, check_rope_capacity, max_position,
+                                   position_ids)
 from .conditioning.phrases import find_occurrences, phrase_mask, phrase_masks, strip_special
 from .relational.self_attention import relational_self_attention
-from .relational.cross_attention import (cell_index, image_bias, pooled_scores, relational_cross_attention,
-                              text_weights)
+from .relational.cross_attention import (cell_index, image_bias, pooled_scores,
+                                         relational_cross_attention, text_weights)
 from .image_prep import letterbox, prepare_reference, to_model_range
 from .relational.forward import (RelationalAttention, RelationalCache, RelationalConfig,
                                  prepare_phrase_masks, relational_forward)
