@@ -31,8 +31,7 @@ import subprocess
 import sys
 import time
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import common  # noqa: E402
+import common  # noqa: E402  (this folder: the scripts' own)
 
 # ComfyUI's SDPA attention, the backend the dense port also uses (and ComfyUI's own default on
 # GPUs); --host-attention keeps the host's CPU default (sub-quadratic, chunked to free memory)

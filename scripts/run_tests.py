@@ -17,8 +17,8 @@ live is decided by ``lumosx_core/cli/host.py`` (asked here, not repeated).
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import os
+import shlex
 import subprocess
 import sys
 import time
@@ -27,32 +27,36 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 MATRIX_MARKER = "host_matrix"
 
 
-def layout():
-    """``lumosx_core/cli/host.py`` loaded by path (its layout part is standard library only;
-    importing the package would import torch)."""
-    name = "lumosx_host_layout"
-    if name in sys.modules:
-        return sys.modules[name]
-    spec = importlib.util.spec_from_file_location(
-        name, os.path.join(ROOT, "lumosx_core", "cli", "host.py"))
-    mod = importlib.util.module_from_spec(spec)
-    sys.modules[name] = mod
-    spec.loader.exec_module(mod)
-    return mod
+HOST_PY = os.path.join(ROOT, "lumosx_core", "cli", "host.py")
+
+
+def ask_layout(*args: str) -> str:
+    """The answer of ``python3 -I lumosx_core/cli/host.py ARGS`` (the layout part of that module
+    is standard library only; run as a script it imports neither torch nor the package)."""
+    r = subprocess.run([sys.executable, "-I", HOST_PY, *args], capture_output=True, text=True)
+    if r.returncode != 0:
+        raise SystemExit(f"run_tests: {HOST_PY} {' '.join(args)} failed: {r.stderr.strip()}")
+    return r.stdout
+
+
+def built_hosts():
+    """``[(version, comfyui, python)]`` of the built test hosts, newest first."""
+    return [tuple(line.split("\t")) for line in ask_layout("list").splitlines() if line]
 
 
 def plan(args, hosts):
     """``[(label, python, comfyui, only_matrix)]``: what to run, in order."""
-    L = layout()
     if args.comfyui:
-        comfy = L.find_comfyui(args.comfyui)
-        py = os.path.join(L.own_env(comfy), "bin", "python")
-        version = L.comfyui_version(comfy) or "unknown version"
+        own = dict(line.split("=", 1) for line in ask_layout("own", args.comfyui).splitlines())
+        comfy, py = shlex.split(own["COMFY"])[0], os.path.join(shlex.split(own["OWN_VENV"])[0],
+                                                               "bin", "python")
+        version = shlex.split(own.get("VERSION", "''"))[0] or "unknown version"
         return [(f"your ComfyUI {version} ({comfy})", py, comfy, False)]
     if not hosts:
         raise SystemExit("run_tests: no test host is built (scripts/build_host.sh failed?)")
-    runs = [(f"ComfyUI {hosts[0].version}", hosts[0].python, hosts[0].comfyui, False)]
-    runs += [(f"ComfyUI {h.version}", h.python, h.comfyui, True) for h in hosts[1:]]
+    (version, comfy, python), rest = hosts[0], hosts[1:]
+    runs = [(f"ComfyUI {version}", python, comfy, False)]
+    runs += [(f"ComfyUI {v}", py, c, True) for v, c, py in rest]
     return runs
 
 
@@ -70,7 +74,6 @@ def main(argv=None) -> int:
     if args.comfyui:
         args.comfyui = os.path.abspath(os.path.expanduser(args.comfyui))
 
-    L = layout()
     if not args.no_build:
         cmd = ["bash", os.path.join(ROOT, "scripts", "build_host.sh")]
         if args.comfyui:
@@ -81,9 +84,9 @@ def main(argv=None) -> int:
             return 2
         print(f"run_tests: hosts built in {time.time() - t0:.0f} s", flush=True)
 
-    hosts = L.built_hosts()
+    hosts = built_hosts()
     if os.environ.get("LUMOSX_HOST"):  # one named host: the whole suite there
-        hosts = [h for h in hosts if h.version == os.environ["LUMOSX_HOST"]]
+        hosts = [h for h in hosts if h[0] == os.environ["LUMOSX_HOST"]]
     runs = plan(args, hosts)
     if args.only_newest:
         runs = runs[:1]

@@ -59,14 +59,9 @@ T1_FACES = [(56, 261, 169, 398), (270, 145, 372, 270), (464, 266, 573, 415),
 # models
 # ------------------------------------------------------------------------------------------
 def _cpu_comfy():
-    """Make ComfyUI importable in this process, on the CPU."""
-    import sys
-    from lumosx_core.cli import host as _host  # where the ComfyUI under test is
-    comfy = _host.comfyui_dir()
-    if comfy not in sys.path:
-        sys.path.insert(0, comfy)
-    from comfy.cli_args import args
-    args.cpu = True
+    """Make ComfyUI importable in this process, on the CPU (the launcher's one way)."""
+    from lumosx_core.cli.host import import_comfyui
+    import_comfyui(cpu=True)
 
 
 def write_safetensors(sd, path):

@@ -1,6 +1,7 @@
 """The one test bootstrap: the only place that loads code by file path or puts this checkout's
-code (core, tests, scripts) on ``sys.path``. (Elsewhere only ``scripts/standin.py`` and
-``benchmarks/common.py`` add ComfyUI's own folder, to build tiny models in-process.)
+code (core, tests, scripts) on ``sys.path``. (Elsewhere only
+``lumosx_core.cli.host.import_comfyui`` adds a ComfyUI folder, for the in-process tools: the
+benchmarks, ``scripts/standin.py`` and ``lumosx eval --clip-vision``.)
 
 * The repository root is NEVER on ``sys.path``: its ``nodes/`` package would shadow ComfyUI's
   top-level ``nodes`` module. (``pytest`` runs in importlib mode, so it adds nothing; a

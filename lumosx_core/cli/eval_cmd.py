@@ -283,13 +283,9 @@ def load_clip_vision_backend(path: str, comfyui: str = None):
     if not os.path.isfile(os.path.join(comfyui, "comfy", "clip_vision.py")):
         raise RuntimeError(f"--comfyui {comfyui}: not a ComfyUI folder (no "
                            f"comfy/clip_vision.py)")
-    if comfyui not in sys.path:
-        sys.path.insert(0, comfyui)
+    from .host import import_comfyui
     try:
-        import torch
-        from comfy.cli_args import args as comfy_args
-        if not torch.cuda.is_available():     # what ComfyUI's --cpu does, before it looks
-            comfy_args.cpu = True
+        import_comfyui(comfyui)   # --cpu when torch sees no CUDA device
         import comfy.clip_vision
     except Exception as e:  # ComfyUI present but not importable (its requirements missing)
         raise RuntimeError(f"--comfyui {comfyui}: ComfyUI could not be imported "

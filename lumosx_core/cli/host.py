@@ -392,7 +392,7 @@ def _main(argv: Sequence[str]) -> int:
     """Shell access to the layout (``python3 -I lumosx_core/cli/host.py COMMAND``):
 
     * ``shell VERSION``   ``HOST_ROOT= COMFY= VENV= PY= STAMPS=`` for that test host (to eval);
-    * ``own DIR``         ``OWN_VENV= USER_PY=`` for a user's ComfyUI folder (to eval);
+    * ``own DIR``         ``OWN_VENV= USER_PY= COMFY= VERSION=`` for a user's ComfyUI folder (to eval);
     * ``python [DIR]``    the Python that runs the tests and scripts (DIR: your ComfyUI's;
                           ``--oldest``: the oldest test host's);
     * ``list``            one ``VERSION COMFYUI PYTHON`` line per built test host, newest first.
@@ -405,7 +405,7 @@ def _main(argv: Sequence[str]) -> int:
     elif len(argv) == 2 and argv[0] == "own":
         comfy = find_comfyui(argv[1])
         pairs = [("OWN_VENV", own_env(comfy)), ("USER_PY", find_python(comfy)),
-                 ("COMFY", comfy)]
+                 ("COMFY", comfy), ("VERSION", comfyui_version(comfy) or "")]
     elif argv[:1] == ["python"] and len(argv) <= 2:
         # the interpreter that runs the tests / scripts: a user's ComfyUI folder's test
         # environment, else the default test host's
