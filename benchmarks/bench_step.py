@@ -20,6 +20,8 @@ its whole set-up inside the measured call, as on a run's first step.
 from __future__ import annotations
 
 import argparse
+import os
+import sys
 
 import common  # noqa: E402
 

@@ -19,7 +19,7 @@ from ..lumosx_core.conditioning.references import ReferenceSet
 from .patch import attach
 from .preview import render_preview
 from .references import Refs
-from .validation import multiple_error, raise_if_invalid, validate, work_error
+from .validation import check_inputs, multiple_error, validate, work_error
 
 log = logging.getLogger("LumosX")
 
@@ -199,11 +199,7 @@ class LumosXBind(io.ComfyNode):
     def execute(cls, clip, vae, prompt, negative_prompt, references, width, height, length,
                 batch_size, ratio, r2pe, self_mask, cross_mask, mode, uncond_bias,
                 strict, weight_syntax=False) -> io.NodeOutput:
-        raise_if_invalid(cls.validate_inputs(
-            prompt=prompt, negative_prompt=negative_prompt, width=width, height=height,
-            length=length, batch_size=batch_size, ratio=ratio, r2pe=r2pe, self_mask=self_mask,
-            cross_mask=cross_mask, mode=mode, uncond_bias=uncond_bias, strict=strict,
-            weight_syntax=weight_syntax))
+        check_inputs(cls, locals())
         if clip is None:
             raise ValueError("clip: no text encoder connected (load umt5_xxl with a CLIP loader "
                              "of type 'wan')")

@@ -26,9 +26,9 @@ from ..lumosx_core.evaluation.render import render_matrix, render_overlay, stack
 from ..lumosx_core.evaluation.report import json_safe
 from ..lumosx_core.evaluation.video import sample_indices
 from ..lumosx_core.faces.detector import PROVIDER_OPTIONS
-from .faces import load_analyzer, pack_error, pack_name_error, pack_options
+from .faces import load_analyzer, pack_error, pack_options
 from .references import Refs
-from .validation import multiple_error, raise_if_invalid, validate
+from .validation import check_inputs, multiple_error, validate
 
 log = logging.getLogger("LumosX")
 
@@ -148,25 +148,16 @@ class LumosXEvaluate(io.ComfyNode):
 
     @classmethod
     def validate_inputs(cls, **values):
-        """Checked by ``/prompt`` (a pack that is not installed too) and, but for the pack's
-        presence (``load_analyzer`` reports that), again in :meth:`execute`."""
-        return cls._checks(values, pack_error(values.get("pack")))
-
-    @classmethod
-    def _checks(cls, values, *extra):
-        return validate(cls, values, pack_name_error(values.get("pack")),
+        """Also refuses a pack that is not installed, naming the folder to fill."""
+        return validate(cls, values, pack_error(values.get("pack")),
                         multiple_error("det_size", values.get("det_size"), 32,
-                                       "the detector's strides"),
-                        *extra, custom=("pack",))
+                                       "the detector's strides"), custom=("pack",))
 
     @classmethod
     def execute(cls, frames, references, pack, sample_frames=8, min_face_similarity=0.2,
                 body_width=2.8, body_height=3.5, det_size=640, provider="auto",
                 clip_vision=None, masks=None) -> io.NodeOutput:
-        raise_if_invalid(cls._checks(dict(
-            pack=pack, sample_frames=sample_frames, min_face_similarity=min_face_similarity,
-            body_width=body_width, body_height=body_height, det_size=det_size,
-            provider=provider)))
+        check_inputs(cls, locals())
         if not isinstance(getattr(references, "people", None), tuple):
             raise ValueError("references: expected the output of LumosX Person nodes, got "
                              f"{type(references).__name__}")

@@ -23,7 +23,7 @@ from ..lumosx_core.faces.detector import (DEFAULT_PACKS, PROVIDER_OPTIONS, detec
                                          list_packs, load_face_analysis, unit)
 from ..lumosx_core.faces.detector import find_pack as find_pack_in
 from ..lumosx_core.image_prep import letterbox, to_rgb
-from .validation import multiple_error, raise_if_invalid, validate
+from .validation import MissingFile, check_inputs, multiple_error, validate
 
 log = logging.getLogger("LumosX")
 
@@ -84,7 +84,9 @@ def pack_error(pack):
         return err
     try:
         find_pack(pack)
-    except (ValueError, FileNotFoundError) as e:
+    except FileNotFoundError as e:
+        return MissingFile(e)
+    except ValueError as e:
         return str(e)
     return None
 
@@ -212,24 +214,15 @@ class LumosXFaceEncoder(io.ComfyNode):
 
     @classmethod
     def validate_inputs(cls, **values):
-        """Checked by ``/prompt``: also refuses a pack that is not installed."""
-        return cls._checks(values, pack_error(values.get("pack")))
-
-    @classmethod
-    def _checks(cls, values, *extra):
-        """The checks :meth:`execute` repeats (a missing pack is ``load_analyzer``'s to
-        report there, with the folder to fill)."""
-        return validate(cls, values, pack_name_error(values.get("pack")),
+        """Also refuses a pack that is not installed, naming the folder to fill."""
+        return validate(cls, values, pack_error(values.get("pack")),
                         multiple_error("det_size", values.get("det_size"), 32,
-                                       "the detector's strides"),
-                        *extra, custom=("pack",))
+                                       "the detector's strides"), custom=("pack",))
 
     @classmethod
     def execute(cls, images, pack, select="largest", index=0, margin=0.3, size=512,
                 det_size=640, provider="auto", crop=CROP_RELEASED) -> io.NodeOutput:
-        raise_if_invalid(cls._checks(dict(pack=pack, select=select, index=index,
-                                          margin=margin, size=size, det_size=det_size,
-                                          provider=provider, crop=crop)))
+        check_inputs(cls, locals())
         app = load_analyzer(pack, provider, det_size)
         crops, infos = encode_faces(app, images, select, index, margin, size, det_size, crop)
         return io.NodeOutput(crops, infos)

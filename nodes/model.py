@@ -13,7 +13,7 @@ from comfy_api.latest import io
 from ..lumosx_core.convert import (CACHE_SUFFIX, CheckpointError, is_distributed_checkpoint,
                                    load_converted)
 from .patch import apply_lumosx
-from .validation import choice_error, raise_if_invalid, validate
+from .validation import check_inputs, choice_error, validate
 
 log = logging.getLogger("LumosX")
 
@@ -166,8 +166,7 @@ class LumosXModelLoader(io.ComfyNode):
 
     @classmethod
     def execute(cls, model_name, weight_dtype, compute_dtype="default") -> io.NodeOutput:
-        raise_if_invalid(cls.validate_inputs(weight_dtype=weight_dtype,
-                                             compute_dtype=compute_dtype))
+        check_inputs(cls, locals())
         return io.NodeOutput(load_lumosx_model(model_name, weight_dtype, compute_dtype))
 
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 from comfy_api.latest import io
 
 from ..lumosx_core.conditioning.references import ReferenceSet
-from .validation import raise_if_invalid, validate
+from .validation import check_inputs, validate
 
 Refs = io.Custom("LUMOSX_REFS")
 
@@ -70,9 +70,7 @@ class LumosXPerson(io.ComfyNode):
 
     @classmethod
     def execute(cls, face, face_phrase, references=None, **attributes) -> io.NodeOutput:
-        raise_if_invalid(cls.validate_inputs(
-            face_phrase=face_phrase,
-            **{k: v for k, v in attributes.items() if k.startswith("phrase_")}))
+        check_inputs(cls, {"face_phrase": face_phrase, **attributes})
         refs = _refs_in(references)
         pairs = []
         for i in range(1, MAX_ATTRIBUTES + 1):
@@ -109,7 +107,7 @@ class LumosXReference(io.ComfyNode):
 
     @classmethod
     def execute(cls, image, phrase, kind, references=None) -> io.NodeOutput:
-        raise_if_invalid(cls.validate_inputs(phrase=phrase, kind=kind))
+        check_inputs(cls, locals())
         refs = _refs_in(references)
         phrase = _phrase(phrase, "phrase")
         if kind == "background":

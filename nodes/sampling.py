@@ -24,7 +24,7 @@ from comfy_api.latest import io
 
 from ..lumosx_core.solver import released_schedule, released_timesteps, sample_released
 from .patch import WRAPPER_KEY, apply_lumosx
-from .validation import latent_work_error, raise_if_invalid, validate
+from .validation import check_inputs, latent_work_error, validate
 
 MAX_STEPS = 200     # 4x the released 50
 
@@ -182,17 +182,16 @@ class LumosXSampler(io.ComfyNode):
 
     @classmethod
     def validate_inputs(cls, **values):
-        return validate(cls, values)
+        latent = values.get("latent")   # linked: known in execute only
+        return validate(cls, values, latent_work_error(
+            "latent", latent.get("samples") if isinstance(latent, dict) else None))
 
     @classmethod
     def execute(cls, model, positive, negative, latent, seed, steps, cfg, sampler_name,
                 scheduler, shift, denoise) -> io.NodeOutput:
-        raise_if_invalid(cls.validate_inputs(seed=seed, steps=steps, cfg=cfg,
-                                             sampler_name=sampler_name, scheduler=scheduler,
-                                             shift=shift, denoise=denoise))
+        check_inputs(cls, locals())
         if not isinstance(latent, dict) or not hasattr(latent.get("samples"), "shape"):
             raise ValueError("latent: expected a LATENT (e.g. from LumosX Bind)")
-        raise_if_invalid(latent_work_error("latent", latent["samples"]) or True)
         m = with_shift(ensure_patched(model), shift)
         timesteps = None
         if scheduler == RELEASED:
@@ -267,7 +266,7 @@ class LumosXReleasedSchedule(io.ComfyNode):
 
     @classmethod
     def execute(cls, steps, shift, denoise=1.0) -> io.NodeOutput:
-        raise_if_invalid(cls.validate_inputs(steps=steps, shift=shift, denoise=denoise))
+        check_inputs(cls, locals())
         return io.NodeOutput(released_sigmas(steps, shift, denoise)[0])
 
 

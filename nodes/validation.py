@@ -4,8 +4,9 @@ ComfyUI 0.3.x does not check V3 combo values against their options, and it skips
 min/max checks for every input a node's ``validate_inputs`` takes (ours take all of them,
 through ``**values``). So :func:`validate` checks every input of a node against the node's own
 schema -- type, finiteness, ``min``/``max``, combo choices, text length -- plus the work
-limits below, in ``validate_inputs`` (a 400 answer from ``/prompt`` naming the input) and
-again in ``execute``.
+limits below. Each node writes its checks once, in ``validate_inputs`` (a 400 answer from
+``/prompt`` naming the input); ``execute`` runs that same method through :func:`check_inputs`
+on the values it receives (linked values are only known then).
 
 ComfyUI converts widget values before ``validate_inputs`` sees them (``bool("false")`` is
 ``True``, ``int(5.7)`` is ``5``, ``str(12345)``, ``bool(None)``; a ``null`` combo is not
@@ -185,9 +186,26 @@ def first_error(*errors: Optional[str]):
     return True
 
 
+class MissingFile(str):
+    """A check's message about a file or folder that is not there (raised as
+    ``FileNotFoundError``, not ``ValueError``)."""
+
+
 def raise_if_invalid(result) -> None:
+    """Raise the message of a failed check (``True`` passes)."""
     if result is not True:
-        raise ValueError(result)
+        raise (FileNotFoundError if isinstance(result, MissingFile) else ValueError)(str(result))
+
+
+def check_inputs(cls, arguments: dict) -> None:
+    """``execute``'s half of a node's checks: the node's own ``validate_inputs`` -- the one
+    place its checks are written -- over the values the node really received (``execute``
+    passes ``locals()``). ``/prompt`` saw only the widget constants; a value linked from
+    another node (a primitive, a math node) arrives unchecked, and a node called from Python
+    skips ``/prompt`` altogether. Raises ``ValueError`` with the message ``/prompt`` gives."""
+    specs = specs_of(cls)
+    raise_if_invalid(cls.validate_inputs(**{k: v for k, v in arguments.items()
+                                            if k in specs}))
 
 
 # -- raw API values ---------------------------------------------------------------------------

@@ -5,7 +5,6 @@ dpmpp_2m lands from it on the same model (printed, quoted in the README)."""
 import os
 
 import pytest
-import torch
 
 import e2e_setup
 from released_loop import noise_like, released_loop

@@ -18,7 +18,7 @@ from hypothesis import given, settings, strategies as st
 import eval_frames as ef
 from face_fixtures import VECTRON_PACK, make_vectron_pack
 from lumosx_core.evaluation import (ColorTextureBackend, EmbeddingBackend, Face,
-                                    InsightFaceDetector, Settings, assign, attribute_kind,
+                                    InsightFaceDetector, assign, attribute_kind,
                                     binding_scores, body_box, evaluate_video, identify_frame,
                                     identity_scores, load_face_analysis, person_regions,
                                     summary_text)

@@ -129,7 +129,6 @@ def test_bind_uncond_without_bias_and_switches(N, clip, vae, pack):
 
 
 def test_bind_references_are_letterboxed_on_white(N, clip, vae, monkeypatch, pack):
-    import ComfyUI_LumosX.nodes.bind as bind
     seen = []
 
     class SpyVAE:

@@ -4,11 +4,10 @@ phrase masks that still point at the tokens actually encoded."""
 import sys
 import types
 
-import pytest
 import torch
 
 from lumosx_core.conditioning.prompt import TEXT_LEN, clean_prompt, cut_tokens
-from test_nodes import _bind, _refs, img
+from test_nodes import _bind, img
 
 
 def test_clean_prompt_like_the_released_encoder(monkeypatch):

@@ -107,8 +107,8 @@ def test_execution_errors_name_node_and_input(srv, case):
         expect_node, expect = "14", ["prompt:", "green scarf", "does not occur in the prompt"]
     elif case == "rope":
         for i in range(2, 7):
-            g[f"12"]["inputs"][f"attribute_{i}"] = ["8", 0]
-            g[f"12"]["inputs"][f"phrase_{i}"] = "red jacket"
+            g["12"]["inputs"][f"attribute_{i}"] = ["8", 0]
+            g["12"]["inputs"][f"phrase_{i}"] = "red jacket"
         g["14"]["inputs"].update(width=2560, height=64)
         expect_node, expect = "14", ["references:", "too many references for RoPE"]
     elif case in ("i2v", "vace", "14b", "not_wan", "truncated"):

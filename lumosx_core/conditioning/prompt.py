@@ -11,7 +11,7 @@ from __future__ import annotations
 import html
 import re
 from dataclasses import dataclass
-from typing import List, Sequence, Tuple
+from typing import Sequence
 
 #: text length of the released model (umT5 tokens, end-of-sequence included)
 TEXT_LEN = 512

@@ -20,7 +20,6 @@ from typing import Callable, List, Optional, Sequence
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from PIL import Image
 
 from ..image_prep import letterbox, to_rgb

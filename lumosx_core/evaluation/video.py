@@ -16,7 +16,7 @@ from typing import List, Optional, Sequence, Tuple
 
 import numpy as np
 import torch
-from PIL import Image, ImageSequence
+from PIL import Image
 
 AV_EXTS = (".mp4", ".webm", ".mkv", ".mov", ".avi", ".m4v")
 PIL_EXTS = (".webp", ".gif", ".png", ".apng")
