@@ -455,15 +455,7 @@ def report(res: dict, args) -> str:
 
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--device", default="cpu")
-    ap.add_argument("--dtype", default="fp32", choices=sorted(DTYPES))
-    ap.add_argument("--dim", type=int, default=1536)
-    ap.add_argument("--heads", type=int, default=12)
-    ap.add_argument("--ffn", type=int, default=8960)
-    ap.add_argument("--text-dim", type=int, default=4096)
-    ap.add_argument("--layers", type=int, default=1)
-    ap.add_argument("--frames", type=int, default=21)
-    ap.add_argument("--grid", type=int, nargs=2, default=[30, 52])
+    common.add_model_args(ap, DTYPES, layers=1, grid=(30, 52))
     ap.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=VARIANTS)
     ap.add_argument("--repeats", type=int, default=3, help="timed calls per variant (CUDA)")
     ap.add_argument("--fit", type=float, default=0.5,

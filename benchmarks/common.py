@@ -33,6 +33,21 @@ def setup_paths(need_comfy: bool = False, pytorch_attention: bool = False) -> No
             args.use_pytorch_cross_attention = True
 
 
+def add_model_args(ap, dtypes, layers: int, grid, heads: int = 12) -> None:
+    """The options every benchmark of a Wan-shaped DiT takes: device, dtype and the model's
+    size (the released widths by default), ``layers`` blocks, ``--frames`` latent frames on a
+    ``grid`` of tokens."""
+    ap.add_argument("--device", default="cpu")
+    ap.add_argument("--dtype", default="fp32", choices=sorted(dtypes))
+    ap.add_argument("--dim", type=int, default=1536)
+    ap.add_argument("--heads", type=int, default=heads)
+    ap.add_argument("--ffn", type=int, default=8960)
+    ap.add_argument("--text-dim", type=int, default=4096)
+    ap.add_argument("--layers", type=int, default=layers)
+    ap.add_argument("--frames", type=int, default=21)
+    ap.add_argument("--grid", type=int, nargs=2, default=list(grid), help="token grid Hp Wp")
+
+
 def attention_backend() -> str:
     """Name of the attention function ComfyUI picked (after ``setup_paths(need_comfy=True)``)."""
     import comfy.ldm.modules.attention as a

@@ -25,10 +25,9 @@ from ..lumosx_core.evaluation.appearance import clip_vision_embedder
 from ..lumosx_core.evaluation.render import render_matrix, render_overlay, stack_images
 from ..lumosx_core.evaluation.report import json_safe
 from ..lumosx_core.evaluation.video import sample_indices
-from ..lumosx_core.faces.detector import PROVIDER_OPTIONS
-from .faces import load_analyzer, pack_error, pack_options
+from .faces import detector_inputs, load_analyzer, pack_input, validate_face_inputs
 from .references import Refs
-from .validation import check_inputs, multiple_error, validate
+from .validation import check_inputs
 
 log = logging.getLogger("LumosX")
 
@@ -91,7 +90,6 @@ class LumosXEvaluate(io.ComfyNode):
 
     @classmethod
     def define_schema(cls):
-        packs = pack_options()
         return io.Schema(
             node_id="LumosXEvaluate",
             display_name="LumosX Evaluate",
@@ -110,9 +108,7 @@ class LumosXEvaluate(io.ComfyNode):
                 io.Image.Input("frames", tooltip="The generated video frames."),
                 Refs.Input("references", tooltip="The people (LumosX Person nodes) the video "
                                                  "was made from."),
-                io.Combo.Input("pack", options=packs, default=packs[0],
-                               tooltip="insightface model pack from "
-                                       "models/insightface/models/<pack>/."),
+                pack_input(),
                 io.Int.Input("sample_frames", default=8, min=0, max=4096, step=1,
                              tooltip="Frames scored, spread evenly over the video (0 = all)."),
                 io.Float.Input("min_face_similarity", default=0.2, min=-1.0, max=1.0,
@@ -125,10 +121,7 @@ class LumosXEvaluate(io.ComfyNode):
                 io.Float.Input("body_height", default=3.5, min=0.5, max=12.0, step=0.1,
                                tooltip="Height of the body region under the face, in face "
                                        "heights."),
-                io.Int.Input("det_size", default=640, min=160, max=2048, step=32,
-                             tooltip="Face detector input size; larger finds smaller faces."),
-                io.Combo.Input("provider", options=list(PROVIDER_OPTIONS), default="auto",
-                               tooltip="ONNX Runtime device for the face models."),
+                *detector_inputs(),
                 io.ClipVision.Input("clip_vision", optional=True,
                                     tooltip="Optional CLIP vision model (Load CLIP Vision): "
                                             "compares regions and attributes by its image "
@@ -148,10 +141,7 @@ class LumosXEvaluate(io.ComfyNode):
 
     @classmethod
     def validate_inputs(cls, **values):
-        """Also refuses a pack that is not installed, naming the folder to fill."""
-        return validate(cls, values, pack_error(values.get("pack")),
-                        multiple_error("det_size", values.get("det_size"), 32,
-                                       "the detector's strides"), custom=("pack",))
+        return validate_face_inputs(cls, values)
 
     @classmethod
     def execute(cls, frames, references, pack, sample_frames=8, min_face_similarity=0.2,

@@ -91,6 +91,33 @@ def pack_error(pack):
     return None
 
 
+def pack_input() -> io.Combo.Input:
+    """The insightface pack combo of the Face Encoder and Evaluate nodes."""
+    packs = pack_options()
+    return io.Combo.Input("pack", options=packs, default=packs[0],
+                          tooltip="insightface model pack from "
+                                  "models/insightface/models/<pack>/ (its .onnx files).")
+
+
+def detector_inputs() -> list:
+    """The face detector's size and ONNX Runtime device, shared by the Face Encoder and
+    Evaluate nodes."""
+    return [io.Int.Input("det_size", default=640, min=160, max=2048, step=32,
+                         tooltip="Detector input size; larger finds smaller faces."),
+            io.Combo.Input("provider", options=list(PROVIDER_OPTIONS), default="auto",
+                           tooltip="ONNX Runtime device: auto = CUDA when onnxruntime-gpu "
+                                   "offers it, else CPU.")]
+
+
+def validate_face_inputs(cls, values: dict):
+    """``validate_inputs`` of a node with :func:`pack_input` and :func:`detector_inputs`: its
+    schema, then a pack that is not installed (naming the folder to fill) and a ``det_size``
+    off the detector's strides."""
+    return validate(cls, values, pack_error(values.get("pack")),
+                    multiple_error("det_size", values.get("det_size"), 32,
+                                   "the detector's strides"), custom=("pack",))
+
+
 def find_pack(pack: str) -> str:
     """Folder of ``pack`` under the registered insightface roots. Raises
     ``FileNotFoundError`` naming the folder to fill; never downloads."""
@@ -167,7 +194,6 @@ class LumosXFaceEncoder(io.ComfyNode):
 
     @classmethod
     def define_schema(cls):
-        packs = pack_options()
         return io.Schema(
             node_id="LumosXFaceEncoder",
             display_name="LumosX Face Encoder",
@@ -181,9 +207,7 @@ class LumosXFaceEncoder(io.ComfyNode):
                          "models/insightface/models/<pack>/; nothing is downloaded."),
             inputs=[
                 io.Image.Input("images", tooltip="One or more photos; one crop per photo."),
-                io.Combo.Input("pack", options=packs, default=packs[0],
-                               tooltip="insightface model pack from "
-                                       "models/insightface/models/<pack>/ (its .onnx files)."),
+                pack_input(),
                 io.Combo.Input("select", options=list(SELECT_OPTIONS), default="largest",
                                tooltip="Which face when a photo shows several: the largest, "
                                        "or the one at 'index' counted left to right."),
@@ -195,11 +219,7 @@ class LumosXFaceEncoder(io.ComfyNode):
                                        "side."),
                 io.Int.Input("size", default=512, min=64, max=2048, step=8,
                              tooltip="Side of the square output crops, in pixels."),
-                io.Int.Input("det_size", default=640, min=160, max=2048, step=32,
-                             tooltip="Detector input size; larger finds smaller faces."),
-                io.Combo.Input("provider", options=list(PROVIDER_OPTIONS), default="auto",
-                               tooltip="ONNX Runtime device: auto = CUDA when onnxruntime-gpu "
-                                       "offers it, else CPU."),
+                *detector_inputs(),
                 io.Combo.Input("crop", options=list(CROP_OPTIONS), default=CROP_RELEASED,
                                optional=True,  # graphs saved before it keep working
                                tooltip="face box (released): the detector's face box as it is "
@@ -214,10 +234,7 @@ class LumosXFaceEncoder(io.ComfyNode):
 
     @classmethod
     def validate_inputs(cls, **values):
-        """Also refuses a pack that is not installed, naming the folder to fill."""
-        return validate(cls, values, pack_error(values.get("pack")),
-                        multiple_error("det_size", values.get("det_size"), 32,
-                                       "the detector's strides"), custom=("pack",))
+        return validate_face_inputs(cls, values)
 
     @classmethod
     def execute(cls, images, pack, select="largest", index=0, margin=0.3, size=512,

@@ -143,11 +143,21 @@ def released_sigmas(steps: int, shift: float, denoise: float = 1.0):
 
 # -- nodes ----------------------------------------------------------------------------------
 
+def schedule_inputs() -> dict:
+    """``steps``, ``shift`` and ``denoise`` (50 and 8 released), the same inputs in the LumosX
+    Sampler and the Released Schedule."""
+    return {"steps": io.Int.Input("steps", default=50, min=1, max=MAX_STEPS),
+            "shift": io.Float.Input("shift", default=8.0, min=0.1, max=100.0, step=0.1,
+                                    tooltip="Flow shift (8 released); must be > 0."),
+            "denoise": io.Float.Input("denoise", default=1.0, min=0.01, max=1.0, step=0.01)}
+
+
 class LumosXSampler(io.ComfyNode):
     @classmethod
     def define_schema(cls):
         samplers = [RELEASED, *comfy.samplers.KSampler.SAMPLERS]
         schedulers = [RELEASED, *comfy.samplers.KSampler.SCHEDULERS]
+        schedule = schedule_inputs()
         return io.Schema(
             node_id="LumosXSampler",
             display_name="LumosX Sampler",
@@ -164,7 +174,7 @@ class LumosXSampler(io.ComfyNode):
                 io.Latent.Input("latent"),
                 io.Int.Input("seed", default=0, min=0, max=0xffffffffffffffff,
                              control_after_generate=True),
-                io.Int.Input("steps", default=50, min=1, max=MAX_STEPS),
+                schedule["steps"],
                 io.Float.Input("cfg", default=6.0, min=0.0, max=100.0, step=0.1),
                 io.Combo.Input("sampler_name", options=samplers, default=RELEASED,
                                tooltip="lumosx_released = the released solver (flow "
@@ -173,9 +183,8 @@ class LumosXSampler(io.ComfyNode):
                 io.Combo.Input("scheduler", options=schedulers, default=RELEASED,
                                tooltip="lumosx_released = the released schedule (shifted "
                                        "linspace in float64); the others are ComfyUI's."),
-                io.Float.Input("shift", default=8.0, min=0.1, max=100.0, step=0.1,
-                               tooltip="Flow shift (8 released); must be > 0."),
-                io.Float.Input("denoise", default=1.0, min=0.01, max=1.0, step=0.01),
+                schedule["shift"],
+                schedule["denoise"],
             ],
             outputs=[io.Latent.Output(display_name="latent")],
         )
@@ -252,10 +261,7 @@ class LumosXReleasedSchedule(io.ComfyNode):
                          "With the LumosX Released Sampler the DiT gets the released integer "
                          "timesteps."),
             inputs=[
-                io.Int.Input("steps", default=50, min=1, max=MAX_STEPS),
-                io.Float.Input("shift", default=8.0, min=0.1, max=100.0, step=0.1,
-                               tooltip="Flow shift (8 released); must be > 0."),
-                io.Float.Input("denoise", default=1.0, min=0.01, max=1.0, step=0.01),
+                *schedule_inputs().values(),
             ],
             outputs=[io.Sigmas.Output(display_name="sigmas")],
         )

@@ -152,6 +152,12 @@ class Graph:
         self.link(vae, 0, d, "vae")
         return d
 
+    def finish(self, model, clip, vae, refs, prompt, prefix: str):
+        """How every single-video workflow ends: the usage note, Bind, Sampler, decode, save."""
+        self.add("Note", 0, title="How to use", box=(420, 380), text=USAGE_NOTE)
+        b = self.bind(clip, vae, refs, prompt)
+        self.save(self.decode(self.sample(model, b), vae), prefix, b)
+
     def save(self, images, prefix: str, bind):
         video = self.add("CreateVideo", 6, fps=16.0)
         self.link(images, 0, video, "images")
@@ -186,10 +192,7 @@ def identity_consistent() -> Graph:
     model, clip, vae = g.models()
     p1 = g.person(1, "lumosx_man.png", "man", None)
     p2 = g.person(2, "lumosx_woman.png", "woman", p1)
-    g.add("Note", 0, title="How to use", box=(420, 380), text=USAGE_NOTE)
-    b = g.bind(clip, vae, p2, IDENTITY_PROMPT)
-    s = g.sample(model, b)
-    g.save(g.decode(s, vae), "lumosx_identity", b)
+    g.finish(model, clip, vae, p2, IDENTITY_PROMPT, "lumosx_identity")
     return g
 
 
@@ -207,10 +210,7 @@ def subject_consistent() -> Graph:
                   [("lumosx_white_jacket.png", "white jacket")])
     p2 = g.person(2, "lumosx_woman.png", "woman", p1,
                   [("lumosx_yellow_scarf.png", "yellow scarf")])
-    g.add("Note", 0, title="How to use", box=(420, 380), text=USAGE_NOTE)
-    b = g.bind(clip, vae, p2, SUBJECT_PROMPT)
-    s = g.sample(model, b)
-    g.save(g.decode(s, vae), "lumosx_subject", b)
+    g.finish(model, clip, vae, p2, SUBJECT_PROMPT, "lumosx_subject")
     return g
 
 
@@ -228,10 +228,7 @@ def three_people() -> Graph:
                   [("lumosx_red_dress.png", "red dress")])
     p3 = g.person(3, "lumosx_man_2.png", "man on the right", p2,
                   [("lumosx_glasses.png", "glasses")])
-    g.add("Note", 0, title="How to use", box=(420, 380), text=USAGE_NOTE)
-    b = g.bind(clip, vae, p3, THREE_PROMPT)
-    s = g.sample(model, b)
-    g.save(g.decode(s, vae), "lumosx_three", b)
+    g.finish(model, clip, vae, p3, THREE_PROMPT, "lumosx_three")
     return g
 
 

@@ -191,16 +191,6 @@ def pack():
 @pytest.fixture(scope="session")
 def server(tmp_path_factory):
     """One real headless ComfyUI server with this pack, shared by the whole session."""
-    from host_server import ComfyServer
-    import e2e_setup
-    base = str(tmp_path_factory.mktemp("comfy_base"))
-    info = e2e_setup.prepare_base(base)
-    srv = ComfyServer(base, extra_packs=[e2e_setup.TEST_PACK])
-    srv.assets = info
-    try:
-        srv.start()
-    except Exception:
-        srv.stop()
-        raise
-    yield srv
-    srv.stop()
+    from host_server import e2e_server
+    with e2e_server(str(tmp_path_factory.mktemp("comfy_base"))) as srv:
+        yield srv

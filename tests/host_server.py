@@ -3,6 +3,7 @@ the HTTP API: the ``lumosx`` command's launcher (:class:`lumosx_core.cli.host.Ho
 request helpers. Everything it writes stays under its own base directory."""
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
 import time
@@ -68,3 +69,19 @@ def import_failures(log: str, name: str = PACK_DIR_NAME) -> list:
         if "Error while calling comfy_entrypoint" in line and name in line:
             bad.append(line)
     return bad
+
+
+@contextlib.contextmanager
+def e2e_server(base: str, extra_args=(), prepared=None):
+    """A started :class:`ComfyServer` over ``base`` laid out by ``e2e_setup.prepare_base``
+    (stand-in models, inputs, the test pack; ``prepared``: its result when the caller already
+    prepared it) with ``.assets``; stopped afterwards."""
+    import e2e_setup
+    info = prepared if prepared is not None else e2e_setup.prepare_base(base)
+    srv = ComfyServer(base, extra_packs=[e2e_setup.TEST_PACK], extra_args=extra_args)
+    srv.assets = info
+    try:
+        srv.start()
+        yield srv
+    finally:
+        srv.stop()

@@ -15,38 +15,17 @@ NEGATIVE = "blurry, static"
 
 
 def _graph(spiece, sampler="lumosx_released", scheduler="lumosx_released", prefix="released"):
-    def load(name):
-        return {"class_type": "LoadImage", "inputs": {"image": name}}
-
-    return {
-        "1": {"class_type": "LumosXTestTinyTextEncoder", "inputs": {"spiece_path": spiece, "seed": 0}},
-        "2": {"class_type": "LumosXModelLoader",
-              "inputs": {"model_name": e2e_setup.DIT, "weight_dtype": "default"}},
-        "3": {"class_type": "VAELoader", "inputs": {"vae_name": e2e_setup.VAE}},
-        "4": load("astronaut.png"), "8": load("red_jacket.png"), "9": load("blue_hat.png"),
-        "10": load("garden.png"), "5": load("t1.jpg"),
-        "11": {"class_type": "LumosXReference",
-               "inputs": {"image": ["10", 0], "phrase": "sunny garden", "kind": "background"}},
-        "12": {"class_type": "LumosXPerson",
-               "inputs": {"face": ["4", 0], "face_phrase": "astronaut", "references": ["11", 0],
-                          "attribute_1": ["8", 0], "phrase_1": "red jacket"}},
-        "13": {"class_type": "LumosXPerson",
-               "inputs": {"face": ["5", 0], "face_phrase": "woman", "references": ["12", 0],
-                          "attribute_1": ["9", 0], "phrase_1": "blue hat"}},
-        "14": {"class_type": "LumosXBind",
-               "inputs": {"clip": ["1", 0], "vae": ["3", 0], "prompt": e2e_setup.PROMPT,
-                          "negative_prompt": NEGATIVE, "references": ["13", 0], "width": W,
-                          "height": H, "length": LENGTH, "batch_size": 1, "ratio": 0.5,
-                          "r2pe": True, "self_mask": True, "cross_mask": True, "mode": "parity",
-                          "uncond_bias": "positive phrase masks (released)", "strict": True}},
-        "15": {"class_type": "LumosXSampler",
-               "inputs": {"model": ["2", 0], "positive": ["14", 0], "negative": ["14", 1],
-                          "latent": ["14", 2], "seed": SEED, "steps": STEPS, "cfg": CFG,
-                          "sampler_name": sampler, "scheduler": scheduler, "shift": SHIFT,
-                          "denoise": 1.0}},
-        "16": {"class_type": "SaveLatent",
-               "inputs": {"samples": ["15", 0], "filename_prefix": prefix}},
-    }
+    """The end-to-end graph without face encoders (the photos are the faces), the released
+    settings, and the sampled latent saved as it is."""
+    g = e2e_setup.lumosx_graph(spiece, width=W, height=H, length=LENGTH, steps=STEPS, seed=SEED)
+    for node in ("6", "7", "17", "18"):   # face encoders, video and preview outputs
+        del g[node]
+    g["12"]["inputs"]["face"], g["13"]["inputs"]["face"] = ["4", 0], ["5", 0]
+    g["14"]["inputs"]["negative_prompt"] = NEGATIVE
+    g["15"]["inputs"].update(cfg=CFG, sampler_name=sampler, scheduler=scheduler, shift=SHIFT)
+    g["16"] = {"class_type": "SaveLatent",
+               "inputs": {"samples": ["15", 0], "filename_prefix": prefix}}
+    return g
 
 
 def _server_latent(server, graph):

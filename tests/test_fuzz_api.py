@@ -28,7 +28,7 @@ import pytest
 import requests
 
 import e2e_setup
-from host_server import ComfyServer
+from host_server import e2e_server
 
 PACK_MODULE = "ComfyUI-LumosX"
 #: Accepted values run for real after the /prompt phase (tiny sizes, cached upstream nodes).
@@ -40,13 +40,8 @@ SEED = 13
 
 @pytest.fixture(scope="module")
 def srv(tmp_path_factory):
-    base = str(tmp_path_factory.mktemp("fuzz_base"))
-    info = e2e_setup.prepare_base(base)
-    s = ComfyServer(base, extra_packs=[e2e_setup.TEST_PACK])
-    s.assets = info
-    s.start()
-    yield s
-    s.stop()
+    with e2e_server(str(tmp_path_factory.mktemp("fuzz_base"))) as s:
+        yield s
 
 
 def base_graph(srv, seed=0, prefix="fuzz"):

@@ -14,7 +14,7 @@ from PIL import Image
 
 import assets
 import e2e_setup
-from host_server import ComfyServer, import_failures
+from host_server import e2e_server, import_failures
 from standin import tiny_dit_state_dict
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -54,11 +54,8 @@ def srv(tmp_path_factory):
     Image.fromarray(np.full((10, 10, 3), 128, np.uint8)).save(os.path.join(inp, "tiny.png"))
     Image.fromarray(np.full((6000, 8000, 3), 200, np.uint8)).save(os.path.join(inp, "huge.png"))
     Image.fromarray(np.full((128, 128, 3), 255, np.uint8)).save(os.path.join(inp, "blank.png"))
-    s = ComfyServer(base, extra_packs=[e2e_setup.TEST_PACK], extra_args=["--cache-none"])
-    s.assets = info
-    s.start()
-    yield s
-    s.stop()
+    with e2e_server(base, extra_args=["--cache-none"], prepared=info) as s:
+        yield s
 
 
 def graph(srv, **kw):

@@ -16,7 +16,7 @@ def register(subparsers) -> None:
         "serve", help="start ComfyUI (the test host, or yours) with this pack",
         description="Start ComfyUI headless with ComfyUI-LumosX. Without --comfyui: "
                     "$LUMOSX_COMFYUI, $COMFYUI_PATH, else the repository's test host "
-                    "(.host/ComfyUI, `make host`). The pack is linked into custom_nodes unless "
+                    "(.host/<version>/ComfyUI, `make host`). The pack is linked into custom_nodes unless "
                     "a copy is installed there already. Arguments after `--` go to ComfyUI.")
     serve.add_argument("--comfyui", metavar="DIR", help="your ComfyUI folder (with main.py)")
     serve.add_argument("--python", metavar="PY", help="interpreter for ComfyUI (default: the "
