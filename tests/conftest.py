@@ -194,3 +194,18 @@ def server(tmp_path_factory):
     from host_server import e2e_server
     with e2e_server(str(tmp_path_factory.mktemp("comfy_base"))) as srv:
         yield srv
+
+
+@pytest.fixture(scope="module")
+def face_root(pack, tmp_path_factory):
+    """A temporary insightface root holding the test face pack (``face_fixtures``), the only
+    one ComfyUI sees in this module; the prepared face models are dropped afterwards."""
+    import folder_paths
+    from face_fixtures import make_vectron_pack
+    from lumosx_core.faces import detector
+    root = tmp_path_factory.mktemp("insightface")
+    make_vectron_pack(root)
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setitem(folder_paths.folder_names_and_paths, "insightface", ([str(root)], set()))
+        yield root
+    detector._CACHE.clear()

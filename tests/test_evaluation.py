@@ -465,20 +465,7 @@ def test_core_imports_no_comfy_and_no_optional_library():
 
 @pytest.fixture(scope="module")
 def nodes_eval(pack):
-    mod = importlib.import_module("ComfyUI_LumosX.nodes.evaluate")
-    yield mod
-    from lumosx_core.faces import detector
-    detector._CACHE.clear()
-
-
-@pytest.fixture(scope="module")
-def face_root(nodes_eval, tmp_path_factory):
-    import folder_paths
-    root = tmp_path_factory.mktemp("insightface_node")
-    make_vectron_pack(root)
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setitem(folder_paths.folder_names_and_paths, "insightface", ([str(root)], set()))
-        yield root
+    return importlib.import_module("ComfyUI_LumosX.nodes.evaluate")
 
 
 def run_node(mod, frames, refs, **kw):

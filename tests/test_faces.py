@@ -9,8 +9,7 @@ import pytest
 import torch
 from hypothesis import given, settings, strategies as st
 
-from face_fixtures import (VECTRON_PACK, astronaut, insightface_image, make_vectron_pack,
-                           vectron_image)
+from face_fixtures import VECTRON_PACK, astronaut, insightface_image, vectron_image
 from lumosx_core.faces import detector
 from lumosx_core.faces.crop import (crop_resized, crop_with_white, left_to_right,
                                    passthrough_box, pixel_box, select_face, square_box)
@@ -93,20 +92,7 @@ def test_left_to_right_and_selection():
 
 @pytest.fixture(scope="module")
 def faces(pack):
-    mod = importlib.import_module("ComfyUI_LumosX.nodes.faces")
-    yield mod
-    detector._CACHE.clear()
-
-
-@pytest.fixture(scope="module")
-def face_root(faces, tmp_path_factory):
-    """A temporary insightface root holding the vectron pack, the only one ComfyUI sees."""
-    import folder_paths
-    root = tmp_path_factory.mktemp("insightface")
-    make_vectron_pack(root)
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setitem(folder_paths.folder_names_and_paths, "insightface", ([str(root)], set()))
-        yield root
+    return importlib.import_module("ComfyUI_LumosX.nodes.faces")
 
 
 def encode(faces, images, **kw):
