@@ -11,7 +11,7 @@ import pytest
 import shipped
 import workflow_specs as specs
 from lumosx_core.cli.workflow_format import (WorkflowError, is_api_workflow, is_ui_workflow,
-                                      ui_to_api, widget_layout)
+                                      ui_to_api)
 
 pytestmark = pytest.mark.host_matrix  # run on every test host: the converter vs its /object_info
 
@@ -267,10 +267,8 @@ def test_converter_bypass_and_mute():
 
 
 def test_converter_widget_layout_legacy_seed_force_input_combo_control_upload():
-    layout = widget_layout(INFO["Old"])
     # noise_seed INT (+control by name), x forceInput: no widget, pick combo (+control,
     # +filter), tag
-    assert [n for n, *_ in layout] == ["noise_seed", None, "pick", None, None, "tag"]
     node = {"id": 9, "type": "Old", "mode": 0, "inputs": [],
             "widgets_values": [5, "randomize", "q", "fixed", "", ["a", "b"]]}
     api = ui_to_api({"nodes": [node], "links": []}, INFO)
@@ -373,8 +371,6 @@ def test_converter_dynamic_combos_nested_in_order_with_the_hidden_legacy_input()
     assert ui_to_api({"nodes": [node], "links": []}, INFO_V3)["1"]["inputs"] == {
         "filename_prefix": "lumosx", "format": "mp4", "format.codec": "h264",
         "format.codec.encoding": "auto", "codec": "auto"}
-    assert [n for n, *_ in widget_layout(INFO_V3["SaveVideo"])] == \
-        ["filename_prefix", "format", "format.codec", "codec"]
     # dict-form values by name
     node = _node(1, "SaveVideo", {"format": "mp4", "format.codec": "h264"})
     assert ui_to_api({"nodes": [node], "links": []}, INFO_V3)["1"]["inputs"] == {

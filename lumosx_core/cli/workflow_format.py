@@ -195,14 +195,6 @@ def _walk(items, take, prefix: str = "") -> Iterator[Tuple[_Slot, Any]]:
                 yield c, take(c)
 
 
-def widget_layout(node_def: dict) -> List[Tuple[Optional[str], bool, Any]]:
-    """One ``(input name or None, sent to the API, default)`` per ``widgets_values`` entry of a
-    fresh node (dynamic combos at their default choice)."""
-    return [(slot.name, slot.name is not None, slot.default)
-            for slot, _ in _walk(ordered_inputs(node_def), lambda slot: slot.default)
-            if slot.saved]
-
-
 def widget_inputs(node_def: dict, values) -> Dict[str, Any]:
     """The API inputs that a node's saved ``widgets_values`` (list or dict form) stand for.
     Raises :class:`WorkflowError` (without the node: the caller adds it) for a value with no

@@ -27,14 +27,6 @@ def _fix_text(text: str) -> str:
     return ftfy.fix_text(text)
 
 
-def has_ftfy() -> bool:
-    try:
-        import ftfy  # noqa: F401
-    except ImportError:
-        return False
-    return True
-
-
 def clean_prompt(text: str) -> str:
     """The released clean-up of one text: ftfy (when installed), HTML unescape (twice),
     strip, whitespace runs -> one space, strip."""
