@@ -129,6 +129,18 @@ def run(args):
             no_refs()        # library workspaces (cuBLAS, ...) are allocated before measuring
         for name in ("ours", "phantom", "no_refs"):
             mem[name] = common.peak_allocated(fns[name], dev)
+    if args.memory_only:
+        P = gh * gw
+        return {"rows": [{"grid": f"{gh}x{gw}", "frames": args.frames, "refs": args.refs,
+                          "tokens": (args.frames + n_c) * P, "video_tokens": args.frames * P,
+                          "layers": args.layers,
+                          "peak_bytes": {k: v["peak_bytes"] for k, v in mem.items()},
+                          "peak_method": next(iter(mem.values()))["method"],
+                          "mem_ratio_ours_phantom": mem["ours"]["peak_bytes"]
+                          / mem["phantom"]["peak_bytes"],
+                          "mem_ratio_ours_no_refs": mem["ours"]["peak_bytes"]
+                          / mem["no_refs"]["peak_bytes"]}],
+                "attention_backend": common.attention_backend()}
     res = common.time_alternating(fns, args.repeats, dev)
     out = {k: v["median_s"] for k, v in res.items()}
     sfns = setup_fns(model, layout, args.frames, gh, gw, 1, 512, masks, dev, args.layers)
@@ -152,7 +164,29 @@ def run(args):
     return {"rows": [row], "attention_backend": common.attention_backend()}
 
 
+def memory_report(res, args) -> str:
+    """The ``--memory-only`` table: peak allocated memory of one cold step per variant."""
+    r = res["rows"][0]
+    rows = [[k, v / 2 ** 20] for k, v in r["peak_bytes"].items()]
+    m = r["mem_ratio_ours_phantom"]
+    return "\n".join([
+        f"Whole-step peak allocated memory (no timing): WanModel dim {args.dim}, {args.heads} "
+        f"heads, ffn {args.ffn}, {args.layers} blocks, {args.dtype} on {args.device}; "
+        f"{args.frames} latent frames, {args.refs} references, {r['grid']} token grid "
+        f"({r['tokens']} tokens, of which {r['video_tokens']} video); ComfyUI attention "
+        f"backend: {res['attention_backend']}. 'phantom' = ComfyUI's stock time_dim_concat "
+        f"forward over the same tokens.", "",
+        common.md_table(["variant", "peak allocated MiB"], rows), "",
+        "Peak allocated = " + r["peak_method"] + "; one cold call each (ours builds its "
+        "set-up inside it).", "",
+        f"- ours/stock Phantom: {m:.3f} (target <= 1.05) -> "
+        + ("met" if m <= 1.05 else f"MISSED by {m - 1.05:.3f}")
+        + f"; ours/no references {r['mem_ratio_ours_no_refs']:.3f}"])
+
+
 def report(res, args):
+    if args.memory_only:
+        return memory_report(res, args)
     r = res["rows"][0]
     head = ["variant", "seconds / step", "seconds / block"]
     rows = [[k, v, r["per_block_s"][k]] for k, v in r["time_s"].items()]
@@ -213,6 +247,9 @@ def main(argv=None):
     ap.add_argument("--refs", type=int, default=9)
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--no-memory", action="store_true")
+    ap.add_argument("--memory-only", action="store_true",
+                    help="only the peak memory of one cold step per variant (writes "
+                         "step_memory*.json/.md)")
     ap.add_argument("--pytorch-attention", action="store_true",
                     help="ComfyUI attention = PyTorch SDPA (default on GPUs; CPU: sub-quadratic)")
     ap.add_argument("--full", action="store_true")
@@ -228,7 +265,8 @@ def main(argv=None):
         args.frames, args.grid, args.refs, args.repeats = 2, [2, 3], 3, 1
     torch.manual_seed(0)
     res = run(args)
-    md = common.finish("step", res, args, report(res, args))
+    md = common.finish("step_memory" if args.memory_only else "step", res, args,
+                       report(res, args))
     print(open(md).read())
     return res
 

@@ -34,6 +34,10 @@ def test_benchmark_scripts_smoke(tmp_path):
     assert "ours/stock Phantom" in out
     assert all(row["peak_bytes"][k] > 0 for k in ("ours", "phantom", "no_refs"))
     assert set(row["setup_share"]) == {"before", "first_step", "cached"}
+    _run("bench_step.py", tmp_path, "--smoke", "--memory-only")   # memory alone, no timing
+    row = json.loads((tmp_path / "step_memory.json").read_text())["rows"][0]
+    assert "time_s" not in row and row["mem_ratio_ours_phantom"] > 0
+    assert "ours/stock Phantom" in (tmp_path / "step_memory.md").read_text()
 
     # the released-size script at a tiny size: all three variants run in their own processes,
     # and a variant whose computed need exceeds the allowed share is recorded, not skipped
