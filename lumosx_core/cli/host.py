@@ -190,7 +190,7 @@ def import_comfyui(comfy_dir: Optional[str] = None, cpu: Optional[bool] = None) 
     (``tests/conftest.py``) that puts a folder on ``sys.path``. ``cpu``: ComfyUI's ``--cpu``
     (default: when torch sees no CUDA device). Returns the folder."""
     comfy_dir = os.path.abspath(comfy_dir or comfyui_dir())
-    if not os.path.isfile(os.path.join(comfy_dir, "comfy", "model_management.py")):
+    if not os.path.isdir(os.path.join(comfy_dir, "comfy")):
         raise FileNotFoundError(f"{comfy_dir}: not a ComfyUI folder (no comfy/ package); build "
                                 f"the test host with `make host` or pass your ComfyUI folder")
     if comfy_dir not in sys.path:
