@@ -36,6 +36,20 @@ def to_rgb(image, alpha: Optional[torch.Tensor] = None, drop_alpha: bool = False
     return img.clamp(0, 1)
 
 
+def pil_rgb(im) -> np.ndarray:
+    """A Pillow image (a file's frame) as uint8 ``[H, W, 3]``: transparency (RGBA, LA, P, PA)
+    composited onto white with Pillow's integer compositing, like :func:`to_rgb` does for
+    tensors. The image files the evaluation reads (case references, frames) come through
+    here."""
+    from PIL import Image
+    if im.mode in ("RGBA", "LA", "P", "PA"):
+        rgba = im.convert("RGBA")
+        canvas = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+        canvas.alpha_composite(rgba)
+        im = canvas
+    return np.asarray(im.convert("RGB"))
+
+
 def letterbox_size(w: int, h: int, width: int, height: int):
     """New size and offset of a ``w x h`` image fitted inside ``width x height``:
     scale ``min(width/w, height/h)`` (floored sizes), centred (floored offsets)."""

@@ -22,6 +22,7 @@ import torch
 from PIL import Image
 
 from ..conditioning.references import ReferenceSet
+from ..image_prep import pil_rgb
 
 IMAGE_EXTS = (".png", ".jpg", ".jpeg", ".webp", ".bmp")
 
@@ -37,12 +38,7 @@ class Case:
 def load_image(path: str) -> torch.Tensor:
     """Image file -> ``[H, W, 3]`` float in [0, 1]; transparency composited on white."""
     with Image.open(path) as im:
-        if im.mode in ("RGBA", "LA", "P", "PA"):
-            rgba = im.convert("RGBA")
-            canvas = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
-            canvas.alpha_composite(rgba)
-            im = canvas
-        arr = np.asarray(im.convert("RGB"), dtype=np.float32) / 255.0
+        arr = pil_rgb(im).astype(np.float32) / 255.0
     return torch.from_numpy(arr.copy())
 
 

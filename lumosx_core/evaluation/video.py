@@ -18,6 +18,8 @@ import numpy as np
 import torch
 from PIL import Image
 
+from ..image_prep import pil_rgb
+
 AV_EXTS = (".mp4", ".webm", ".mkv", ".mov", ".avi", ".m4v")
 PIL_EXTS = (".webp", ".gif", ".png", ".apng")
 FRAME_EXTS = (".png", ".jpg", ".jpeg", ".webp", ".bmp")
@@ -43,15 +45,6 @@ def _natural_key(name: str):
 def _to_tensor(frames: Sequence[np.ndarray]) -> torch.Tensor:
     arr = np.stack([np.asarray(f, dtype=np.uint8) for f in frames])
     return torch.from_numpy(arr.astype(np.float32) / 255.0)
-
-
-def _rgb_on_white(im: Image.Image) -> np.ndarray:
-    if im.mode in ("RGBA", "LA", "P", "PA"):
-        rgba = im.convert("RGBA")
-        canvas = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
-        canvas.alpha_composite(rgba)
-        return np.asarray(canvas.convert("RGB"))
-    return np.asarray(im.convert("RGB"))
 
 
 def _read_av(path: str, count: int):
@@ -82,7 +75,7 @@ def _read_pil(path: str, count: int):
         frames = []
         for i in want:
             im.seek(i)
-            frames.append(_rgb_on_white(im))
+            frames.append(pil_rgb(im))
     return frames, want, total
 
 
@@ -94,7 +87,7 @@ def _read_folder(path: str, count: int):
     frames = []
     for i in want:
         with Image.open(os.path.join(path, names[i])) as im:
-            frames.append(_rgb_on_white(im))
+            frames.append(pil_rgb(im))
     return frames, want, len(names)
 
 
