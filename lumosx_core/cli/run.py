@@ -88,6 +88,7 @@ class Job:
         self.node: Optional[str] = None
         self.finishing = False
         self.interrupted = False
+        self.t_history_done: Optional[float] = None  # when /history first said it was done
         self.t_queued = self.t_start = self.t_end = None
 
     def node_name(self, node_id) -> str:
@@ -211,10 +212,11 @@ class Runner:
                           and self.listeners[j.client].connected.is_set()
                           for j in self.pending.values())
             interval = 5.0 if live_ws else 1.0
-            if any(j.finishing for j in self.pending.values()):
+            if any(j.finishing or j.t_history_done for j in self.pending.values()):
                 interval = 0.2
             if now - last_poll >= interval:
                 last_poll = now
+                self.drain()   # every message that arrived before the poll counts first
                 self.poll()
             if self.args.timeout:
                 for pid, job in list(self.pending.items()):
@@ -260,6 +262,19 @@ class Runner:
             job.interrupted = True
             job.finishing = True
 
+    def drain(self) -> None:
+        """Handle every websocket message already received."""
+        while True:
+            try:
+                _, msg = self.events.get_nowait()
+            except queue.Empty:
+                return
+            self.handle(msg)
+
+    #: How long a job /history reports done may wait for its last websocket messages (the
+    #: server writes the history after sending them, but our listener may not have read them).
+    WS_GRACE_S = 2.0
+
     def poll(self) -> None:
         for pid, job in list(self.pending.items()):
             try:
@@ -272,6 +287,12 @@ class Runner:
                 continue
             status = entry.get("status") or {}
             if status.get("completed") or status.get("status_str") in ("success", "error"):
+                listener = self.listeners.get(job.client)
+                if not job.finishing and listener is not None and listener.connected.is_set():
+                    now = time.time()
+                    job.t_history_done = job.t_history_done or now
+                    if now - job.t_history_done < self.WS_GRACE_S:
+                        continue   # the websocket's last "executing" messages are on their way
                 self.finish(job, entry)
 
     def finish(self, job: Job, entry: dict) -> None:
