@@ -6,7 +6,10 @@ photos end up in the screenshots), loads each ``workflows/*.json`` (UI format) i
 a headless Chromium, frames the graph and saves ``docs/workflow_<name>.png``; then
 ``docs/bind_report.png``: the Bind node showing a binding report.
 
-    make screenshots   # or: $(python3 -I lumosx_core/cli/host.py python) scripts/screenshot_workflows.py
+    make screenshots   # or: $(python3 -I lumosx_core/cli/host.py python --oldest) scripts/screenshot_workflows.py
+
+Made on the oldest test host, like the workflows: ComfyUI 0.33's frontend shows a throw-away
+base without model files with an error panel over the graph.
 
 Needs Debian's chromium; a CJK font (``apt-get install fonts-wqy-microhei``) renders the
 Bind node's default (Chinese, the released) negative prompt instead of boxes.
