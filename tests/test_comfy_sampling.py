@@ -5,7 +5,11 @@ import torch
 
 from standin import tiny_dit_state_dict
 
-T, H, W, LT = 2, 8, 10, 16
+from shared_inputs import LT
+from shared_inputs import SAMPLE_H as H
+from shared_inputs import SAMPLE_T as T
+from shared_inputs import SAMPLE_W as W
+from shared_inputs import relational_cond as _cond
 
 
 @pytest.fixture(scope="module")
@@ -15,28 +19,6 @@ def host(pack):
     model = comfy.sd.load_diffusion_model_state_dict(tiny_dit_state_dict())
     assert model is not None, "ComfyUI did not detect the tiny Wan DiT"
     return model, nodes
-
-
-def _cond(pack, seed=0, refs=True, neg_masks_zero=False):
-    core = pack.lumosx_core
-    patch = pack.nodes.patch
-    g = torch.Generator().manual_seed(seed)
-    pos_ctx = torch.randn(1, LT, 4096, generator=g)
-    neg_ctx = torch.randn(1, LT, 4096, generator=g)
-    pos = [[pos_ctx, {}]]
-    neg = [[neg_ctx, {}]]
-    if refs:
-        layout = core.ConditionLayout(1, [2, 1])
-        latents = torch.randn(1, 16, layout.num_images, H, W, generator=g)
-        masks = torch.zeros(1, layout.num_images, LT, dtype=torch.bool)
-        masks[0, 0, 1:3] = True
-        masks[0, 1, 4] = True
-        masks[0, 2, 5:7] = True
-        masks[0, 3, 9] = True
-        cfg = core.RelationalConfig(layout)
-        pos = patch.attach(pos, latents, masks, cfg)
-        neg = patch.attach(neg, latents, torch.zeros_like(masks) if neg_masks_zero else masks, cfg)
-    return pos, neg
 
 
 def _sample(nodes, model, pos, neg, seed=1):

@@ -140,12 +140,12 @@ def test_convert_cli(tmp_path, wan_sd):
 def _run_one_step(pack, m):
     """One sampling step through ComfyUI (plain conditioning); returns (latent, the dtype of
     the activations leaving the first DiT block)."""
-    import test_comfy_sampling as tcs
+    from shared_inputs import relational_cond
     seen = []
     hook = m.model.diffusion_model.blocks[0].register_forward_hook(
         lambda mod, args, out: seen.append(out.dtype))
     try:
-        pos, neg = tcs._cond(pack, refs=False)
+        pos, neg = relational_cond(pack, refs=False)
         out = pack.nodes.sampling.LumosXSampler.execute(
             m, pos, neg, {"samples": torch.zeros(1, 16, 2, 8, 10)}, 0, 2, 4.0, "lumosx_released",
             "lumosx_released", 8.0, 1.0).result[0]["samples"]

@@ -7,32 +7,9 @@ import torch
 
 import assets
 
-W, H, LENGTH = 64, 48, 5
-PROMPT = "an astronaut in a red jacket talks to a woman in a blue hat in a sunny garden"
-
-
-def img(color=(200, 30, 30), seed=0):
-    return assets.to_image_tensor(assets.garment(color, seed=seed))
-
-
-def _refs(N):
-    person = N["LumosXPerson"]
-    ref = N["LumosXReference"]
-    r = ref.execute(assets.to_image_tensor(assets.scene()), "sunny garden", "background").result[0]
-    r = person.execute(img((230, 220, 200)), "astronaut", r, attribute_1=img((200, 30, 30)),
-                       phrase_1="red jacket").result[0]
-    r = person.execute(img((240, 200, 180)), "woman", r, attribute_1=img((30, 30, 200)),
-                       phrase_1="blue hat").result[0]
-    return r
-
-
-def _bind(N, clip, vae, refs, prompt=PROMPT, **kw):
-    args = dict(clip=clip, vae=vae, prompt=prompt, negative_prompt="blurry, static",
-                references=refs, width=W, height=H, length=LENGTH, batch_size=1, ratio=0.5,
-                r2pe=True, self_mask=True, cross_mask=True, mode="parity",
-                uncond_bias="positive phrase masks (released)", strict=False)
-    args.update(kw)
-    return N["LumosXBind"].execute(**args)
+from shared_inputs import H, PROMPT, W, img
+from shared_inputs import bind as _bind
+from shared_inputs import people as _refs
 
 
 # -- people and references ------------------------------------------------------------------

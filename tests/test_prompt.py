@@ -7,7 +7,8 @@ import types
 import torch
 
 from lumosx_core.conditioning.prompt import TEXT_LEN, clean_prompt, cut_tokens
-from test_nodes import _bind, img
+from shared_inputs import bind as _bind
+from shared_inputs import img
 
 
 def test_clean_prompt_like_the_released_encoder(monkeypatch):

@@ -6,9 +6,11 @@ import torch
 
 from released_loop import noise_like, released_loop
 from standin import tiny_dit_state_dict
-import test_comfy_sampling as tcs
+from shared_inputs import SAMPLE_H as H
+from shared_inputs import SAMPLE_T as T
+from shared_inputs import SAMPLE_W as W
+from shared_inputs import relational_cond
 
-T, H, W = tcs.T, tcs.H, tcs.W
 STEPS, SHIFT, CFG, SEED = 3, 6.0, 4.0, 7      # timesteps 1000, 923, 749 (750 from float32)
 
 
@@ -62,14 +64,14 @@ def test_schema_defaults_are_the_released_sampler_and_schedule(pack):
 
 @pytest.mark.parametrize("lumosx", [True, False])
 def test_dit_is_fed_the_released_integer_timesteps(pack, model, seen_timesteps, lumosx):
-    pos, neg = tcs._cond(pack, refs=lumosx)
+    pos, neg = relational_cond(pack, refs=lumosx)
     out = _lumosx_sampler(pack, model, pos, neg)
     assert torch.isfinite(out).all()
     assert seen_timesteps == [[1000.0], [923.0], [749.0]]   # cond + uncond in one batch
 
 
 def test_comfy_sampler_keeps_float_timesteps(pack, model, seen_timesteps):
-    pos, neg = tcs._cond(pack)
+    pos, neg = relational_cond(pack)
     _lumosx_sampler(pack, model, pos, neg, sampler="euler", scheduler="simple")
     flat = [t for ts in seen_timesteps for t in ts]
     assert len(flat) == STEPS and any(t != int(t) for t in flat)
@@ -78,7 +80,7 @@ def test_comfy_sampler_keeps_float_timesteps(pack, model, seen_timesteps):
 def test_schedule_node_and_custom_advanced_equal_the_lumosx_sampler(pack, model):
     from comfy_extras import nodes_custom_sampler as ncs
     S = pack.nodes.sampling
-    pos, neg = tcs._cond(pack)
+    pos, neg = relational_cond(pack)
     sigmas = S.LumosXReleasedSchedule.execute(STEPS, SHIFT).result[0]
     assert torch.equal(sigmas, pack.lumosx_core.solver.released_schedule(STEPS, SHIFT)[0])
     sampler = S.LumosXReleasedSampler.execute().result[0]
@@ -92,7 +94,7 @@ def test_schedule_node_and_custom_advanced_equal_the_lumosx_sampler(pack, model)
 
 
 def test_lumosx_sampler_equals_the_plain_torch_loop(pack, model):
-    pos, neg = tcs._cond(pack)
+    pos, neg = relational_cond(pack)
     ours = _lumosx_sampler(pack, model, pos, neg)
     fmt = model.model.latent_format
     ref = released_loop(model.model.diffusion_model, fmt.latents_mean, fmt.latents_std, pos,
