@@ -124,43 +124,32 @@ def run(args):
 
     fns = {"ours": ours, "ours_no_bias": ours_no_bias, "phantom": phantom, "no_refs": no_refs}
     mem = {}
-    if not args.no_memory:   # before timing: the first (cold) call of each variant
+    if args.memory_only or not args.no_memory:   # before timing: a cold call of each variant
         if dev.startswith("cuda"):
             no_refs()        # library workspaces (cuBLAS, ...) are allocated before measuring
         for name in ("ours", "phantom", "no_refs"):
             mem[name] = common.peak_allocated(fns[name], dev)
-    if args.memory_only:
-        P = gh * gw
-        return {"rows": [{"grid": f"{gh}x{gw}", "frames": args.frames, "refs": args.refs,
-                          "tokens": (args.frames + n_c) * P, "video_tokens": args.frames * P,
-                          "layers": args.layers,
-                          "peak_bytes": {k: v["peak_bytes"] for k, v in mem.items()},
-                          "peak_method": next(iter(mem.values()))["method"],
-                          "mem_ratio_ours_phantom": mem["ours"]["peak_bytes"]
-                          / mem["phantom"]["peak_bytes"],
-                          "mem_ratio_ours_no_refs": mem["ours"]["peak_bytes"]
-                          / mem["no_refs"]["peak_bytes"]}],
-                "attention_backend": common.attention_backend()}
-    res = common.time_alternating(fns, args.repeats, dev)
-    out = {k: v["median_s"] for k, v in res.items()}
-    sfns = setup_fns(model, layout, args.frames, gh, gw, 1, 512, masks, dev, args.layers)
-    st = common.time_alternating(sfns, max(5, args.repeats * 5), dev)
-    setup_s = {k: v["median_s"] for k, v in st.items()}
     P = gh * gw
     row = {"grid": f"{gh}x{gw}", "frames": args.frames, "refs": args.refs,
            "tokens": (args.frames + n_c) * P, "video_tokens": args.frames * P,
-           "layers": args.layers, "time_s": out,
-           "ratio_ours_phantom": out["ours"] / out["phantom"],
-           "ratio_ours_no_refs": out["ours"] / out["no_refs"],
-           "bias_overhead": out["ours"] / out["ours_no_bias"] - 1.0,
-           "per_block_s": {k: v / args.layers for k, v in out.items()},
-           "setup_s": setup_s,
-           "setup_share": {k: v / out["ours"] for k, v in setup_s.items()}}
+           "layers": args.layers}
     if mem:
         row["peak_bytes"] = {k: v["peak_bytes"] for k, v in mem.items()}
         row["peak_method"] = next(iter(mem.values()))["method"]
         row["mem_ratio_ours_phantom"] = mem["ours"]["peak_bytes"] / mem["phantom"]["peak_bytes"]
         row["mem_ratio_ours_no_refs"] = mem["ours"]["peak_bytes"] / mem["no_refs"]["peak_bytes"]
+    if not args.memory_only:
+        res = common.time_alternating(fns, args.repeats, dev)
+        out = {k: v["median_s"] for k, v in res.items()}
+        sfns = setup_fns(model, layout, args.frames, gh, gw, 1, 512, masks, dev, args.layers)
+        st = common.time_alternating(sfns, max(5, args.repeats * 5), dev)
+        setup_s = {k: v["median_s"] for k, v in st.items()}
+        row.update(time_s=out, ratio_ours_phantom=out["ours"] / out["phantom"],
+                   ratio_ours_no_refs=out["ours"] / out["no_refs"],
+                   bias_overhead=out["ours"] / out["ours_no_bias"] - 1.0,
+                   per_block_s={k: v / args.layers for k, v in out.items()},
+                   setup_s=setup_s,
+                   setup_share={k: v / out["ours"] for k, v in setup_s.items()})
     return {"rows": [row], "attention_backend": common.attention_backend()}
 
 
