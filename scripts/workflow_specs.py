@@ -196,6 +196,17 @@ def identity_consistent() -> Graph:
     return g
 
 
+def subject_cast(g: Graph) -> int:
+    """The subject-consistent references: the room, the white lamp, the man in the white
+    jacket and the woman in the yellow scarf. Returns the last Person node."""
+    bg = g.reference("background", "lumosx_room.png", ROOM, None)
+    obj = g.reference("object", "lumosx_white_lamp.png", "white lamp", bg)
+    p1 = g.person(1, "lumosx_man.png", "man", obj,
+                  [("lumosx_white_jacket.png", "white jacket")])
+    return g.person(2, "lumosx_woman.png", "woman", p1,
+                    [("lumosx_yellow_scarf.png", "yellow scarf")])
+
+
 def subject_consistent() -> Graph:
     g = Graph("subject_consistent", "Subject-consistent: two people with attributes, "
               "background and objects", "Each attribute picture lands on the right person.")
@@ -204,12 +215,7 @@ def subject_consistent() -> Graph:
         "plus a background and an object. LumosX binds each picture to the words that name "
         "it: the white jacket goes to the man, the yellow scarf to the woman."))
     model, clip, vae = g.models()
-    bg = g.reference("background", "lumosx_room.png", ROOM, None)
-    obj = g.reference("object", "lumosx_white_lamp.png", "white lamp", bg)
-    p1 = g.person(1, "lumosx_man.png", "man", obj,
-                  [("lumosx_white_jacket.png", "white jacket")])
-    p2 = g.person(2, "lumosx_woman.png", "woman", p1,
-                  [("lumosx_yellow_scarf.png", "yellow scarf")])
+    p2 = subject_cast(g)
     g.finish(model, clip, vae, p2, SUBJECT_PROMPT, "lumosx_subject")
     return g
 
@@ -282,12 +288,7 @@ def dual_cfg() -> Graph:
         "to, not equal to, the released solver: swap in LumosX Released Sampler and LumosX "
         "Released Schedule for that)."))
     model, clip, vae = g.models()
-    bg = g.reference("background", "lumosx_room.png", ROOM, None)
-    obj = g.reference("object", "lumosx_white_lamp.png", "white lamp", bg)
-    p1 = g.person(1, "lumosx_man.png", "man", obj,
-                  [("lumosx_white_jacket.png", "white jacket")])
-    p2 = g.person(2, "lumosx_woman.png", "woman", p1,
-                  [("lumosx_yellow_scarf.png", "yellow scarf")])
+    p2 = subject_cast(g)
     g.add("Note", 0, title="How to use", box=(420, 380), text=USAGE_NOTE)
     b = g.bind(clip, vae, p2, SUBJECT_PROMPT)
     shifted = g.add("ModelSamplingSD3", 4, title="Flow shift (released: 8)",
