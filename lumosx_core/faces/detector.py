@@ -129,6 +129,15 @@ def has_onnx(path: str) -> bool:
     return os.path.isdir(path) and bool(glob.glob(os.path.join(glob.escape(path), "*.onnx")))
 
 
+def pack_in(name: str, roots: Sequence[str]) -> Optional[str]:
+    """The first ``<root>/models/<name>/`` holding ``.onnx`` files, or ``None``."""
+    for root in roots:
+        path = os.path.join(root, "models", name)
+        if has_onnx(path):
+            return path
+    return None
+
+
 def list_packs(roots: Sequence[str]) -> List[str]:
     """Names of the packs under ``roots`` (every ``<root>/models/<name>/`` holding a ``.onnx``
     file), :data:`DEFAULT_PACKS` first, then by name."""
@@ -151,10 +160,9 @@ def find_pack(pack: str, roots: Sequence[str], target: Optional[str] = None) -> 
     root), with a hint when the files sit one folder too deep."""
     if not pack or os.path.basename(pack) != pack or pack in (".", ".."):
         raise ValueError(f"invalid insightface pack name {pack!r}")
-    for root in roots:
-        path = os.path.join(root, "models", pack)
-        if has_onnx(path):
-            return path
+    path = pack_in(pack, roots)
+    if path is not None:
+        return path
     if target is None and roots:
         target = os.path.join(roots[0], "models", pack)
     hint = ""
@@ -185,16 +193,14 @@ def find_face_pack(pack: Optional[str] = None, roots: Sequence[str] = ()) -> str
         return os.path.abspath(pack)
     search = [os.path.abspath(os.path.expanduser(r)) for r in roots] + default_roots()
     names = [pack] if pack else list(DEFAULT_PACKS)
-    tried = []
     for name in names:
         if os.path.basename(name) != name:
             raise FileNotFoundError(f"insightface pack folder {name!r} does not exist or "
                                     f"holds no .onnx files")
-        for root in search:
-            path = os.path.join(root, "models", name)
-            tried.append(path)
-            if has_onnx(path):
-                return path
+        path = pack_in(name, search)
+        if path is not None:
+            return path
+    tried = [os.path.join(root, "models", name) for name in names for root in search]
     raise FileNotFoundError(
         "no insightface pack found (looked in " + ", ".join(tried) + "). Pass --face-pack "
         "with a folder holding the pack's .onnx files (antelopev2 or buffalo_l: detection + "
