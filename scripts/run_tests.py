@@ -47,10 +47,12 @@ def built_hosts():
 def plan(args, hosts):
     """``[(label, python, comfyui, only_matrix)]``: what to run, in order."""
     if args.comfyui:
-        own = dict(line.split("=", 1) for line in ask_layout("own", args.comfyui).splitlines())
-        comfy, py = shlex.split(own["COMFY"])[0], os.path.join(shlex.split(own["OWN_VENV"])[0],
-                                                               "bin", "python")
-        version = shlex.split(own.get("VERSION", "''"))[0] or "unknown version"
+        own = {}
+        for line in ask_layout("own", args.comfyui).splitlines():   # NAME=shell-quoted value
+            name, value = line.split("=", 1)
+            own[name] = "".join(shlex.split(value))
+        comfy, py = own["COMFY"], os.path.join(own["OWN_VENV"], "bin", "python")
+        version = own.get("VERSION") or "unknown version"
         return [(f"your ComfyUI {version} ({comfy})", py, comfy, False)]
     if not hosts:
         raise SystemExit("run_tests: no test host is built (scripts/build_host.sh failed?)")
