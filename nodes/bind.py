@@ -14,7 +14,8 @@ from comfy_api.latest import io
 from ..lumosx_core import RelationalConfig, check_rope_capacity, letterbox
 from ..lumosx_core.conditioning.binding import bind_phrases
 from ..lumosx_core.conditioning.phrases import strip_special
-from ..lumosx_core.conditioning.prompt import TEXT_LEN, clean_prompt, cut_tokens, cut_warning
+from ..lumosx_core.conditioning.prompt import (TEXT_LEN, clean_prompt, cut_tokens, cut_warning,
+                                              escape_weight_syntax)
 from ..lumosx_core.conditioning.references import ReferenceSet
 from .patch import attach
 from .preview import render_preview
@@ -42,9 +43,7 @@ def released_text(text: str, weight_syntax: bool = False) -> str:
     with ComfyUI's weight syntax escaped unless ``weight_syntax``: ``(word:1.2)`` is then
     plain text, as in the released code."""
     text = clean_prompt(text)
-    if weight_syntax:
-        return text
-    return text.replace("\\", "\\\\").replace("(", "\\(").replace(")", "\\)")
+    return text if weight_syntax else escape_weight_syntax(text)
 
 
 def tokenize_released(clip, text: str, weight_syntax: bool = False):
