@@ -160,15 +160,21 @@ class Region:
 _REGIONS = "lumosx_regions"
 
 
+def _fingerprint(image: torch.Tensor) -> Tuple:
+    """Shape and sum of one ``[H, W, C]`` picture: changes when its pixels are changed."""
+    return tuple(image.shape), float(image.detach().double().sum())
+
+
 def attach_regions(images: torch.Tensor, regions: Sequence[Optional[Region]]) -> torch.Tensor:
     """Record on an IMAGE batch ``[B, H, W, C]`` that item ``b`` was resampled from
     ``regions[b]``, so a later node (Bind) resizes the original pixels instead of resampling
     the resampled ones. The record rides on this tensor object only: any node that makes a
-    new image (scale, crop, batch...) drops it, and an in-place change of this one voids it
-    (:func:`region_of` checks the tensor's version). Returns ``images``."""
+    new image (scale, crop, batch...) drops it, and a change of this one's pixels voids it
+    (:func:`region_of` compares a fingerprint; ComfyUI runs nodes in inference mode, where
+    tensors keep no version counter). Returns ``images``."""
     if len(regions) != images.shape[0]:
         raise ValueError(f"{len(regions)} regions for a batch of {images.shape[0]} images")
-    setattr(images, _REGIONS, (tuple(regions), images._version))
+    setattr(images, _REGIONS, tuple((r, _fingerprint(images[b])) for b, r in enumerate(regions)))
     return images
 
 
@@ -176,9 +182,9 @@ def region_of(images: torch.Tensor, index: int = 0) -> Optional[Region]:
     """The :class:`Region` item ``index`` of an IMAGE batch was made from (see
     :func:`attach_regions`), or ``None`` (an ordinary image, or one changed since)."""
     record = getattr(images, _REGIONS, None)
-    if record is None:
+    if record is None or not 0 <= index < len(record) or images.ndim != 4:
         return None
-    regions, version = record
-    if images._version != version or not 0 <= index < len(regions):
+    region, fingerprint = record[index]
+    if region is None or _fingerprint(images[index]) != fingerprint:
         return None
-    return regions[index]
+    return region

@@ -1,6 +1,7 @@
 """Image preparation: the one colour conversion (grey, alpha on white), THE resize (the released
 references' fit on white, compared bit for bit with the authors' recipe written out here), boxes
-of a photo resized without cutting them out first, and regions carried along an IMAGE."""
+of a photo resized without cutting them out first, and regions carried along an IMAGE.
+(The authors' recipe: ``released_recipe.released_reference``.)"""
 import numpy as np
 import pytest
 import torch
@@ -8,22 +9,7 @@ from PIL import Image
 
 from lumosx_core import letterbox, prepare_reference
 from lumosx_core.image_prep import Region, attach_regions, region_of, to_rgb
-
-
-def released_reference(u8: np.ndarray, width: int, height: int) -> torch.Tensor:
-    """The authors' reference preparation, written out independently of the pack: PIL image ->
-    fit inside width x height (scale min(W/w, H/h), sizes truncated), BICUBIC, pasted at the
-    floored centre offset on white -> ToTensor (uint8 / 255) -> Normalize(0.5, 0.5).
-    Returns [height, width, 3]."""
-    pil = Image.fromarray(u8)
-    w, h = pil.size
-    r = min(width / w, height / h)
-    nw, nh = int(w * r), int(h * r)
-    canvas = Image.new("RGB", (width, height), (255, 255, 255))
-    canvas.paste(pil.resize((nw, nh), Image.BICUBIC), ((width - nw) // 2, (height - nh) // 2))
-    t = torch.from_numpy(np.array(canvas)).permute(2, 0, 1).contiguous().float().div(255)
-    t.sub_(torch.tensor([0.5, 0.5, 0.5]).view(3, 1, 1)).div_(torch.tensor([0.5] * 3).view(3, 1, 1))
-    return t.permute(1, 2, 0)
+from released_recipe import released_reference
 
 
 def photo_u8(h, w, seed=0):
@@ -130,6 +116,11 @@ def test_regions_ride_on_the_image_they_were_attached_to():
     assert torch.equal(regions[0].letterbox(50, 50), letterbox(photo, 50, 50, box=(2, 3, 12, 23)))
     batch.mul_(0.5)                                        # changed in place: no longer its crop
     assert region_of(batch, 0) is None
+    with torch.inference_mode():                           # how ComfyUI runs nodes
+        batch = attach_regions(torch.rand(2, 16, 16, 3), regions)
+        assert region_of(batch, 0) is regions[0]
+        batch[0, 3, 4, 1] += 0.25
+        assert region_of(batch, 0) is None
     with pytest.raises(ValueError, match="regions"):
         attach_regions(torch.rand(1, 4, 4, 3), regions)
 
