@@ -11,7 +11,7 @@ import comfy.utils
 import nodes as comfy_nodes
 from comfy_api.latest import io
 
-from ..lumosx_core import RelationalConfig, check_rope_capacity, letterbox
+from ..lumosx_core import RelationalConfig, check_rope_capacity
 from ..lumosx_core.conditioning.binding import bind_phrases
 from ..lumosx_core.conditioning.phrases import strip_special
 from ..lumosx_core.conditioning.prompt import (TEXT_LEN, clean_prompt, cut_tokens, cut_warning,
@@ -99,13 +99,14 @@ def phrase_ids(clip, phrase: str, key: str, eos: int, pad: int, weight_syntax: b
 
 
 def encode_references(vae, refs, width: int, height: int) -> torch.Tensor:
-    """VAE-encode each reference, letterboxed on white at the video size, as a one-frame
-    video: ``[1, 16, N_c, height/8, width/8]`` raw (un-normalised) latents."""
+    """VAE-encode each reference, resized once as released (``RefImage.letterboxed``) at the
+    video size, as a one-frame video: ``[1, 16, N_c, height/8, width/8]`` raw (un-normalised)
+    latents."""
     bar = comfy.utils.ProgressBar(len(refs))
     latents = []
     for ref in refs:
         comfy.model_management.throw_exception_if_processing_interrupted()
-        pixels = letterbox(ref.image, width, height).unsqueeze(0)
+        pixels = ref.letterboxed(width, height).unsqueeze(0)
         lat = vae.encode(pixels)
         if lat.ndim != 5 or lat.shape[2] != 1:
             raise ValueError(f"vae: expected the Wan 2.1 VAE (one latent frame per image), got "
@@ -163,7 +164,7 @@ class LumosXBind(io.ComfyNode):
                 io.Boolean.Input("weight_syntax", default=False, optional=True,
                                  tooltip="Off (released): parentheses are plain text. On: "
                                          "ComfyUI's (word:1.2) weights. The released clean-up "
-                                         "(whitespace, HTML entities, ftfy when installed) and "
+                                         "(ftfy, HTML entities, whitespace) and "
                                          "the 512-token cut apply either way."),
             ],
             outputs=[
