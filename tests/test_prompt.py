@@ -1,9 +1,9 @@
-"""The released prompt text: the clean-up (ftfy, HTML entities twice, Unicode whitespace),
-compared on hostile strings with the released clean-up written out here; parentheses and
-backslashes as plain text unless ComfyUI weight syntax is asked for; Bind's token ids and
-phrase masks against sentencepiece and the released phrase matching rebuilt here; the
-512-token cut, and phrase masks that still point at the tokens actually encoded."""
-import html
+"""The released prompt text: the clean-up (ftfy, HTML entities twice, Unicode whitespace)
+compared on hostile strings with the released clean-up written out in ``released_recipe.py``;
+parentheses and backslashes as plain text unless ComfyUI weight syntax is asked for; Bind's
+token ids and phrase masks against sentencepiece and the released phrase matching rebuilt
+there; the 512-token cut, and phrase masks that still point at the tokens actually
+encoded."""
 import sys
 
 import pytest
@@ -11,15 +11,10 @@ import torch
 
 from lumosx_core.conditioning.prompt import (TEXT_LEN, clean_prompt, cut_tokens,
                                               escape_weight_syntax)
+from released_recipe import RELEASED_NEGATIVE as WAN_NEGATIVE
+from released_recipe import prompt_ids, released_clean, released_mask
 from shared_inputs import bind as _bind
 from shared_inputs import img
-
-ftfy = pytest.importorskip("ftfy")
-regex = pytest.importorskip("regex")
-
-WAN_NEGATIVE = ("色调艳丽，过曝，静态，细节模糊不清，字幕，风格，作品，画作，画面，静止，整体发灰，最差质量，"
-                "低质量，JPEG压缩残留，丑陋的，残缺的，多余的手指，画得不好的手部，画得不好的脸部，畸形的，"
-                "毁容的，形态畸形的肢体，手指融合，静止不动的画面，杂乱的背景，三条腿，背景人很多，倒着走")
 
 #: Prompts that the clean-up changes (each names the red jacket and the astronaut somehow).
 HOSTILE = {
@@ -34,15 +29,6 @@ HOSTILE = {
     "controls": "an\x00 astronaut\x07 in a red\x7f jacket\u200b\ufeff talks",
     "whitespace": "  an\u3000astronaut\u2028in a\xa0red\tjacket\r\n\x85talks\u2009 ",
 }
-
-
-def released_clean(text: str) -> str:
-    """The authors' text clean-up (basic_clean + whitespace_clean of their text encoder),
-    written out here: ftfy.fix_text, HTML unescape twice, strip, the regex module's \\s+ ->
-    one space, strip."""
-    text = ftfy.fix_text(text)
-    text = html.unescape(html.unescape(text)).strip()
-    return regex.sub(r"\s+", " ", text).strip()
 
 
 @pytest.mark.parametrize("name", sorted(HOSTILE))
@@ -80,19 +66,6 @@ def hostile_clip():
     return build_tiny_clip(model), sentencepiece.SentencePieceProcessor(model_proto=model)
 
 
-def released_mask(prompt_ids, phrase_ids):
-    """The released phrase matching (strict_sequence_mask of the inference scripts) written
-    out here: True at every position of every window of ``prompt_ids`` equal to
-    ``phrase_ids``."""
-    k = len(phrase_ids)
-    mask = [False] * len(prompt_ids)
-    for s in range(len(prompt_ids) - k + 1):
-        if prompt_ids[s:s + k] == phrase_ids:
-            for j in range(s, s + k):
-                mask[j] = True
-    return torch.tensor(mask)
-
-
 @pytest.mark.parametrize("name", sorted(HOSTILE))
 def test_bind_reads_the_released_ids_and_masks(N, vae, hostile_clip, name):
     """Bind's text embedding is the text encoder's on exactly the released token ids
@@ -103,8 +76,7 @@ def test_bind_reads_the_released_ids_and_masks(N, vae, hostile_clip, name):
     refs = N["LumosXPerson"].execute(img(), "astronaut", attribute_1=img(),
                                      phrase_1="red jacket").result[0]
     positive = _bind(N, clip, vae, refs, prompt=prompt).result[0]
-    ids = sp.encode(released_clean(prompt)) + [1]
-    ids += [0] * (TEXT_LEN - len(ids))
+    ids = prompt_ids(sp, prompt)
     want = clip.encode_from_tokens_scheduled({"umt5xxl": [[(t, 1.0) for t in ids]]})
     assert torch.equal(positive[0][0], want[0][0])
     masks = positive[0][1]["model_conds"]["lumosx_masks"].cond[0]
