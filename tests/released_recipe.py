@@ -121,9 +121,9 @@ def read_case(folder: str) -> Case:
     with open(os.path.join(folder, "caption.txt"), encoding="utf-8") as f:
         caption = f.read().split(";", 1)[1]
     bg = sorted(glob.glob(os.path.join(folder, "background", "*.png")))
+    objects = sorted(glob.glob(os.path.join(folder, "objects", "*.png")))
     case = Case(os.path.relpath(folder, os.path.dirname(os.path.dirname(folder))), caption,
-                (bg[0], _stem(bg[0])) if bg else None,
-                [(p, _stem(p)) for p in sorted(glob.glob(os.path.join(folder, "objects", "*.png")))])
+                (bg[0], _stem(bg[0])) if bg else None, [(p, _stem(p)) for p in objects])
     subjects = glob.glob(os.path.join(folder, "subjects", "*"))
     for sub in sorted(subjects, key=lambda p: int(os.path.basename(p))):
         files = sorted(glob.glob(os.path.join(sub, "*.png")))

@@ -22,7 +22,7 @@ from typing import Callable, List, Optional, Sequence, Tuple
 import numpy as np
 import torch
 
-from ..image_prep import letterbox, letterbox_size, to_rgb
+from ..image_prep import letterbox, letterbox_size, to_rgb, to_uint8
 from .crop import pixel_box, square_box
 
 log = logging.getLogger("LumosX")
@@ -72,8 +72,7 @@ def unit(v) -> Optional[np.ndarray]:
 
 
 def to_bgr_uint8(rgb: torch.Tensor) -> np.ndarray:
-    u8 = (rgb.detach().float().cpu().clamp(0, 1) * 255.0).round().to(torch.uint8).numpy()
-    return np.ascontiguousarray(u8[..., ::-1])
+    return np.ascontiguousarray(to_uint8(rgb)[..., ::-1])
 
 
 def detect_in_box(app, rgb: torch.Tensor, box: Sequence[int], width: int, height: int):
