@@ -1,4 +1,5 @@
-"""Face reference crops: square boxes around detected faces, cut out of a photo on white.
+"""Face boxes: the face box widened or squared, in whole pixels, cut out of a photo on white;
+which face of several.
 
 Pure torch: no ``comfy``, no face detector. Images follow ComfyUI's IMAGE convention, one
 image ``[H, W, C]`` float in [0, 1]; boxes are ``(x1, y1, x2, y2)`` in the photo's pixels
@@ -44,9 +45,9 @@ def expand_box(bbox: Sequence[float], left: float, top: float, right: float,
 
 
 def face_box(bbox: Sequence[float], width: int, height: int) -> PixelBox:
-    """The detector's face box as it is (not squared, no margin), rounded to whole pixels
-    and clipped to the ``width x height`` photo: what the released references are (the
-    authors' training crops are the detector's box). At least 1x1 pixel."""
+    """A box ``(x1, y1, x2, y2)`` as it is (not squared), rounded to whole pixels and clipped
+    to the ``width x height`` photo; at least 1x1 pixel. The released crop is the face box
+    widened by the released framing, then this (``reference.reference_box``)."""
     x1, y1, x2, y2 = (float(v) for v in bbox)
     x0 = min(max(int(round(x1)), 0), width - 1)
     y0 = min(max(int(round(y1)), 0), height - 1)
