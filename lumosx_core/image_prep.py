@@ -1,16 +1,26 @@
 """Image preparation, one home: the colour conversion (:func:`to_rgb`: grey and transparency
-onto white) and the letterbox on white (:func:`letterbox`) every node and metric uses, and the
-reference preparation (letterbox at the video size, scaled to [-1, 1]).
+onto white), THE resize of every reference and picture the pack shows (:func:`letterbox`:
+the released references' fit on white), the reference preparation ([-1, 1]), and
+:class:`Region` (a box of a photo that has not been resampled yet, carried along an IMAGE so
+a later node resizes the original pixels once).
 
 Images follow ComfyUI's IMAGE convention: float ``[H, W, C]`` (or ``[B, H, W, C]``) in [0, 1].
+
+The resize is the one of the authors' inference scripts (``resize_crop_to_fill_img`` in
+``LumosX/scripts/WanX2.1/lumosx_inference_t2v_*.py``), the same for faces, attributes,
+objects and the background: scale ``min(width / w, height / h)``, new size
+``int(w * scale) x int(h * scale)`` (truncated), Pillow's ``BICUBIC`` on the 8-bit image
+(Keys cubic a = -0.5, with Pillow's antialiasing support when shrinking), pasted at the
+floored centre offset on a white canvas, then ``(x / 255 - 0.5) / 0.5``.
 """
 from __future__ import annotations
 
-from typing import Optional
+from dataclasses import dataclass
+from typing import Optional, Sequence, Tuple
 
 import numpy as np
 import torch
-import torch.nn.functional as F
+from PIL import Image
 
 
 def to_rgb(image, alpha: Optional[torch.Tensor] = None, drop_alpha: bool = False
@@ -41,7 +51,6 @@ def pil_rgb(im) -> np.ndarray:
     composited onto white with Pillow's integer compositing, like :func:`to_rgb` does for
     tensors. The image files the evaluation reads (case references, frames) come through
     here."""
-    from PIL import Image
     if im.mode in ("RGBA", "LA", "P", "PA"):
         rgba = im.convert("RGBA")
         canvas = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
@@ -51,38 +60,131 @@ def pil_rgb(im) -> np.ndarray:
 
 
 def letterbox_size(w: int, h: int, width: int, height: int):
-    """New size and offset of a ``w x h`` image fitted inside ``width x height``:
-    scale ``min(width/w, height/h)`` (floored sizes), centred (floored offsets)."""
+    """New size and offset of a ``w x h`` image fitted inside ``width x height``, as the
+    released code computes them: scale ``min(width/w, height/h)``, sizes truncated with
+    ``int`` (at least 1 pixel), offsets floored (centred)."""
     ratio = min(width / w, height / h)
     nw = max(1, min(width, int(w * ratio)))
     nh = max(1, min(height, int(h * ratio)))
     return nw, nh, (width - nw) // 2, (height - nh) // 2
 
 
-def letterbox(image: torch.Tensor, width: int, height: int,
-              alpha: Optional[torch.Tensor] = None) -> torch.Tensor:
-    """Fit ``image`` ``[H, W, C]`` (values in [0, 1]) inside ``width x height`` with bicubic
-    resampling (antialiased when shrinking) and paste it centred on a pure white canvas.
-    Returns ``[height, width, 3]`` in [0, 1]."""
+def to_uint8(image: torch.Tensor) -> np.ndarray:
+    """Float ``[H, W, 3]`` in [0, 1] -> uint8 ``[H, W, 3]`` (rounded): the exact 8-bit values
+    of an image ComfyUI's LoadImage read (``u / 255``)."""
+    return (image.detach().float().cpu().clamp(0, 1) * 255.0).round().to(torch.uint8).numpy()
+
+
+def box_intersection(box, width: int, height: int):
+    """The part ``(x0, y0, x1, y1)`` of integer ``box`` inside a ``width x height`` photo, or
+    ``None`` when they do not overlap."""
+    x0, y0, x1, y1 = box
+    ix0, iy0, ix1, iy1 = max(x0, 0), max(y0, 0), min(x1, width), min(y1, height)
+    if ix1 <= ix0 or iy1 <= iy0:
+        return None
+    return ix0, iy0, ix1, iy1
+
+
+def letterbox(image, width: int, height: int, alpha: Optional[torch.Tensor] = None,
+              box: Optional[Sequence[int]] = None) -> torch.Tensor:
+    """THE resize: fit ``image`` ``[H, W, C]`` (values in [0, 1]; or only its ``box``
+    ``(x0, y0, x1, y1)``, whole pixels, which may reach past the photo: white there) inside
+    ``width x height`` on white, as the released inference scripts prepare every reference
+    (see the module docstring). Returns float ``[height, width, 3]`` in [0, 1] holding
+    8-bit values ``k / 255`` (on the input's device).
+
+    A box inside the photo gives exactly the released resize of that crop. Only the part of
+    a box inside the photo is resampled, into its place in the fitted box, so a loose box on
+    a large photo stays cheap (at the photo's edge the released code would have resampled
+    the white in too)."""
     img = to_rgb(image, alpha)
     h, w = img.shape[:2]
-    nw, nh, ox, oy = letterbox_size(w, h, width, height)
-    chw = img.permute(2, 0, 1).unsqueeze(0)
-    if (nw, nh) != (w, h):
-        chw = F.interpolate(chw, size=(nh, nw), mode="bicubic", align_corners=False,
-                            antialias=nw < w or nh < h).clamp(0, 1)
-    canvas = torch.ones(height, width, 3, dtype=img.dtype, device=img.device)
-    canvas[oy:oy + nh, ox:ox + nw] = chw[0].permute(1, 2, 0)
-    return canvas
+    x0, y0, x1, y1 = (0, 0, w, h) if box is None else (int(v) for v in box)
+    if x1 <= x0 or y1 <= y0:
+        raise ValueError(f"empty box {tuple(box)}")
+    bw, bh = x1 - x0, y1 - y0
+    nw, nh, ox, oy = letterbox_size(bw, bh, width, height)
+    canvas = Image.new("RGB", (width, height), (255, 255, 255))
+    inter = box_intersection((x0, y0, x1, y1), w, h)
+    if inter is not None:
+        ix0, iy0, ix1, iy1 = inter
+        sx, sy = nw / bw, nh / bh
+
+        def span(a: int, b: int, origin: int, scale: float, size: int):
+            d0 = min(max(int(round((a - origin) * scale)), 0), size - 1)
+            return d0, min(max(int(round((b - origin) * scale)), d0 + 1), size)
+
+        dx0, dx1 = span(ix0, ix1, x0, sx, nw)
+        dy0, dy1 = span(iy0, iy1, y0, sy, nh)
+        part = Image.fromarray(to_uint8(img[iy0:iy1, ix0:ix1]))
+        if part.size != (dx1 - dx0, dy1 - dy0):
+            part = part.resize((dx1 - dx0, dy1 - dy0), Image.BICUBIC)
+        canvas.paste(part, (ox + dx0, oy + dy0))
+    out = torch.from_numpy(np.asarray(canvas).copy()).float().div(255.0)
+    return out.to(img.device)
 
 
 def to_model_range(image: torch.Tensor) -> torch.Tensor:
-    """[0, 1] -> [-1, 1]."""
+    """[0, 1] -> [-1, 1] (``x * 2 - 1``: bit for bit the released ``(x - 0.5) / 0.5``)."""
     return image * 2.0 - 1.0
 
 
 def prepare_reference(image: torch.Tensor, width: int, height: int,
-                      alpha: Optional[torch.Tensor] = None) -> torch.Tensor:
-    """Letterbox then scale to [-1, 1]: ``[height, width, 3]``, ready to encode as a one-frame
-    video."""
-    return to_model_range(letterbox(image, width, height, alpha))
+                      alpha: Optional[torch.Tensor] = None,
+                      box: Optional[Sequence[int]] = None) -> torch.Tensor:
+    """The released reference: :func:`letterbox` then [-1, 1]: ``[height, width, 3]``, ready
+    to encode as a one-frame video."""
+    return to_model_range(letterbox(image, width, height, alpha, box))
+
+
+# -- regions: original pixels carried along a resampled IMAGE --------------------------------
+
+@dataclass(frozen=True, eq=False)
+class Region:
+    """A box of a photo, not resampled yet: ``image`` ``[H, W, C]`` float in [0, 1] (the
+    photo as given) and ``box`` ``(x0, y0, x1, y1)`` in its whole pixels (it may reach past
+    the photo: white there). :meth:`letterbox` resizes these original pixels, once."""
+
+    image: torch.Tensor
+    box: Tuple[int, int, int, int]
+
+    @property
+    def size(self) -> Tuple[int, int]:
+        """``(width, height)`` of the box."""
+        return self.box[2] - self.box[0], self.box[3] - self.box[1]
+
+    def letterbox(self, width: int, height: int) -> torch.Tensor:
+        return letterbox(self.image, width, height, box=self.box)
+
+
+_REGIONS = "lumosx_regions"
+
+
+def _fingerprint(image: torch.Tensor) -> Tuple:
+    """Shape and sum of one ``[H, W, C]`` picture: changes when its pixels are changed."""
+    return tuple(image.shape), float(image.detach().double().sum())
+
+
+def attach_regions(images: torch.Tensor, regions: Sequence[Optional[Region]]) -> torch.Tensor:
+    """Record on an IMAGE batch ``[B, H, W, C]`` that item ``b`` was resampled from
+    ``regions[b]``, so a later node (Bind) resizes the original pixels instead of resampling
+    the resampled ones. The record rides on this tensor object only: any node that makes a
+    new image (scale, crop, batch...) drops it, and a change of this one's pixels voids it
+    (:func:`region_of` compares a fingerprint; ComfyUI runs nodes in inference mode, where
+    tensors keep no version counter). Returns ``images``."""
+    if len(regions) != images.shape[0]:
+        raise ValueError(f"{len(regions)} regions for a batch of {images.shape[0]} images")
+    setattr(images, _REGIONS, tuple((r, _fingerprint(images[b])) for b, r in enumerate(regions)))
+    return images
+
+
+def region_of(images: torch.Tensor, index: int = 0) -> Optional[Region]:
+    """The :class:`Region` item ``index`` of an IMAGE batch was made from (see
+    :func:`attach_regions`), or ``None`` (an ordinary image, or one changed since)."""
+    record = getattr(images, _REGIONS, None)
+    if record is None or not 0 <= index < len(record) or images.ndim != 4:
+        return None
+    region, fingerprint = record[index]
+    if region is None or _fingerprint(images[index]) != fingerprint:
+        return None
+    return region

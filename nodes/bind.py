@@ -11,10 +11,11 @@ import comfy.utils
 import nodes as comfy_nodes
 from comfy_api.latest import io
 
-from ..lumosx_core import RelationalConfig, check_rope_capacity, letterbox
+from ..lumosx_core import RelationalConfig, check_rope_capacity
 from ..lumosx_core.conditioning.binding import bind_phrases
 from ..lumosx_core.conditioning.phrases import strip_special
-from ..lumosx_core.conditioning.prompt import TEXT_LEN, clean_prompt, cut_tokens, cut_warning
+from ..lumosx_core.conditioning.prompt import (TEXT_LEN, clean_prompt, cut_tokens, cut_warning,
+                                              escape_weight_syntax)
 from ..lumosx_core.conditioning.references import ReferenceSet
 from .patch import attach
 from .preview import render_preview
@@ -42,9 +43,7 @@ def released_text(text: str, weight_syntax: bool = False) -> str:
     with ComfyUI's weight syntax escaped unless ``weight_syntax``: ``(word:1.2)`` is then
     plain text, as in the released code."""
     text = clean_prompt(text)
-    if weight_syntax:
-        return text
-    return text.replace("\\", "\\\\").replace("(", "\\(").replace(")", "\\)")
+    return text if weight_syntax else escape_weight_syntax(text)
 
 
 def tokenize_released(clip, text: str, weight_syntax: bool = False):
@@ -100,13 +99,14 @@ def phrase_ids(clip, phrase: str, key: str, eos: int, pad: int, weight_syntax: b
 
 
 def encode_references(vae, refs, width: int, height: int) -> torch.Tensor:
-    """VAE-encode each reference, letterboxed on white at the video size, as a one-frame
-    video: ``[1, 16, N_c, height/8, width/8]`` raw (un-normalised) latents."""
+    """VAE-encode each reference, resized once as released (``RefImage.letterboxed``) at the
+    video size, as a one-frame video: ``[1, 16, N_c, height/8, width/8]`` raw (un-normalised)
+    latents."""
     bar = comfy.utils.ProgressBar(len(refs))
     latents = []
     for ref in refs:
         comfy.model_management.throw_exception_if_processing_interrupted()
-        pixels = letterbox(ref.image, width, height).unsqueeze(0)
+        pixels = ref.letterboxed(width, height).unsqueeze(0)
         lat = vae.encode(pixels)
         if lat.ndim != 5 or lat.shape[2] != 1:
             raise ValueError(f"vae: expected the Wan 2.1 VAE (one latent frame per image), got "
@@ -164,7 +164,7 @@ class LumosXBind(io.ComfyNode):
                 io.Boolean.Input("weight_syntax", default=False, optional=True,
                                  tooltip="Off (released): parentheses are plain text. On: "
                                          "ComfyUI's (word:1.2) weights. The released clean-up "
-                                         "(whitespace, HTML entities, ftfy when installed) and "
+                                         "(ftfy, HTML entities, whitespace) and "
                                          "the 512-token cut apply either way."),
             ],
             outputs=[

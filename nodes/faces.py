@@ -17,12 +17,11 @@ import comfy.utils
 import folder_paths
 from comfy_api.latest import io
 
-from ..lumosx_core.faces.crop import (crop_resized, face_box, passthrough_box, pixel_box,
-                                     select_face, square_box)
-from ..lumosx_core.faces.detector import (DEFAULT_PACKS, PROVIDER_OPTIONS, detect_insightface,
-                                         list_packs, load_face_analysis, unit)
+from ..lumosx_core.faces.detector import (DEFAULT_PACKS, PROVIDER_OPTIONS, list_packs,
+                                         load_face_analysis, unit)
 from ..lumosx_core.faces.detector import find_pack as find_pack_in
-from ..lumosx_core.image_prep import letterbox, to_rgb
+from ..lumosx_core.faces.reference import RELEASED, SQUARE, face_reference
+from ..lumosx_core.image_prep import attach_regions
 from .validation import MissingFile, check_inputs, multiple_error, validate
 
 log = logging.getLogger("LumosX")
@@ -142,50 +141,42 @@ def encode_faces(app, images: torch.Tensor, select: str = "largest", index: int 
                  crop: str = CROP_RELEASED):
     """``images`` ``[B, H, W, C]`` -> (crops ``[B, size, size, 3]``, list of B info dicts).
 
-    ``crop``: the detector's box as it is (released) or a square with ``margin``; either
-    is letterboxed on white at ``size``."""
+    ``crop``: the face box framed as released, or a square with ``margin``; either is
+    letterboxed on white at ``size``. The crops carry their regions of the photos
+    (``attach_regions``): Bind resizes those original pixels to the video size, once."""
     if images.ndim == 3:
         images = images.unsqueeze(0)
     if images.ndim != 4:
         raise ValueError(f"expected an IMAGE batch [B, H, W, C]; got {tuple(images.shape)}")
     mode = "index" if select.startswith("index") else select
+    crop_mode = SQUARE if crop == CROP_SQUARE else RELEASED
     images = images.detach().cpu()
     pbar = comfy.utils.ProgressBar(images.shape[0])
-    crops, infos = [], []
+    crops, infos, regions = [], [], []
     for b in range(images.shape[0]):
         comfy.model_management.throw_exception_if_processing_interrupted()
-        rgb = to_rgb(images[b], drop_alpha=True)
-        h, w = rgb.shape[:2]
-        faces = detect_insightface(app, rgb, det_size)
-        info = {"detected": False, "bbox": None, "kps": None, "det_score": None,
-                "embedding": None, "crop_box": None, "image_size": (int(w), int(h)),
-                "faces_found": len(faces)}
-        if faces:
-            bboxes = [[float(v) for v in f.bbox[:4]] for f in faces]
-            try:
-                face = faces[select_face(bboxes, mode, index)]
-            except ValueError as e:
-                raise ValueError(f"photo {b} of the batch: {e}") from e
-            bbox = [float(v) for v in face.bbox[:4]]
-            if crop == CROP_SQUARE:
-                box = pixel_box(square_box(bbox, margin))
-            else:
-                box = face_box(bbox, w, h)
-            crop = crop_resized(rgb, box, size)
+        try:
+            ref = face_reference(app, images[b], mode, index, crop_mode, margin, det_size)
+        except ValueError as e:
+            raise ValueError(f"photo {b} of the batch: {e}") from e
+        h, w = ref.region.image.shape[:2]
+        face = ref.face
+        info = {"detected": face is not None, "bbox": None, "kps": None, "det_score": None,
+                "embedding": None, "crop_box": [float(v) for v in ref.region.box],
+                "image_size": (int(w), int(h)), "faces_found": ref.faces_found}
+        if face is not None:
             kps = getattr(face, "kps", None)
-            info.update(detected=True, bbox=bbox,
+            info.update(bbox=[float(v) for v in face.bbox[:4]],
                         kps=None if kps is None else np.asarray(kps, dtype=float).tolist(),
-                        det_score=float(face.det_score), embedding=_embedding(face),
-                        crop_box=[float(v) for v in box])
+                        det_score=float(face.det_score), embedding=_embedding(face))
         else:
             log.warning("LumosX Face Encoder: no face detected in photo %d of the batch "
                         "(%dx%d); passing the whole photo through letterboxed on white", b, w, h)
-            crop = letterbox(rgb, size, size)
-            info["crop_box"] = [float(v) for v in passthrough_box(w, h)]
-        crops.append(crop.float())
+        crops.append(ref.region.letterbox(size, size))
+        regions.append(ref.region)
         infos.append(info)
         pbar.update(1)
-    return torch.stack(crops), infos
+    return attach_regions(torch.stack(crops), regions), infos
 
 
 class LumosXFaceEncoder(io.ComfyNode):
@@ -199,10 +190,11 @@ class LumosXFaceEncoder(io.ComfyNode):
             display_name="LumosX Face Encoder",
             category="LumosX",
             description=("Turns photos into clean face references for LumosX: detects the face "
-                         "in each photo (insightface), crops it (by default the detector's face "
-                         "box as it is, like the released references; or a square with a "
-                         "margin) and letterboxes it on white, and returns the ArcFace identity "
-                         "embedding. A photo without a detectable face passes through whole. "
+                         "in each photo (insightface), crops it (by default the face box framed "
+                         "like the released references; or a square with a margin) and "
+                         "letterboxes it on white, and returns the ArcFace identity embedding. "
+                         "Bind resizes the photo's own pixels inside the crop to the video size. "
+                         "A photo without a detectable face passes through whole. "
                          "Put insightface packs (antelopev2, buffalo_l) in "
                          "models/insightface/models/<pack>/; nothing is downloaded."),
             inputs=[
@@ -218,13 +210,15 @@ class LumosXFaceEncoder(io.ComfyNode):
                                        "each side, as a fraction of the face box's longer "
                                        "side."),
                 io.Int.Input("size", default=512, min=64, max=2048, step=8,
-                             tooltip="Side of the square output crops, in pixels."),
+                             tooltip="Side of the square output crops, in pixels (Bind resizes "
+                                     "the photo's own pixels, whatever this size)."),
                 *detector_inputs(),
                 io.Combo.Input("crop", options=list(CROP_OPTIONS), default=CROP_RELEASED,
                                optional=True,  # graphs saved before it keep working
-                               tooltip="face box (released): the detector's face box as it is "
-                                       "(not squared), what the released model was trained "
-                                       "on; square with margin: a looser square crop."),
+                               tooltip="face box (released): the face box framed like the "
+                                       "released references (not squared), what the released "
+                                       "model was trained on; square with margin: a looser "
+                                       "square crop."),
             ],
             outputs=[
                 io.Image.Output("faces", display_name="faces"),

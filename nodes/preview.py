@@ -7,7 +7,6 @@ import torch
 from PIL import Image, ImageDraw
 
 from ..lumosx_core.drawing import default_font, fit_text, person_color
-from ..lumosx_core.image_prep import letterbox
 
 MISSING_COLOR = "#d00000"
 
@@ -33,7 +32,7 @@ def render_preview(refs, report, width: int, height: int) -> torch.Tensor:
         x0, y0 = (i % cols) * cell_w, (i // cols) * cell_h
         color = person_color(ref.person)
         draw.rectangle([x0, y0, x0 + cell_w - 1, y0 + tile_h + 2 * BORDER - 1], fill=color)
-        thumb = letterbox(ref.image, TILE_W, tile_h)
+        thumb = ref.letterboxed(TILE_W, tile_h)
         arr = (thumb.clamp(0, 1).numpy() * 255).round().astype(np.uint8)
         canvas.paste(Image.fromarray(arr), (x0 + BORDER, y0 + BORDER))
         ty = y0 + tile_h + 2 * BORDER + 2

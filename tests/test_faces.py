@@ -1,19 +1,20 @@
 """Face encoder: square face crops on white and ArcFace embeddings, on real photos with real
 ONNX models (SCRFD-500M + MobileFaceNet from the test-only vectron wheel), plus the pure-torch
 crop helpers."""
+import glob
 import importlib
 import logging
 import os
 
 import pytest
 import torch
-from hypothesis import given, settings, strategies as st
 
 from face_fixtures import VECTRON_PACK, astronaut, insightface_image, vectron_image
 from lumosx_core.faces import detector
-from lumosx_core.faces.crop import (crop_resized, crop_with_white, left_to_right,
-                                   passthrough_box, pixel_box, select_face, square_box)
-from lumosx_core.image_prep import letterbox, to_rgb
+from lumosx_core.faces.crop import (crop_with_white, expand_box, face_box, left_to_right,
+                                   pixel_box, select_face, square_box)
+from lumosx_core.faces.reference import RELEASED_MARGINS, reference_box
+from lumosx_core.image_prep import letterbox, region_of, to_rgb
 
 INDEX = "index (left to right)"
 SQUARE = "square with margin"
@@ -48,30 +49,18 @@ def test_crop_with_white_fills_outside_and_copies_inside():
     assert torch.all(crop_with_white(img, (100, 100, 110, 110)) == 1)   # fully outside
 
 
-def test_crop_resized_matches_letterboxed_crop():
-    y, x = torch.meshgrid(torch.linspace(0, 1, 60), torch.linspace(0, 1, 80), indexing="ij")
-    img = torch.stack([x, y, (x + y) / 2], -1)                # smooth, so resampling agrees
-    box = (50, -10, 90, 30)                                    # 40x40, out right and top
-    ref = letterbox(crop_with_white(img, box), 100, 100)
-    out = crop_resized(img, box, 100)
-    assert out.shape == (100, 100, 3)
-    assert torch.all(out[:, 76:] == 1) and torch.all(out[:24] == 1)   # white outside photo
-    # same picture away from the photo edge (where only the full crop rings against white)
-    assert (out[32:, :68] - ref[32:, :68]).abs().max() < 0.01
-    assert torch.all(crop_resized(img, (200, 200, 240, 240), 64) == 1)
-
-
-@settings(max_examples=60, deadline=None)
-@given(h=st.integers(1, 24), w=st.integers(1, 24), x0=st.integers(-30, 30),
-       y0=st.integers(-30, 30), side=st.integers(1, 40))
-def test_crop_resized_at_native_size_is_exact_crop(h, w, x0, y0, side):
-    img = torch.rand(h, w, 3)
-    box = (x0, y0, x0 + side, y0 + side)
-    assert torch.equal(crop_resized(img, box, side), crop_with_white(img, box))
-
-
-def test_passthrough_box():
-    assert passthrough_box(300, 100) == (0.0, -100.0, 300.0, 200.0)
+def test_reference_boxes():
+    # released: the face box widened by the released framing, whole pixels, clipped
+    assert expand_box((10, 20, 30, 60), 0.1, 0.25, 0.2, 0.5) == (8.0, 10.0, 34.0, 80.0)
+    left, top, right, bottom = RELEASED_MARGINS
+    box = reference_box((100.0, 100.0, 200.0, 300.0), 1000, 1000)
+    assert box == (round(100 - 100 * left), round(100 - 200 * top), round(200 + 100 * right),
+                   round(300 + 200 * bottom))
+    assert reference_box((-5.2, 3.4, 40.6, 700.0), 30, 60) == (0, 0, 30, 60)   # clipped
+    # square: a square of max side * (1 + 2 margin), may reach past the photo
+    assert reference_box((10, 20, 30, 60), 50, 50, "square", 0.5) == (-20, 0, 60, 80)
+    with pytest.raises(ValueError, match="crop mode"):
+        reference_box((0, 0, 1, 1), 5, 5, "round")
 
 
 def test_left_to_right_and_selection():
@@ -138,9 +127,11 @@ def test_astronaut_face_crop(faces, face_root):
     emb = info["embedding"]
     assert emb.shape == (512,) and emb.dtype == torch.float32
     assert abs(float(emb.norm()) - 1) < 1e-4
-    # the crop is the photo's pixels: resampled from the crop box
-    ref = crop_resized(astronaut(), info["crop_box"], 512)
-    assert torch.allclose(crops[0], ref)
+    # the crop is the photo's pixels: resampled once from the crop box, and the crop box
+    # rides along to Bind, which resizes the same pixels to the video size
+    assert torch.equal(crops[0], letterbox(astronaut(), 512, 512, box=info["crop_box"]))
+    region = region_of(crops, 0)
+    assert region.box == tuple(info["crop_box"]) and torch.equal(region.image, astronaut())
 
 
 def test_margin_past_the_photo_is_white(faces, face_root):
@@ -161,14 +152,67 @@ def test_t1_selection(faces, face_root):
     _, left = encode(faces, photo, select=INDEX, index=0)
     _, right = encode(faces, photo, select=INDEX, index=5)
     assert left[0]["faces_found"] == right[0]["faces_found"] == 6
-    assert centre(left[0]["bbox"])[0] == pytest.approx(xs[0])
-    assert centre(right[0]["bbox"])[0] == pytest.approx(xs[-1])
+    # the chosen face, measured again at one fixed scale: the box moves by a few pixels
+    assert centre(left[0]["bbox"])[0] == pytest.approx(xs[0], abs=4)
+    assert centre(right[0]["bbox"])[0] == pytest.approx(xs[-1], abs=4)
     _, big = encode(faces, photo, select="largest")
     area = lambda b: (b[2] - b[0]) * (b[3] - b[1])  # noqa: E731
-    assert area(big[0]["bbox"]) == pytest.approx(max(area(b) for b in found))
+    assert area(big[0]["bbox"]) == pytest.approx(max(area(b) for b in found), rel=0.2)
     assert big[0]["bbox"] != left[0]["bbox"] and big[0]["bbox"] != right[0]["bbox"]
     with pytest.raises(ValueError, match=r"index 6 .*6 faces"):
         encode(faces, photo, select=INDEX, index=6)
+
+
+def test_face_box_measured_again_at_one_scale(faces, face_root):
+    """A group photo's faces are small in the detector's input; their boxes then change by up
+    to ~15 % with det_size. Measured again at one fixed scale (refine_face), each face's box
+    height agrees within a few percent whatever det_size found it."""
+    photo = insightface_image("t1.jpg")                         # 1280x886, six faces
+    fixed = faces.load_analyzer(VECTRON_PACK, "CPU", 640)
+    anchors = [centre(f.bbox) for f in detector.detect_insightface(fixed, photo, 640)]
+    assert len(anchors) == 6
+    raw, refined = {}, {}
+    for det in (320, 640, 1280):
+        app = faces.load_analyzer(VECTRON_PACK, "CPU", det)
+        found = detector.detect_insightface(app, photo, det)
+        assert len(found) == 6, det
+        for f in found:                                        # the same face at every det_size
+            c = centre(f.bbox)
+            key = min(range(6), key=lambda i: (anchors[i][0] - c[0]) ** 2
+                      + (anchors[i][1] - c[1]) ** 2)
+            again = detector.refine_face(fixed, photo, f, 640)
+            assert again is not f and abs(centre(again.bbox)[0] - c[0]) < 10
+            raw.setdefault(key, []).append(float(f.bbox[3] - f.bbox[1]))
+            refined.setdefault(key, []).append(float(again.bbox[3] - again.bbox[1]))
+    assert len(raw) == 6 and all(len(v) == 3 for v in raw.values()), raw
+    spread = lambda v: max(v) / min(v) - 1  # noqa: E731
+    print(f"\nbox height spread over det_size 320/640/1280: as found "
+          f"{max(spread(v) for v in raw.values()):.3f}, measured again "
+          f"{max(spread(v) for v in refined.values()):.3f}")
+    assert max(spread(v) for v in raw.values()) > 0.08          # the problem is real here
+    assert all(spread(v) < 0.04 for v in refined.values()), refined
+
+
+def test_bind_resizes_the_crop_from_the_photo_once(faces, face_root, N, clip, vae):
+    """The Face Encoder's IMAGE carries its crop box of the photo; a Person keeps it and Bind
+    encodes the photo's pixels resized once to the video size (not the square output
+    resized again)."""
+    from shared_inputs import H, W, bind
+    crops, infos = encode(faces, astronaut(), size=96)
+    refs = N["LumosXPerson"].execute(crops, "astronaut").result[0]
+    ref = refs.ordered()[0]
+    assert ref.source is region_of(crops, 0) and ref.source.box == tuple(infos[0]["crop_box"])
+    seen = []
+
+    class SpyVAE:
+        def encode(self, pixels):
+            seen.append(pixels.clone())
+            return vae.encode(pixels)
+
+    bind(N, clip, SpyVAE(), refs)
+    once = letterbox(astronaut(), W, H, box=infos[0]["crop_box"])
+    assert torch.equal(seen[0][0], once)
+    assert not torch.equal(seen[0][0], letterbox(crops[0], W, H))    # twice: another picture
 
 
 def test_identity_yaoming_in_players(faces, face_root):
@@ -339,23 +383,22 @@ CASES = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
                      "shared", "testdata", "lumosx_reference_cases")
 
 
-def test_released_crop_is_the_raw_face_box(faces, face_root):
-    from lumosx_core.faces.crop import face_box
+def test_released_crop_is_the_face_box_framed_as_released(faces, face_root):
     crops, infos = encode(faces, astronaut(), size=256)          # default crop
     info = infos[0]
-    assert tuple(info["crop_box"]) == face_box(info["bbox"], 512, 512)
+    assert tuple(info["crop_box"]) == reference_box(info["bbox"], 512, 512)
     x1, y1, x2, y2 = info["crop_box"]
     assert (x2 - x1) != (y2 - y1)                                 # not squared
-    assert all(abs(a - b) <= 0.5 for a, b in zip(info["crop_box"], info["bbox"]))
-    assert torch.allclose(crops[0], crop_resized(astronaut(), info["crop_box"], 256))
+    bx1, by1, bx2, by2 = info["bbox"]
+    assert x1 < bx1 and y1 < by1 and x2 > bx2 and y2 > by2        # a little around the box
+    assert (x2 - x1) / (bx2 - bx1) < 1.15 and (y2 - y1) / (by2 - by1) < 1.1
+    assert torch.equal(crops[0], letterbox(astronaut(), 256, 256, box=info["crop_box"]))
     assert torch.all(crops[0, :, :10] == 1)                       # letterboxed on white
-    assert face_box((-5.2, 3.4, 40.6, 700.0), 30, 60) == (0, 3, 30, 60)   # clipped to the photo
 
 
 def _authors_faces():
     if not os.path.isdir(CASES):
         pytest.skip("../shared/testdata (the authors' reference cases) is not present")
-    import glob
     paths = sorted(glob.glob(os.path.join(CASES, "*", "*", "subjects", "*", "face_*.png")))
     assert paths, CASES
     return paths
@@ -372,28 +415,68 @@ def _in_a_photo(face: torch.Tensor) -> torch.Tensor:
     return photo
 
 
+def _three_in_a_photo(trio, background: torch.Tensor) -> tuple:
+    """Three face pictures pasted into a real photo: the first flush with the bottom-left
+    corner, the second in the middle, the third flush with the right edge. Returns the photo
+    and each face's ``(x0, y0, x1, y1)``."""
+    photo = background.clone()
+    H, W = photo.shape[:2]
+    boxes = []
+    for j, face in enumerate(trio):
+        h, w = face.shape[:2]
+        x0, y0 = [(0, H - h), ((W - w) // 2, H // 3), (W - w, H // 5)][j]
+        photo[y0:y0 + h, x0:x0 + w] = face
+        boxes.append((x0, y0, x0 + w, y0 + h))
+    return photo, boxes
+
+
+def _scaled(face: torch.Tensor, s: float) -> torch.Tensor:
+    h, w = face.shape[:2]
+    return letterbox(face, max(1, round(w * s)), max(1, round(h * s)))
+
+
 def test_released_crop_matches_the_authors_references(faces, face_root):
-    """On the authors' own face images (alone, and inside a larger photo): the face in our
-    reference, as the model sees it (letterboxed at 832x480), is as tall as in the authors'
-    reference (within 10%); the looser square crop is not (about 0.65)."""
+    """On the authors' own face images -- alone, inside a larger photo, and three to a real
+    photo (small, at the photo's edges) -- the face in our reference as the model sees it
+    (the crop's own pixels resized once to 832x480, what Bind encodes) is as tall as in the
+    authors' reference (within 10%); the looser square crop is not (about 0.65)."""
     from face_fixtures import _load
     from lumosx_core.faces.detector import detect_insightface
     app = faces.load_analyzer(VECTRON_PACK, "CPU", 640)
 
     def face_height(img):
-        found = detect_insightface(app, letterbox(img, 832, 480), 640, retry=True)
+        found = detect_insightface(app, img, 640, retry=True)
         assert found, "no face in the reference"
         return max(float(f.bbox[3] - f.bbox[1]) for f in found)
 
-    ratios, square = [], []
-    for path in _authors_faces():
-        face = _load(path)
-        theirs = face_height(face)
-        assert 420 < theirs < 480, (path, theirs)      # the authors': 430-475 px of 480
-        for photo in (face, _in_a_photo(face)):
+    def seen(crops):                    # what Bind resizes: the crop's original pixels
+        return region_of(crops, 0).letterbox(832, 480)
+
+    paths = _authors_faces()
+    photos = [_load(p) for p in paths]
+    theirs = [face_height(letterbox(face, 832, 480)) for face in photos]
+    assert all(400 < t < 480 for t in theirs), theirs     # the authors': 420-475 px of 480
+    ratios, square = {}, []
+    for path, face, t in zip(paths, photos, theirs):
+        for where, photo in (("alone", face), ("in a photo", _in_a_photo(face))):
             ours, _ = encode(faces, photo, provider="CPU")
-            ratios.append(face_height(ours[0]) / theirs)
+            ratios[path, where] = face_height(seen(ours)) / t
             loose, _ = encode(faces, photo, provider="CPU", crop=SQUARE, margin=0.3)
-            square.append(face_height(loose[0]) / theirs)
-    assert all(0.9 <= r <= 1.1 for r in ratios), ratios
+            square.append(face_height(seen(loose)) / t)
+    # three people to a photo, small and at the edges: each face picked by its index
+    background = _load(glob.glob(os.path.join(CASES, "*", "*", "background", "*.png"))[0])
+    for s in (1.0, 0.6):
+        for k in range(0, len(photos), 3):
+            idx = [(k + j) % len(photos) for j in range(3)]
+            photo, boxes = _three_in_a_photo([_scaled(photos[i], s) for i in idx], background)
+            for j, i in enumerate(idx):
+                ours, info = encode(faces, photo, provider="CPU", select=INDEX, index=j)
+                cx, cy = centre(info[0]["bbox"])
+                x0, y0, x1, y1 = boxes[j]
+                assert x0 <= cx <= x1 and y0 <= cy <= y1, (paths[i], s, j, info[0]["bbox"])
+                ratios[paths[i], f"three to a photo, {s:.0%}"] = face_height(seen(ours)) / theirs[i]
+    print(f"\nour face height / the authors': {min(ratios.values()):.3f}-"
+          f"{max(ratios.values()):.3f} over {len(ratios)} references")
+    bad = {k: round(r, 3) for k, r in ratios.items() if not 0.9 <= r <= 1.1}
+    assert not bad, bad
     assert all(r < 0.8 for r in square), square

@@ -1,25 +1,114 @@
-"""The released prompt text: clean-up (whitespace, HTML entities, ftfy when installed),
-parentheses as plain text unless ComfyUI weight syntax is asked for, the 512-token cut, and
-phrase masks that still point at the tokens actually encoded."""
+"""The released prompt text: the clean-up (ftfy, HTML entities twice, Unicode whitespace)
+compared on hostile strings with the released clean-up written out in ``released_recipe.py``;
+parentheses and backslashes as plain text unless ComfyUI weight syntax is asked for; Bind's
+token ids and phrase masks against sentencepiece and the released phrase matching rebuilt
+there; the 512-token cut, and phrase masks that still point at the tokens actually
+encoded."""
 import sys
-import types
 
+import pytest
 import torch
 
-from lumosx_core.conditioning.prompt import TEXT_LEN, clean_prompt, cut_tokens
+from lumosx_core.conditioning.prompt import (TEXT_LEN, clean_prompt, cut_tokens,
+                                              escape_weight_syntax)
+from released_recipe import RELEASED_NEGATIVE as WAN_NEGATIVE
+from released_recipe import prompt_ids, released_clean, released_mask
 from shared_inputs import bind as _bind
 from shared_inputs import img
 
+#: Prompts that the clean-up changes (each names the red jacket and the astronaut somehow).
+HOSTILE = {
+    "mojibake": "an astronautâ€™s red jacket, cafÃ© au lait",
+    "curly quotes": "the \u201castronaut\u201d in a \u2018red jacket\u2019",
+    "fullwidth": "ａｓｔｒｏｎａｕｔ，ｒｅｄ　ｊａｃｋｅｔ！ " + WAN_NEGATIVE[:20],
+    "ligatures": "an astronaut in a red jacket on a \ufb01ne \ufb02oor",
+    "ansi escape": "an astronaut in a \x1b[31mred jacket\x1b[0m talks",
+    "separators": "an astronaut\x1cin a red\x1cjacket\x1d\x1e\x1f talks",
+    "backslashes": "an astronaut \\ in a red jacket\\ \\(talks\\) C:\\path\\",
+    "entities twice": "an astronaut &amp;amp; a red&amp;nbsp;jacket &amp;lt;b&amp;gt; &amp;#39;hi&amp;#39;",
+    "controls": "an\x00 astronaut\x07 in a red\x7f jacket\u200b\ufeff talks",
+    "whitespace": "  an\u3000astronaut\u2028in a\xa0red\tjacket\r\n\x85talks\u2009 ",
+}
 
-def test_clean_prompt_like_the_released_encoder(monkeypatch):
-    monkeypatch.setitem(sys.modules, "ftfy", None)           # not installed: skipped
-    assert clean_prompt("  a  man\n\twalks &amp;amp; talks&nbsp;now ") == \
-        "a man walks & talks now"
+
+@pytest.mark.parametrize("name", sorted(HOSTILE))
+def test_clean_prompt_is_the_released_clean_up(name):
+    text = HOSTILE[name]
+    assert clean_prompt(text) == released_clean(text)
+    if name != "backslashes":                                   # not vacuous: it did something
+        assert clean_prompt(text) != " ".join(text.split())
+
+
+def test_clean_prompt_details():
+    assert clean_prompt("  a  man\n\twalks &amp;amp; talks&nbsp;now ") == "a man walks & talks now"
     assert clean_prompt("(white jacket:1.2)") == "(white jacket:1.2)"
-    fake = types.ModuleType("ftfy")
-    fake.fix_text = lambda t: t.replace("Ã©", "é")
-    monkeypatch.setitem(sys.modules, "ftfy", fake)           # installed: used first
-    assert clean_prompt("cafÃ©  &lt;b&gt;") == "café <b>"
+    assert clean_prompt("red\x1cjacket") == "redjacket"            # not "red jacket"
+    assert clean_prompt("\x1b[1;31mred jacket\x1b[0m") == "red jacket"
+    assert clean_prompt(WAN_NEGATIVE).count(",") == WAN_NEGATIVE.count("，")
+    assert clean_prompt("a\\b") == "a\\b"                          # one backslash stays one
+
+
+def test_missing_ftfy_is_a_clear_error(monkeypatch):
+    monkeypatch.setitem(sys.modules, "ftfy", None)
+    with pytest.raises(RuntimeError, match=r"ftfy.*requirements\.txt"):
+        clean_prompt("a man")
+
+
+@pytest.fixture(scope="module")
+def hostile_clip():
+    """The tiny umT5 whose sentencepiece model knows the hostile prompts' characters, and that
+    model's own processor (the reference tokenizer)."""
+    import sentencepiece
+    import assets
+    from lumosx_test_pack import build_tiny_clip
+    lines = list(HOSTILE.values()) + [released_clean(t) for t in HOSTILE.values()]
+    model = assets.spiece_model(extra_lines=lines)
+    return build_tiny_clip(model), sentencepiece.SentencePieceProcessor(model_proto=model)
+
+
+@pytest.mark.parametrize("name", sorted(HOSTILE))
+def test_bind_reads_the_released_ids_and_masks(N, vae, hostile_clip, name):
+    """Bind's text embedding is the text encoder's on exactly the released token ids
+    (sentencepiece on the released clean-up, end token, padding to 512), and its phrase masks
+    are the released matching on those ids."""
+    clip, sp = hostile_clip
+    prompt = HOSTILE[name]
+    refs = N["LumosXPerson"].execute(img(), "astronaut", attribute_1=img(),
+                                     phrase_1="red jacket").result[0]
+    positive = _bind(N, clip, vae, refs, prompt=prompt).result[0]
+    ids = prompt_ids(sp, prompt)
+    want = clip.encode_from_tokens_scheduled({"umt5xxl": [[(t, 1.0) for t in ids]]})
+    assert torch.equal(positive[0][0], want[0][0])
+    masks = positive[0][1]["model_conds"]["lumosx_masks"].cond[0]
+    for row, phrase in zip(masks, ("astronaut", "red jacket")):
+        assert torch.equal(row, released_mask(ids, sp.encode(released_clean(phrase))))
+
+
+def test_hostile_prompts_change_what_the_model_reads(hostile_clip):
+    """Not vacuous: without the clean-up the same prompts give other token ids, and other
+    phrase masks (the jacket lost behind an escape sequence, or found across a separator)."""
+    _, sp = hostile_clip
+    changed = [n for n, t in HOSTILE.items()
+               if sp.encode(released_clean(t)) != sp.encode(" ".join(t.split()))]
+    assert len(changed) >= 6, changed
+    jacket = sp.encode("red jacket")
+    escaped = HOSTILE["ansi escape"]
+    assert released_mask(sp.encode(released_clean(escaped)), jacket).any()
+    assert not released_mask(sp.encode(" ".join(escaped.split())), jacket).any()
+    assert not released_mask(sp.encode(released_clean("a red\x1cjacket")), jacket).any()
+    assert released_mask(sp.encode(" ".join("a red\x1cjacket".split())), jacket).any()
+
+
+@pytest.mark.parametrize("text", ["a\\b", "a \\(b\\) c", "end\\", "\\\\(x)", "(y:1.5)\\"])
+def test_backslashes_and_parentheses_are_plain_text(hostile_clip, text):
+    """Escaped for ComfyUI's weight parser, the text gives the tokens of the text itself: a
+    backslash stays one character (never doubled), parentheses are tokens."""
+    clip, sp = hostile_clip
+    toks = clip.tokenize(escape_weight_syntax(text))["umt5xxl"][0]
+    ids = [int(t[0]) for t in toks]
+    want = sp.encode(text) + [1]
+    assert ids[:len(want)] == want and all(t[1] == 1.0 for t in toks)
+    assert all(i == 0 for i in ids[len(want):])
 
 
 def test_cut_tokens_keeps_511_and_the_end():

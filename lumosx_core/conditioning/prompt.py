@@ -1,10 +1,14 @@
-"""The released prompt clean-up and 512-token cut.
+r"""The released prompt clean-up and 512-token cut.
 
-The authors' text encoder cleans every text before tokenizing it (prompt, negative prompt
-and each phrase alike): mojibake fixed with ``ftfy`` (when it is installed here), HTML
-entities unescaped twice, whitespace runs collapsed to one space, ends stripped. It then
+The authors' text encoder (``HuggingfaceTokenizer(clean="whitespace")`` in
+``LumosX/source/models/text_encoder/wanx.py``) cleans every text before tokenizing it --
+prompt, negative prompt and each phrase alike: ``ftfy.fix_text`` with its defaults (mojibake,
+curly quotes, fullwidth characters, ligatures, terminal escapes, control characters, NFC),
+HTML entities unescaped twice, ends stripped, then every run of Unicode whitespace (the
+``regex`` module's ``\s``: the White_Space property, which -- unlike Python's ``re`` --
+leaves the separators U+001C-U+001F alone) collapsed to one space, ends stripped. It then
 tokenizes with truncation to 512 tokens: the first 511 tokens and the end-of-sequence token.
-Parentheses are plain text there (no weight syntax).
+Parentheses and backslashes are plain text there (no weight syntax).
 """
 from __future__ import annotations
 
@@ -16,23 +20,35 @@ from typing import Sequence
 #: text length of the released model (umT5 tokens, end-of-sequence included)
 TEXT_LEN = 512
 
-_WS = re.compile(r"\s+")
+#: Runs of Unicode White_Space characters (what ``\s`` matches in the ``regex`` module the
+#: released code uses; Python's ``re`` would also take U+001C-U+001F).
+_WS = re.compile("[\t\n\v\f\r \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]+")
 
 
-def _fix_text(text: str) -> str:
+def _ftfy():
     try:
         import ftfy
     except ImportError:
-        return text
-    return ftfy.fix_text(text)
+        raise RuntimeError(
+            "prompt: the released text clean-up needs the ftfy package, which is missing "
+            "from this Python: pip install -r requirements.txt (in ComfyUI's Python)") from None
+    return ftfy
 
 
 def clean_prompt(text: str) -> str:
-    """The released clean-up of one text: ftfy (when installed), HTML unescape (twice),
-    strip, whitespace runs -> one space, strip."""
-    text = _fix_text(str(text))
+    """The released clean-up of one text: ``ftfy.fix_text``, HTML unescape (twice), strip,
+    whitespace runs -> one space, strip."""
+    text = _ftfy().fix_text(str(text))
     text = html.unescape(html.unescape(text)).strip()
     return _WS.sub(" ", text).strip()
+
+
+def escape_weight_syntax(text: str) -> str:
+    r"""``text`` for ComfyUI's tokenizer with its ``(word:1.2)`` weight syntax switched off:
+    every parenthesis escaped, nothing else touched. ComfyUI turns ``\(`` / ``\)`` back into
+    a parenthesis and leaves every other backslash as it is, so the tokens are those of
+    ``text`` itself (also for a backslash before a parenthesis: ``\\(`` -> ``\(``)."""
+    return text.replace("(", "\\(").replace(")", "\\)")
 
 
 @dataclass(frozen=True)

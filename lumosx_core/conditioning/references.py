@@ -13,6 +13,7 @@ from typing import List, Optional, Tuple
 
 import torch
 
+from ..image_prep import Region, letterbox, region_of
 from ..relational.layout import ConditionLayout
 
 BACKGROUND = "background"
@@ -25,12 +26,22 @@ ATTRIBUTE = "attribute"
 class RefImage:
     """One reference: ``image`` ``[H, W, C]`` float in [0, 1] (C = 1, 3 or 4), its ``phrase``
     (as it occurs in the prompt), and its ``kind``. ``person`` is the person's number for faces
-    and attributes, ``-1`` otherwise."""
+    and attributes, ``-1`` otherwise. ``source``: the region of a photo ``image`` was
+    resampled from (a Face Encoder crop), when known: the reference is resized from it."""
 
     image: torch.Tensor
     phrase: str
     kind: str
     person: int = -1
+    source: Optional[Region] = None
+
+    def letterboxed(self, width: int, height: int) -> torch.Tensor:
+        """The reference as the model sees it, ``[height, width, 3]`` in [0, 1]: the released
+        resize on white (:func:`~lumosx_core.image_prep.letterbox`) of the original pixels
+        (``source``) when known, else of ``image``."""
+        if self.source is not None:
+            return self.source.letterbox(width, height)
+        return letterbox(self.image, width, height)
 
 
 @dataclass(frozen=True, eq=False)
@@ -55,18 +66,17 @@ class ReferenceSet:
             raise ValueError(
                 f"a background is already set ('{self.background.phrase}'); LumosX takes one "
                 f"background image -- add further scene images as objects")
-        return replace(self, background=RefImage(_one_image(image, "image"), phrase, BACKGROUND))
+        return replace(self, background=_ref(image, "image", phrase, BACKGROUND))
 
     def with_object(self, image: torch.Tensor, phrase: str) -> "ReferenceSet":
-        obj = RefImage(_one_image(image, "image"), phrase, OBJECT)
-        return replace(self, objects=self.objects + (obj,))
+        return replace(self, objects=self.objects + (_ref(image, "image", phrase, OBJECT),))
 
     def with_person(self, face: torch.Tensor, face_phrase: str,
                     attributes: List[Tuple[torch.Tensor, str]] = ()) -> "ReferenceSet":
         n = len(self.people)
         person = Person(
-            RefImage(_one_image(face, "face"), face_phrase, FACE, n),
-            tuple(RefImage(_one_image(img, f"attribute {i + 1}"), ph, ATTRIBUTE, n)
+            _ref(face, "face", face_phrase, FACE, n),
+            tuple(_ref(img, f"attribute {i + 1}", ph, ATTRIBUTE, n)
                   for i, (img, ph) in enumerate(attributes)))
         return replace(self, people=self.people + (person,))
 
@@ -88,13 +98,14 @@ class ReferenceSet:
         return len(self.ordered())
 
 
-def _one_image(image: torch.Tensor, name: str) -> torch.Tensor:
-    """Accept ``[H, W, C]`` or a ComfyUI IMAGE batch ``[B, H, W, C]`` (first image used)."""
+def _ref(image: torch.Tensor, name: str, phrase: str, kind: str, person: int = -1) -> RefImage:
+    """A :class:`RefImage` of ``[H, W, C]`` or a ComfyUI IMAGE batch ``[B, H, W, C]`` (first
+    image used), with the region it was resampled from when the IMAGE carries one."""
     if not torch.is_tensor(image):
         raise ValueError(f"{name}: expected an image tensor, got {type(image).__name__}")
-    if image.ndim == 4:
-        image = image[0]
-    if image.ndim != 3 or image.shape[-1] not in (1, 3, 4) or min(image.shape[:2]) < 1:
+    source = region_of(image, 0) if image.ndim == 4 else None
+    one = image[0] if image.ndim == 4 else image
+    if one.ndim != 3 or one.shape[-1] not in (1, 3, 4) or min(one.shape[:2]) < 1:
         raise ValueError(f"{name}: expected an image [H, W, C] with 1, 3 or 4 channels, got "
                          f"shape {tuple(image.shape)}")
-    return image.detach().cpu()
+    return RefImage(one.detach().cpu(), phrase, kind, person, source)

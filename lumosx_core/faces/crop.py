@@ -1,4 +1,5 @@
-"""Face reference crops: square boxes around detected faces, cut out of a photo on white.
+"""Face boxes: the face box widened or squared, in whole pixels, cut out of a photo on white;
+which face of several.
 
 Pure torch: no ``comfy``, no face detector. Images follow ComfyUI's IMAGE convention, one
 image ``[H, W, C]`` float in [0, 1]; boxes are ``(x1, y1, x2, y2)`` in the photo's pixels
@@ -11,9 +12,8 @@ import math
 from typing import Sequence, Tuple
 
 import torch
-import torch.nn.functional as F
 
-from ..image_prep import to_rgb
+from ..image_prep import box_intersection, to_rgb
 
 Box = Tuple[float, float, float, float]
 PixelBox = Tuple[int, int, int, int]
@@ -34,10 +34,20 @@ def square_box(bbox: Sequence[float], margin: float) -> Box:
     return (cx - side / 2.0, cy - side / 2.0, cx + side / 2.0, cy + side / 2.0)
 
 
+def expand_box(bbox: Sequence[float], left: float, top: float, right: float,
+               bottom: float) -> Box:
+    """``bbox`` ``(x1, y1, x2, y2)`` widened on each side by the given fractions of its width
+    (``left``, ``right``) and height (``top``, ``bottom``); float, it may reach past the
+    photo."""
+    x1, y1, x2, y2 = (float(v) for v in bbox)
+    w, h = max(x2 - x1, 0.0), max(y2 - y1, 0.0)
+    return (x1 - left * w, y1 - top * h, x2 + right * w, y2 + bottom * h)
+
+
 def face_box(bbox: Sequence[float], width: int, height: int) -> PixelBox:
-    """The detector's face box as it is (not squared, no margin), rounded to whole pixels
-    and clipped to the ``width x height`` photo: what the released references are (the
-    authors' training crops are the detector's box). At least 1x1 pixel."""
+    """A box ``(x1, y1, x2, y2)`` as it is (not squared), rounded to whole pixels and clipped
+    to the ``width x height`` photo; at least 1x1 pixel. The released crop is the face box
+    widened by the released framing, then this (``reference.reference_box``)."""
     x1, y1, x2, y2 = (float(v) for v in bbox)
     x0 = min(max(int(round(x1)), 0), width - 1)
     y0 = min(max(int(round(y1)), 0), height - 1)
@@ -57,79 +67,20 @@ def pixel_box(box: Sequence[float]) -> PixelBox:
     return (x0, y0, x0 + w, y0 + h)
 
 
-def passthrough_box(width: int, height: int) -> Box:
-    """The square box, centred on a ``width x height`` photo, whose crop letterboxed to a
-    square shows the whole photo: side ``max(width, height)``."""
-    side = float(max(width, height))
-    return ((width - side) / 2.0, (height - side) / 2.0,
-            (width + side) / 2.0, (height + side) / 2.0)
-
-
-def _intersection(box: PixelBox, width: int, height: int):
-    x0, y0, x1, y1 = box
-    ix0, iy0 = max(x0, 0), max(y0, 0)
-    ix1, iy1 = min(x1, width), min(y1, height)
-    if ix1 <= ix0 or iy1 <= iy0:
-        return None
-    return ix0, iy0, ix1, iy1
-
-
 def crop_with_white(image: torch.Tensor, box: Sequence[float]) -> torch.Tensor:
     """Cut ``box`` (rounded with :func:`pixel_box`) out of ``image`` ``[H, W, C]``.
     Returns ``[y2 - y1, x2 - x1, 3]`` in [0, 1]; pixels outside the photo are white (1.0).
-    Exact copy, no resampling: meant for small boxes (see :func:`crop_resized`)."""
+    Exact copy, no resampling: meant for small boxes (``letterbox(image, w, h, box=...)``
+    resizes a box without cutting it out first)."""
     img = to_rgb(image, drop_alpha=True)
     h, w = img.shape[:2]
     x0, y0, x1, y1 = pb = pixel_box(box)
     out = torch.ones(y1 - y0, x1 - x0, 3, dtype=img.dtype, device=img.device)
-    inter = _intersection(pb, w, h)
+    inter = box_intersection(pb, w, h)
     if inter is not None:
         ix0, iy0, ix1, iy1 = inter
         out[iy0 - y0:iy1 - y0, ix0 - x0:ix1 - x0] = img[iy0:iy1, ix0:ix1]
     return out
-
-
-def _resize(chw: torch.Tensor, nh: int, nw: int) -> torch.Tensor:
-    """``[1, 3, h, w]`` -> ``[1, 3, nh, nw]``, bicubic, antialiased when shrinking."""
-    h, w = chw.shape[-2:]
-    if (nh, nw) == (h, w):
-        return chw
-    return F.interpolate(chw, size=(nh, nw), mode="bicubic", align_corners=False,
-                         antialias=nw < w or nh < h).clamp(0, 1)
-
-
-def crop_resized(image: torch.Tensor, box: Sequence[float], size: int) -> torch.Tensor:
-    """``box`` of ``image`` ``[H, W, C]`` letterboxed into a ``size x size`` white canvas:
-    the same picture as ``letterbox(crop_with_white(image, box), size, size)`` (up to
-    resampling at the photo's edges) without materialising the full-resolution crop, so a
-    large margin on a large photo stays cheap. Only the part of the box inside the photo
-    is resampled (bicubic, antialiased when shrinking); the rest is white.
-    Returns ``[size, size, 3]`` float in [0, 1]."""
-    if size < 1:
-        raise ValueError(f"size must be >= 1; got {size}")
-    img = to_rgb(image, drop_alpha=True)
-    h, w = img.shape[:2]
-    x0, y0, x1, y1 = pb = pixel_box(box)
-    bw, bh = x1 - x0, y1 - y0
-    scale = min(size / bw, size / bh)
-    ox = (size - bw * scale) / 2.0
-    oy = (size - bh * scale) / 2.0
-    canvas = torch.ones(size, size, 3, dtype=img.dtype, device=img.device)
-    inter = _intersection(pb, w, h)
-    if inter is None:
-        return canvas
-    ix0, iy0, ix1, iy1 = inter
-
-    def span(a: int, b: int, origin: int, offset: float):
-        d0 = min(max(int(round(offset + (a - origin) * scale)), 0), size - 1)
-        d1 = min(max(int(round(offset + (b - origin) * scale)), d0 + 1), size)
-        return d0, d1
-
-    dx0, dx1 = span(ix0, ix1, x0, ox)
-    dy0, dy1 = span(iy0, iy1, y0, oy)
-    region = img[iy0:iy1, ix0:ix1].permute(2, 0, 1).unsqueeze(0)
-    canvas[dy0:dy1, dx0:dx1] = _resize(region, dy1 - dy0, dx1 - dx0)[0].permute(1, 2, 0)
-    return canvas
 
 
 def box_area(bbox: Sequence[float]) -> float:

@@ -22,7 +22,8 @@ from typing import Callable, List, Optional, Sequence, Tuple
 import numpy as np
 import torch
 
-from ..image_prep import to_rgb
+from ..image_prep import letterbox, letterbox_size, to_rgb, to_uint8
+from .crop import pixel_box, square_box
 
 log = logging.getLogger("LumosX")
 
@@ -71,38 +72,70 @@ def unit(v) -> Optional[np.ndarray]:
 
 
 def to_bgr_uint8(rgb: torch.Tensor) -> np.ndarray:
-    u8 = (rgb.detach().float().cpu().clamp(0, 1) * 255.0).round().to(torch.uint8).numpy()
-    return np.ascontiguousarray(u8[..., ::-1])
+    return np.ascontiguousarray(to_uint8(rgb)[..., ::-1])
+
+
+def detect_in_box(app, rgb: torch.Tensor, box: Sequence[int], width: int, height: int):
+    """insightface faces of the ``box`` ``(x0, y0, x1, y1)`` of ``rgb`` ``[H, W, 3]`` (white
+    where the box reaches past the photo), fitted into ``width x height`` with THE resize
+    (:func:`letterbox`); boxes and landmarks come back in the photo's pixels."""
+    x0, y0, x1, y1 = box
+    nw, nh, ox, oy = letterbox_size(x1 - x0, y1 - y0, width, height)
+    sx, sy = nw / (x1 - x0), nh / (y1 - y0)
+    faces = list(app.get(to_bgr_uint8(letterbox(rgb, width, height, box=box))))
+    for f in faces:
+        f.bbox = ((np.asarray(f.bbox, dtype=np.float64) - [ox, oy, ox, oy]) / [sx, sy, sx, sy]
+                  + [x0, y0, x0, y0]).astype(np.float32)
+        if getattr(f, "kps", None) is not None:
+            f.kps = ((np.asarray(f.kps, dtype=np.float64) - [ox, oy]) / [sx, sy]
+                     + [x0, y0]).astype(np.float32)
+    return faces
 
 
 def detect_insightface(app, rgb: torch.Tensor, det_size: int = 640, retry: bool = True):
     """insightface faces of ``rgb`` ``[H, W, 3]``; when none and ``retry``, retried on the
-    picture padded with white (shrunk so the canvas stays within ``2 * det_size``), with
-    boxes and landmarks mapped back. Same behaviour as the face encoder node."""
+    picture padded with white (:data:`RETRY_PAD` of its longer side on each side, shrunk so
+    the canvas stays within ``2 * det_size``), with boxes and landmarks mapped back."""
     h, w = rgb.shape[:2]
     if min(h, w) < MIN_DETECT_SIDE:
         return []
     faces = app.get(to_bgr_uint8(rgb))
     if faces or not retry:
         return list(faces)
-    scale = min(1.0, 2.0 * det_size / ((1.0 + 2.0 * RETRY_PAD) * max(h, w)))
-    small = rgb
-    if scale < 1.0:
-        sh, sw = max(1, int(round(h * scale))), max(1, int(round(w * scale)))
-        small = torch.nn.functional.interpolate(
-            rgb.permute(2, 0, 1).unsqueeze(0).float(), size=(sh, sw), mode="bicubic",
-            align_corners=False, antialias=True).clamp(0, 1)[0].permute(1, 2, 0)
-    sh, sw = small.shape[:2]
-    pad = int(round(RETRY_PAD * max(sh, sw)))
-    padded = np.full((sh + 2 * pad, sw + 2 * pad, 3), 255, dtype=np.uint8)
-    padded[pad:pad + sh, pad:pad + sw] = to_bgr_uint8(small)
-    faces = list(app.get(padded))
-    sx, sy = w / sw, h / sh
-    for f in faces:
-        f.bbox = (f.bbox - pad) * np.array([sx, sy, sx, sy], dtype=np.float32)
-        if getattr(f, "kps", None) is not None:
-            f.kps = (f.kps - pad) * np.array([sx, sy], dtype=np.float32)
-    return faces
+    pad = int(round(RETRY_PAD * max(h, w)))
+    box = (-pad, -pad, w + pad, h + pad)
+    scale = min(1.0, 2.0 * det_size / (max(h, w) + 2 * pad))
+    return detect_in_box(app, rgb, box, max(1, int(round((w + 2 * pad) * scale))),
+                         max(1, int(round((h + 2 * pad) * scale))))
+
+
+def _iou(a, b) -> float:
+    ix = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
+    iy = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
+    inter = ix * iy
+    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
+    return inter / union if union > 0 else 0.0
+
+
+def refine_face(app, rgb: torch.Tensor, face, det_size: int = 640, min_iou: float = 0.3):
+    """The same face detected again at one fixed scale: in the square window around its box
+    (:data:`RETRY_PAD` of the box's longer side on each side, white past the photo) resized
+    to ``det_size x det_size``, so the face spans about half the detector's input however
+    small it was in the photo. Returns the face of that pass that overlaps ``face`` most
+    (box, landmarks, embedding, score in the photo's pixels), or ``face`` itself when none
+    overlaps it by ``min_iou``.
+
+    Why: a face that is small in the detector's input (a group photo at ``det_size`` 640)
+    gets a box several percent too tight or too loose, and which way changes with the photo
+    size, ``det_size`` and the position; at one fixed scale the box is the one the same
+    face gets as a tight crop on its own, the way the released references are cut."""
+    bbox = [float(v) for v in np.asarray(face.bbox)[:4]]
+    window = pixel_box(square_box(bbox, RETRY_PAD))
+    found = detect_in_box(app, rgb, window, det_size, det_size)
+    best = max(found, key=lambda f: _iou(bbox, np.asarray(f.bbox)[:4]), default=None)
+    if best is None or _iou(bbox, np.asarray(best.bbox)[:4]) < min_iou:
+        return face
+    return best
 
 
 class InsightFaceDetector:
