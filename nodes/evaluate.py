@@ -25,17 +25,11 @@ from ..lumosx_core.evaluation.appearance import clip_vision_embedder
 from ..lumosx_core.evaluation.render import render_matrix, render_overlay, stack_images
 from ..lumosx_core.evaluation.report import json_safe
 from ..lumosx_core.evaluation.video import sample_indices
-from .faces import detector_inputs, load_analyzer, pack_input, validate_face_inputs
+from .faces import FACE_CHECKS, face_inputs, load_analyzer
 from .references import Refs
-from .validation import check_inputs
+from .validation import LumosXNode, check_inputs
 
 log = logging.getLogger("LumosX")
-
-
-def clip_vision_backend(clip_vision) -> EmbeddingBackend:
-    """Appearance by ComfyUI's CLIP_VISION (the core's one wrapper, shared with
-    ``lumosx eval --clip-vision``)."""
-    return clip_vision_embedder(clip_vision)
 
 
 def split_masks(masks, n_people: int, n_frames: int, indices, height: int, width: int):
@@ -85,11 +79,14 @@ def overlay_images(frames, ev) -> torch.Tensor:
     return torch.from_numpy(stack_images(imgs).astype(np.float32) / 255.0)
 
 
-class LumosXEvaluate(io.ComfyNode):
+class LumosXEvaluate(LumosXNode):
     """Identity and attribute-binding scores of generated frames."""
+
+    CHECKS = FACE_CHECKS
 
     @classmethod
     def define_schema(cls):
+        face = face_inputs()
         return io.Schema(
             node_id="LumosXEvaluate",
             display_name="LumosX Evaluate",
@@ -108,7 +105,7 @@ class LumosXEvaluate(io.ComfyNode):
                 io.Image.Input("frames", tooltip="The generated video frames."),
                 Refs.Input("references", tooltip="The people (LumosX Person nodes) the video "
                                                  "was made from."),
-                pack_input(),
+                face["pack"],
                 io.Int.Input("sample_frames", default=8, min=0, max=4096, step=1,
                              tooltip="Frames scored, spread evenly over the video (0 = all)."),
                 io.Float.Input("min_face_similarity", default=0.2, min=-1.0, max=1.0,
@@ -121,7 +118,8 @@ class LumosXEvaluate(io.ComfyNode):
                 io.Float.Input("body_height", default=3.5, min=0.5, max=12.0, step=0.1,
                                tooltip="Height of the body region under the face, in face "
                                        "heights."),
-                *detector_inputs(),
+                face["det_size"],
+                face["provider"],
                 io.ClipVision.Input("clip_vision", optional=True,
                                     tooltip="Optional CLIP vision model (Load CLIP Vision): "
                                             "compares regions and attributes by its image "
@@ -132,16 +130,19 @@ class LumosXEvaluate(io.ComfyNode):
                                       "Replaces the body box derived from the face."),
             ],
             outputs=[
-                io.String.Output("scores", display_name="scores"),
-                io.String.Output("json", display_name="json"),
-                io.Image.Output("heatmap", display_name="heatmap"),
-                io.Image.Output("overlay", display_name="overlay"),
+                io.String.Output("scores", display_name="scores",
+                                 tooltip="Identity and binding scores with every pair's verdict "
+                                         "and reason, as text."),
+                io.String.Output("json", display_name="json",
+                                 tooltip="The same scores and verdicts as JSON."),
+                io.Image.Output("heatmap", display_name="heatmap",
+                                tooltip="Person x attribute similarities, own attributes "
+                                        "framed."),
+                io.Image.Output("overlay", display_name="overlay",
+                                tooltip="The sampled frames with each person's face box and "
+                                        "regions."),
             ],
         )
-
-    @classmethod
-    def validate_inputs(cls, **values):
-        return validate_face_inputs(cls, values)
 
     @classmethod
     def execute(cls, frames, references, pack, sample_frames=8, min_face_similarity=0.2,
@@ -166,7 +167,7 @@ class LumosXEvaluate(io.ComfyNode):
         h, w = chosen.shape[1:3]
         user_masks = split_masks(masks, len(references.people), total, idx, h, w)
         detector = InsightFaceDetector(load_analyzer(pack, provider, det_size), det_size)
-        backend = clip_vision_backend(clip_vision) if clip_vision is not None \
+        backend = clip_vision_embedder(clip_vision) if clip_vision is not None \
             else ColorTextureBackend()
         bar = comfy.utils.ProgressBar(len(idx))
         ev = evaluate_video(

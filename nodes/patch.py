@@ -1,13 +1,12 @@
 """The ComfyUI side of the relational forward: a DIFFUSION_MODEL wrapper and the conditioning
-keys that carry LumosX data to it.
-
-Per-generation data travels in the conditioning's ``model_conds`` so that cond and uncond each
-get their own in whatever batching the sampler picks:
+keys that carry LumosX data to it. Per-generation data travels in the conditioning's
+``model_conds``, so cond and uncond each get their own in whatever batching the sampler picks:
 
 * ``lumosx_latents``: ``CONDRegular`` of the raw (VAE-space) reference latents
   ``[1, 16, N_c, h, w]``;
 * ``lumosx_masks``: ``CONDRegular`` of the phrase masks ``[1, N_c, L_text]``;
-* ``lumosx_config``: ``CONDConstant`` of a :class:`RelationalConfig` (layout and switches);
+* ``lumosx_config``: ``CONDConstant`` of the :class:`RelationalConfig` Bind built (layout and
+  switches), handed whole to ``config_forward``;
 * ``lumosx_guard``: ``CONDConstant`` of a :class:`UnpatchedGuard`, which refuses to reach a
   model that lacks our wrapper (a stock loader and KSampler would otherwise ignore the LumosX
   data silently and make a plain text-to-video video).
@@ -34,7 +33,7 @@ import torch
 import comfy.conds
 import comfy.patcher_extension
 
-from ..lumosx_core import RelationalCache, RelationalConfig, relational_forward
+from ..lumosx_core import RelationalCache, RelationalConfig, config_forward
 
 WRAPPER_KEY = "lumosx"
 LATENTS = "lumosx_latents"
@@ -98,7 +97,7 @@ def describe_model(diffusion_model) -> str:
 
 class LumosXWrapper:
     """DIFFUSION_MODEL wrapper: reads LumosX data from the call's extra conds and runs
-    :func:`relational_forward`; without LumosX data it calls the next executor unchanged.
+    ``config_forward``; without LumosX data it calls the next executor unchanged.
 
     Holds a :class:`RelationalCache`, so the LumosX set-up (RoPE table, indices, text weights)
     is built on a run's first step and reused by the others; entries are keyed by value, so
@@ -134,9 +133,9 @@ class LumosXWrapper:
                 raise ValueError("LumosX does not take CLIP-vision image features (T2V only)")
             check_whole(latents, masks, config)
             latents = self.latent_format.process_in(latents.to(x))
-            return relational_forward(model, x, timestep, context, latents, config.layout,
-                                      masks, transformer_options=transformer_options,
-                                      **config.options(), cache=self.cache, **kwargs)
+            return config_forward(model, x, timestep, context, latents, config, masks,
+                                  transformer_options=transformer_options, cache=self.cache,
+                                  **kwargs)
 
         return run_inner_wrappers(executor, lumosx_forward, x, timestep, context, clip_fea,
                                   time_dim_concat, transformer_options, **kwargs)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import torch
 
-from lumosx_core import relational_forward
+from lumosx_core.relational.forward import config_forward
 from lumosx_core.solver import released_schedule, sample_released
 
 
@@ -33,15 +33,14 @@ def released_loop(diffusion_model, latents_mean, latents_std, positive, negative
     mean = latents_mean.view(1, -1, 1, 1, 1)
     std = latents_std.view(1, -1, 1, 1, 1)
     lat = (lat.float() - mean) / std
-    opts = config.options()
     sigmas, timesteps = released_schedule(steps, shift)
     t_of = {float(s): float(t) if integer_timesteps else float(s) * 1000.0
             for s, t in zip(sigmas[:-1].tolist(), timesteps.tolist())}
 
     def model(x, sigma, **_):
         t = torch.full((x.shape[0],), t_of[float(sigma[0])])
-        v_c = relational_forward(diffusion_model, x, t, ctx_p, lat, config.layout, masks, **opts)
-        v_u = relational_forward(diffusion_model, x, t, ctx_n, lat, config.layout, masks, **opts)
+        v_c = config_forward(diffusion_model, x, t, ctx_p, lat, config, masks)
+        v_u = config_forward(diffusion_model, x, t, ctx_n, lat, config, masks)
         v = v_u + cfg * (v_c - v_u)
         return x - sigma.view(-1, 1, 1, 1, 1) * v
 

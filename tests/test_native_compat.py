@@ -2,62 +2,17 @@
 ComfyUI's own node classes in-process on the tiny test Wan (loaded by the stock loader) and
 checks the row's claim. Features are detected in the host, never its version: a row whose core
 node the host lacks skips with the reason."""
-import asyncio
-import importlib
-import inspect
 import sys
 
 import pytest
 import torch
 
 import assets
+from host_nodes import core_node, run
 from standin import tiny_dit_state_dict
 
 T, H, W, LT = 3, 8, 10, 16       # latent frames, latent h/w, text tokens
 LAYOUT = (1, [2, 1])             # background, a person with an attribute, a face-only person
-
-
-# -- running ComfyUI's own nodes (V1 and V3 alike) ---------------------------------------------
-
-def core_node(module_name: str, node_id: str):
-    """The class of core node ``node_id`` from ``comfy_extras.<module>`` (or ``nodes``); skip
-    when this host does not have it."""
-    try:
-        mod = importlib.import_module(module_name)
-    except ImportError as e:
-        pytest.skip(f"host has no {module_name}: {e}")
-    mapping = getattr(mod, "NODE_CLASS_MAPPINGS", {})
-    if node_id in mapping:
-        return mapping[node_id]
-    from comfy_api.latest import io
-    for obj in vars(mod).values():
-        if (inspect.isclass(obj) and issubclass(obj, io.ComfyNode) and obj is not io.ComfyNode
-                and obj.GET_SCHEMA().node_id == node_id):
-            return obj
-    pytest.skip(f"host has no core node {node_id}")
-
-
-def run(cls, **kw):
-    """Execute a node class as the server would, inputs not given taking their defaults.
-    Returns the outputs as a tuple."""
-    from comfy_api.latest import io
-    if isinstance(cls, type) and issubclass(cls, io.ComfyNode):
-        for inp in cls.GET_SCHEMA().inputs:
-            if inp.id not in kw and getattr(inp, "default", None) is not None:
-                kw[inp.id] = inp.default
-        out = cls.execute(**kw)
-        if inspect.iscoroutine(out):
-            out = asyncio.run(out)
-        return tuple(out.result)
-    spec = cls.INPUT_TYPES()
-    for group in ("required", "optional"):
-        for name, (kind, *opts) in spec.get(group, {}).items():
-            if name not in kw and opts and isinstance(opts[0], dict) and "default" in opts[0]:
-                kw[name] = opts[0]["default"]
-    out = getattr(cls(), cls.FUNCTION)(**kw)
-    if inspect.iscoroutine(out):
-        out = asyncio.run(out)
-    return tuple(out)
 
 
 # -- fixtures ----------------------------------------------------------------------------------
@@ -284,13 +239,13 @@ def test_dual_cfg_three_conditionings_reach_the_model_as_designed(pack, model, b
 def _count_lumosx_passes(pack, monkeypatch):
     patch = pack.nodes.patch
     calls = []
-    real = patch.relational_forward
+    real = patch.config_forward
 
     def spy(*a, **k):
         calls.append(1)
         return real(*a, **k)
 
-    monkeypatch.setattr(patch, "relational_forward", spy)
+    monkeypatch.setattr(patch, "config_forward", spy)
     return calls
 
 
@@ -371,13 +326,13 @@ def test_context_windows_every_window_sees_all_references(pack, model, monkeypat
     neg = patch.attach([[torch.randn(1, LT, 4096, generator=g), {}]], latents, masks, cfg)
 
     seen = []
-    real = patch.relational_forward
+    real = patch.config_forward
 
     def spy(m, x, t, ctx, lat, lay, msk, **kw):
         seen.append((x.shape[2], lat.clone(), msk.clone()))
         return real(m, x, t, ctx, lat, lay, msk, **kw)
 
-    monkeypatch.setattr(patch, "relational_forward", spy)
+    monkeypatch.setattr(patch, "config_forward", spy)
     (m,) = run(node, model=patch.apply_lumosx(model), context_length=9, context_overlap=4,
                context_schedule="standard_static", fuse_method="pyramid")
     import nodes

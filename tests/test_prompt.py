@@ -30,10 +30,6 @@ def test_cut_tokens_keeps_511_and_the_end():
     assert cut_tokens([5] * 511 + [1] + [0] * 10, 1, 512).dropped == 0
 
 
-def _ids(pos):
-    return pos[0][0], pos
-
-
 def test_parentheses_are_text_unless_weight_syntax(N, clip, vae):
     refs = N["LumosXPerson"].execute(img(), "astronaut", attribute_1=img(),
                                      phrase_1="red jacket").result[0]
@@ -67,8 +63,8 @@ def test_parentheses_are_text_unless_weight_syntax(N, clip, vae):
 
 
 def pack_ids(clip, text):
-    from ComfyUI_LumosX.nodes.bind import PromptTokens
-    return PromptTokens(clip, text).ids
+    from lumosx_core.conditioning.tokens import tokenize_prompt
+    return tokenize_prompt(clip, text).ids
 
 
 def test_whitespace_and_entities_give_the_same_conditioning(N, clip, vae):

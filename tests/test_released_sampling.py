@@ -4,6 +4,7 @@ the LumosX Sampler, and both equal the plain torch loop of released_loop.py."""
 import pytest
 import torch
 
+from host_nodes import core_node, run
 from released_loop import noise_like, released_loop
 from standin import tiny_dit_state_dict
 from shared_inputs import SAMPLE_H as H
@@ -78,13 +79,18 @@ def test_comfy_sampler_keeps_float_timesteps(pack, model, seen_timesteps):
 
 
 def test_schedule_node_and_custom_advanced_equal_the_lumosx_sampler(pack, model):
+    """README's row, node for node: LumosX Apply -> ModelSamplingSD3 (shift) -> CFGGuider,
+    LumosX Released Sampler + LumosX Released Schedule into SamplerCustomAdvanced."""
     from comfy_extras import nodes_custom_sampler as ncs
+    from ComfyUI_LumosX.nodes.model import LumosXApply
     S = pack.nodes.sampling
     pos, neg = relational_cond(pack)
     sigmas = S.LumosXReleasedSchedule.execute(STEPS, SHIFT).result[0]
     assert torch.equal(sigmas, pack.lumosx_core.solver.released_schedule(STEPS, SHIFT)[0])
     sampler = S.LumosXReleasedSampler.execute().result[0]
-    m = S.with_shift(S.ensure_patched(model), SHIFT)
+    (patched,) = run(LumosXApply, model=model)
+    (m,) = run(core_node("comfy_extras.nodes_model_advanced", "ModelSamplingSD3"),
+               model=patched, shift=SHIFT)
     guider = ncs.CFGGuider.execute(m, pos, neg, CFG).result[0]
     noise = ncs.RandomNoise.execute(SEED).result[0]
     out = ncs.SamplerCustomAdvanced.execute(noise, guider, sampler, sigmas, _latent())

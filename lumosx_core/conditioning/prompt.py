@@ -35,6 +35,16 @@ def clean_prompt(text: str) -> str:
     return _WS.sub(" ", text).strip()
 
 
+def released_text(text: str, weight_syntax: bool = False) -> str:
+    """The text the released encoder reads: :func:`clean_prompt`, with ComfyUI's weight
+    syntax escaped unless ``weight_syntax``, so ``(word:1.2)`` stays plain text as in the
+    released code."""
+    text = clean_prompt(text)
+    if weight_syntax:
+        return text
+    return text.replace("\\", "\\\\").replace("(", "\\(").replace(")", "\\)")
+
+
 @dataclass(frozen=True)
 class Cut:
     """A token list cut to the text length: ``tokens`` kept, ``dropped`` real tokens lost."""

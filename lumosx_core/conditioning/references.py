@@ -9,7 +9,7 @@ a person the face first, then the attributes.
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
-from typing import List, Optional, Tuple
+from typing import List, Optional, Sequence, Tuple
 
 import torch
 
@@ -62,12 +62,16 @@ class ReferenceSet:
         return replace(self, objects=self.objects + (obj,))
 
     def with_person(self, face: torch.Tensor, face_phrase: str,
-                    attributes: List[Tuple[torch.Tensor, str]] = ()) -> "ReferenceSet":
+                    attributes: List[Tuple[torch.Tensor, str]] = (),
+                    names: Sequence[str] = ()) -> "ReferenceSet":
+        """Add a person: ``face`` and ``(image, phrase)`` attributes; ``names``: the inputs
+        the attribute images came from, for messages (default ``attribute_1``, ...)."""
         n = len(self.people)
+        names = list(names) + [f"attribute_{i + 1}" for i in range(len(names), len(attributes))]
         person = Person(
             RefImage(_one_image(face, "face"), face_phrase, FACE, n),
-            tuple(RefImage(_one_image(img, f"attribute {i + 1}"), ph, ATTRIBUTE, n)
-                  for i, (img, ph) in enumerate(attributes)))
+            tuple(RefImage(_one_image(img, name), ph, ATTRIBUTE, n)
+                  for (img, ph), name in zip(attributes, names)))
         return replace(self, people=self.people + (person,))
 
     # -- reading ------------------------------------------------------------------------------
@@ -89,10 +93,17 @@ class ReferenceSet:
 
 
 def _one_image(image: torch.Tensor, name: str) -> torch.Tensor:
-    """Accept ``[H, W, C]`` or a ComfyUI IMAGE batch ``[B, H, W, C]`` (first image used)."""
+    """One picture: ``[H, W, C]``, or a ComfyUI IMAGE batch ``[B, H, W, C]`` of exactly one.
+    A batch of several (several photos, an animated GIF's frames) is refused naming the input:
+    which picture was meant cannot be guessed."""
     if not torch.is_tensor(image):
         raise ValueError(f"{name}: expected an image tensor, got {type(image).__name__}")
     if image.ndim == 4:
+        if image.shape[0] != 1:
+            raise ValueError(
+                f"{name}: a batch of {image.shape[0]} images (several photos, or the frames of "
+                f"an animated picture) where one reference picture is expected; pick one "
+                f"(e.g. ImageFromBatch) or give each its own node")
         image = image[0]
     if image.ndim != 3 or image.shape[-1] not in (1, 3, 4) or min(image.shape[:2]) < 1:
         raise ValueError(f"{name}: expected an image [H, W, C] with 1, 3 or 4 channels, got "
