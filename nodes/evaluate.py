@@ -18,9 +18,8 @@ import comfy.model_management
 import comfy.utils
 from comfy_api.latest import io, ui
 
-from ..lumosx_core.evaluation import (ColorTextureBackend, EmbeddingBackend,
-                                      InsightFaceDetector, Settings, evaluate_video,
-                                      summary_text)
+from ..lumosx_core.evaluation import (ColorTextureBackend, InsightFaceDetector, Settings,
+                                      evaluate_video, summary_text)
 from ..lumosx_core.evaluation.appearance import clip_vision_embedder
 from ..lumosx_core.evaluation.render import render_matrix, render_overlay, stack_images
 from ..lumosx_core.evaluation.report import json_safe
