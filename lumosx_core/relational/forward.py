@@ -135,13 +135,18 @@ def _text_setup(layout: ConditionLayout, phrase_masks, B: int, context_len: int,
     return cache.get("text", key, build)
 
 
+@torch.compiler.disable
 def forward_setup(model, config: RelationalConfig, T: int, Hp: int, Wp: int, B: int,
                   context_len: int, phrase_masks, device,
                   cache: Optional[RelationalCache] = None,
                   rope_options: Optional[dict] = None) -> ForwardSetup:
     """The LumosX work of one forward outside the blocks (positions, RoPE table, gather
     indices, text weights); with a ``cache`` each piece is built once per distinct input.
-    ``rope_options``: ComfyUI's RoPE scale/shift (see :func:`apply_rope_options`)."""
+    ``rope_options``: ComfyUI's RoPE scale/shift (see :func:`apply_rope_options`).
+
+    Under ``torch.compile`` it runs eagerly (one graph break per forward, by design): it
+    keys the cache by the masks' bytes and reads flags back to the host, which a graph
+    cannot hold, and its results are the same on every step of a run."""
     layout, r2pe = config.layout, bool(config.r2pe)
     device = torch.device(device)
     c = cache if cache is not None else RelationalCache()
