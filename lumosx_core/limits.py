@@ -77,6 +77,22 @@ def value_error(spec: Spec, value) -> Optional[str]:
     return None
 
 
+def json_type_error(spec: Spec, raw) -> Optional[str]:
+    """The type part of :func:`value_error` for a value exactly as an API client sent it in
+    JSON (before ComfyUI converts it): ``null``, text for a number, a number for text..."""
+    if spec.kind not in ("BOOLEAN", "INT", "FLOAT", "STRING", "COMBO"):
+        return None
+    if isinstance(raw, dict) and "__value__" in raw:
+        raw = raw["__value__"]
+    if isinstance(raw, list) and len(raw) == 2:
+        return None     # a link
+    if raw is None:
+        return f"{spec.name} = null: give a value (or leave the input out to use its default)"
+    if spec.kind == "STRING" and not isinstance(raw, str):
+        return f"{spec.name} = {raw!r:.80}: expected text (a JSON string)"
+    return None if spec.kind == "COMBO" else value_error(Spec(spec.name, spec.kind), raw)
+
+
 def work_error(size: VideoSize, latent: Optional[str] = None) -> Optional[str]:
     """``None`` when ``size`` is within the work limits. ``latent``: the name of the LATENT
     input the size was read from (else it came from width/height/length/batch_size)."""

@@ -151,7 +151,8 @@ def timestep_table(sigmas: torch.Tensor, timesteps: Optional[torch.Tensor] = Non
     if timesteps is None:
         timesteps, exact = released_timesteps(sigmas)
     sig = sigmas.detach().to("cpu", torch.float32).flatten().tolist()
-    return {float(s): int(t) for s, t in zip(sig, torch.as_tensor(timesteps).flatten().tolist())}, exact
+    ints = torch.as_tensor(timesteps).flatten().tolist()
+    return {float(s): int(t) for s, t in zip(sig, ints)}, exact
 
 
 def flow_timestep_error(sigma: float, timestep: float) -> Optional[str]:

@@ -68,20 +68,20 @@ class LumosXBind(LumosXNode):
                          "empty video latent, a binding report and (last) the negative without "
                          "references for dual CFG."),
             inputs=[
-                io.Clip.Input("clip", tooltip=("The Wan umT5-XXL text encoder (CLIP loader, "
-                                             "type wan).")),
+                io.Clip.Input("clip", tooltip="The Wan umT5-XXL text encoder (CLIP loader, "
+                                              "type wan)."),
                 io.Vae.Input("vae", tooltip="The Wan 2.1 VAE: encodes the references."),
                 io.String.Input("prompt", multiline=True, default="",
                                 tooltip="Every reference's phrase must occur here verbatim."),
                 io.String.Input("negative_prompt", multiline=True, default=WAN_NEGATIVE,
-                                tooltip=("What to avoid (default: Wan 2.1's negative, as "
-                                       "released).")),
-                Refs.Input("references", tooltip=("The people and references (LumosX Person / "
-                                                "Reference chain).")),
-                io.Int.Input("width", default=832, **size, tooltip=("Video width in pixels, a "
-                                                                  "multiple of 16.")),
-                io.Int.Input("height", default=480, **size, tooltip=("Video height in pixels, a "
-                                                                   "multiple of 16.")),
+                                tooltip="What to avoid (default: Wan 2.1's negative, as "
+                                        "released)."),
+                Refs.Input("references", tooltip="The people and references (a LumosX Person "
+                                                 "/ Reference chain)."),
+                io.Int.Input("width", default=832, **size,
+                             tooltip="Video width in pixels, a multiple of 16."),
+                io.Int.Input("height", default=480, **size,
+                             tooltip="Video height in pixels, a multiple of 16."),
                 io.Int.Input("length", default=81, min=1, max=1025, step=4,
                              tooltip="Frames (4k+1)."),
                 io.Int.Input("batch_size", default=1, min=1, max=16,
@@ -90,23 +90,23 @@ class LumosXBind(LumosXNode):
                                tooltip="Strength of the relational text bias (0.5 released)."),
                 io.Boolean.Input("r2pe", default=True, tooltip="Relational RoPE positions."),
                 io.Boolean.Input("self_mask", default=True,
-                                 tooltip=("Relational self-attention (people see only "
-                                        "themselves).")),
+                                 tooltip="Relational self-attention (people see only "
+                                         "themselves)."),
                 io.Boolean.Input("cross_mask", default=True, tooltip="Relational text bias."),
                 io.Combo.Input("mode", options=["parity", "fixed"], default="parity",
-                               tooltip=("parity: the released code's score-grid indexing; fixed: "
-                                      "the corrected one.")),
+                               tooltip="parity: the released code's score-grid indexing; "
+                                       "fixed: the corrected one."),
                 io.Combo.Input("uncond_bias", options=UNCOND_CHOICES, default=UNCOND_PARITY,
-                               tooltip=("Text bias on the negative pass: the positive prompt's "
-                                      "phrase masks (what the released sampler does) or none.")),
+                               tooltip="Text bias on the negative pass: the positive prompt's "
+                                       "phrase masks (what the released sampler does) or none."),
                 io.Boolean.Input("strict", default=False,
-                                 tooltip=("Fail when a phrase does not occur in the prompt "
-                                        "(otherwise a warning).")),
+                                 tooltip="Fail when a phrase does not occur in the prompt "
+                                         "(otherwise a warning)."),
                 io.Boolean.Input("weight_syntax", default=False, optional=True,
-                                 tooltip=("Off (released): parentheses are plain text. On: "
-                                        "ComfyUI's (word:1.2) weights. The released clean-up "
-                                        "(whitespace, HTML entities, ftfy when installed) and "
-                                        "the 512-token cut apply either way.")),
+                                 tooltip="Off (released): parentheses are plain text. On: "
+                                         "ComfyUI's (word:1.2) weights. The released clean-up "
+                                         "(whitespace, HTML entities, ftfy when installed) and "
+                                         "the 512-token cut apply either way."),
             ],
             outputs=[
                 io.Conditioning.Output(display_name="positive", tooltip=(

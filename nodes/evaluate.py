@@ -1,10 +1,6 @@
-"""The Evaluate node: generated frames + the people list -> identity and binding scores, the
-person x attribute similarity heatmap and the sampled frames annotated.
-
-The metric code is ``lumosx_core.evaluation`` (pure); this node finds the insightface pack
-the way the face encoder does, wraps an optional CLIP_VISION model as the appearance backend,
-and reports progress / honours interrupts.
-"""
+"""The Evaluate node: generated frames + the people -> identity and binding scores, the
+person x attribute heatmap and the sampled frames annotated. The metrics are
+``lumosx_core.evaluation``; the node finds the insightface pack as the Face Encoder does."""
 from __future__ import annotations
 
 import json

@@ -1,12 +1,8 @@
-"""Sampling: the LumosX Sampler (released sampler and schedule by default, ComfyUI's own
-selectable) and the released sampler / schedule as SAMPLER / SIGMAS for SamplerCustomAdvanced.
-
-The released loop (``lumosx_core.solver``) feeds the DiT the integer timesteps
-``int64(σ·1000)`` of the float64 schedule; ComfyUI computes ``σ·1000`` as a float inside the
-model. The released SAMPLER puts each step's integer into the call's ``transformer_options``
-and a DIFFUSION_MODEL wrapper, added to that sampling call's model options only, hands it to
-the DiT. Nothing global changes and the MODEL is not modified.
-"""
+"""Sampling: the LumosX Sampler (the released solver and schedule of ``lumosx_core.solver``
+by default, ComfyUI's selectable) and the released SAMPLER / SIGMAS for SamplerCustomAdvanced.
+The released SAMPLER puts each step's integer DiT timestep in the call's
+``transformer_options``; a DIFFUSION_MODEL wrapper added to that call's model options only
+hands it to the DiT in place of ComfyUI's float ``σ·1000``. The MODEL is not modified."""
 from __future__ import annotations
 
 import logging
@@ -141,13 +137,13 @@ class LumosXSampler(LumosXNode):
                 schedule["steps"],
                 io.Float.Input("cfg", default=6.0, min=0.0, max=100.0, step=0.1,
                                tooltip="Classifier-free guidance scale (6 released)."),
-                io.Combo.Input("sampler_name", options=[RELEASED, *comfy.samplers.KSampler.SAMPLERS],
-                               default=RELEASED,
+                io.Combo.Input("sampler_name", default=RELEASED,
+                               options=[RELEASED, *comfy.samplers.KSampler.SAMPLERS],
                                tooltip="lumosx_released = the released solver (flow "
                                        "DPM-Solver++(2M) in log-SNR of the flow); the others "
                                        "are ComfyUI's (dpmpp_2m is close, not equal)."),
-                io.Combo.Input("scheduler", options=[RELEASED, *comfy.samplers.KSampler.SCHEDULERS],
-                               default=RELEASED,
+                io.Combo.Input("scheduler", default=RELEASED,
+                               options=[RELEASED, *comfy.samplers.KSampler.SCHEDULERS],
                                tooltip="lumosx_released = the released schedule (shifted "
                                        "linspace in float64); the others are ComfyUI's."),
                 schedule["shift"],

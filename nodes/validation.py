@@ -1,13 +1,12 @@
-"""Input checks, glue side: every LumosX node is a :class:`LumosXNode`, whose
-``validate_inputs`` hands the node's schema and its table of rules (``CHECKS``) to the one
-checker, ``lumosx_core.limits.check``; ``execute`` runs the same through :func:`check_inputs`
-on the values it really received (a linked value is only known then).
+"""Input checks, glue side. Every node is a :class:`LumosXNode`: its ``validate_inputs`` hands
+the node's schema and its table of rules (``CHECKS``) to the one checker,
+``lumosx_core.limits.check``; ``execute`` runs the same on the values it received
+(:func:`check_inputs`: linked values are only known then).
 
 ComfyUI converts raw widget values before ``validate_inputs`` sees them (``bool("false")`` is
-``True``, ``int(5.7)`` is ``5``; a ``null`` combo is not checked at all), so an ``on_prompt``
-handler looks at the raw JSON of LumosX nodes first and replaces a wrongly typed value by a
-:class:`RefusedValue`, whose conversion raises our message (a text or combo input hands it to
-``validate_inputs``, which reports it). Every error raised is a plain ``ValueError`` /
+``True``, ``int(5.7)`` is ``5``, a ``null`` combo goes unchecked), so an ``on_prompt`` handler
+first replaces each wrongly typed raw value of a LumosX node by a :class:`RefusedValue`, whose
+conversion (or ``validate_inputs``) raises our message. Errors are plain ``ValueError`` /
 ``FileNotFoundError`` holding a string; a :class:`RefusedValue` copies and pickles as a value
 (ComfyUI deep-copies the prompts it queues)."""
 from __future__ import annotations
@@ -17,7 +16,7 @@ from typing import Dict
 
 from comfy_api.latest import io
 
-from ..lumosx_core.limits import MissingFile, Spec, check, value_error
+from ..lumosx_core.limits import MissingFile, Spec, check, json_type_error
 
 log = logging.getLogger("LumosX")
 _SPECS: Dict[object, Dict[str, Spec]] = {}
@@ -85,21 +84,6 @@ class RefusedText(RefusedValue):
         return True
 
 
-def raw_type_error(spec: Spec, raw):
-    """The type part of the checks, on a value exactly as it came in the JSON."""
-    if spec.kind not in ("BOOLEAN", "INT", "FLOAT", "STRING", "COMBO"):
-        return None
-    if isinstance(raw, dict) and "__value__" in raw:
-        raw = raw["__value__"]
-    if isinstance(raw, list) and len(raw) == 2:
-        return None     # a link
-    if raw is None:
-        return f"{spec.name} = null: give a value (or leave the input out to use its default)"
-    if spec.kind == "STRING" and not isinstance(raw, str):
-        return f"{spec.name} = {raw!r:.80}: expected text (a JSON string)"
-    return None if spec.kind == "COMBO" else value_error(Spec(spec.name, spec.kind), raw)
-
-
 def check_raw_prompt(json_data, nodes_by_id: Dict[str, type]):
     """``on_prompt`` handler body: every wrongly typed raw value of a LumosX node of a
     ``/prompt`` body becomes a :class:`RefusedValue`."""
@@ -113,7 +97,7 @@ def check_raw_prompt(json_data, nodes_by_id: Dict[str, type]):
         for name, raw in list(inputs.items()):
             spec = specs.get(name)
             err = None if spec is None or isinstance(raw, RefusedValue) else \
-                raw_type_error(spec, raw)
+                json_type_error(spec, raw)
             if err:
                 kind = RefusedText if spec.kind in ("STRING", "COMBO") else RefusedValue
                 inputs[name] = kind(repr(raw), err)

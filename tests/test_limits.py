@@ -79,6 +79,7 @@ def test_refused_values_copy_and_pickle_as_plain_values(pack):
             assert type(twin) is cls and twin.message == v.message and str.__str__(twin) == "nan"
     with pytest.raises(ValueError) as err:
         float(V.RefusedValue("nan", "cfg = nan: must be a finite number"))
-    assert type(err.value) is ValueError and err.value.args == ("cfg = nan: must be a finite number",)
+    assert type(err.value) is ValueError
+    assert err.value.args == ("cfg = nan: must be a finite number",)
     copy.deepcopy(err.value)
     pickle.loads(pickle.dumps(err.value))
