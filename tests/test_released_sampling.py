@@ -71,6 +71,16 @@ def test_dit_is_fed_the_released_integer_timesteps(pack, model, seen_timesteps, 
     assert seen_timesteps == [[1000.0], [923.0], [749.0]]   # cond + uncond in one batch
 
 
+def test_partial_denoise_feeds_the_longer_schedules_integers(pack, model, seen_timesteps):
+    """denoise 0.5: the last 3 steps of the released 6-step schedule, with its integers."""
+    S = pack.nodes.sampling
+    pos, neg = relational_cond(pack)
+    S.LumosXSampler.execute(model, pos, neg, _latent(), SEED, STEPS, CFG, S.RELEASED,
+                            S.RELEASED, SHIFT, 0.5)
+    want = pack.lumosx_core.solver.released_schedule(2 * STEPS, SHIFT)[1][-STEPS:]
+    assert seen_timesteps == [[float(t)] for t in want.tolist()]
+
+
 def test_comfy_sampler_keeps_float_timesteps(pack, model, seen_timesteps):
     pos, neg = relational_cond(pack)
     _lumosx_sampler(pack, model, pos, neg, sampler="euler", scheduler="simple")
