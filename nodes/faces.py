@@ -56,16 +56,15 @@ def pack_error(pack):
     """``/prompt`` refuses a pack name that is not a plain folder name, or a pack it cannot
     find (naming the folder to fill), before anything runs. (The combo's choices are the packs
     found at start; one added since is found here.)"""
-    if not isinstance(pack, str) or not pack or os.path.basename(pack) != pack \
-            or pack in (".", "..") or len(pack) > 255:
-        return f"pack = {pack!r:.80}: give the name of a folder in models/insightface/models"
     try:
-        find_pack(pack)
+        if isinstance(pack, str) and len(pack) <= 255:
+            find_pack(pack)
+            return None
     except FileNotFoundError as e:
         return MissingFile(e)
-    except ValueError as e:
-        return str(e)
-    return None
+    except ValueError:          # a path, not a name
+        pass
+    return f"pack = {pack!r:.80}: give the name of a folder in models/insightface/models"
 
 
 #: The checks of a node with :func:`face_inputs`.
