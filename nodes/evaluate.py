@@ -20,7 +20,7 @@ from ..lumosx_core.evaluation.appearance import clip_vision_embedder
 from ..lumosx_core.evaluation.render import render_matrix, render_overlay, stack_images
 from ..lumosx_core.evaluation.report import json_safe
 from ..lumosx_core.evaluation.video import sample_indices
-from .faces import FACE_CHECKS, face_inputs, load_analyzer
+from .faces import FACE_CHECKS, detector_inputs, load_analyzer, pack_input
 from .references import Refs
 from .validation import LumosXNode, check_inputs
 
@@ -81,7 +81,6 @@ class LumosXEvaluate(LumosXNode):
 
     @classmethod
     def define_schema(cls):
-        face = face_inputs()
         return io.Schema(
             node_id="LumosXEvaluate",
             display_name="LumosX Evaluate",
@@ -100,7 +99,7 @@ class LumosXEvaluate(LumosXNode):
                 io.Image.Input("frames", tooltip="The generated video frames."),
                 Refs.Input("references", tooltip="The people (LumosX Person nodes) the video "
                                                  "was made from."),
-                face["pack"],
+                pack_input(),
                 io.Int.Input("sample_frames", default=8, min=0, max=4096, step=1,
                              tooltip="Frames scored, spread evenly over the video (0 = all)."),
                 io.Float.Input("min_face_similarity", default=0.2, min=-1.0, max=1.0,
@@ -113,8 +112,7 @@ class LumosXEvaluate(LumosXNode):
                 io.Float.Input("body_height", default=3.5, min=0.5, max=12.0, step=0.1,
                                tooltip="Height of the body region under the face, in face "
                                        "heights."),
-                face["det_size"],
-                face["provider"],
+                *detector_inputs(),
                 io.ClipVision.Input("clip_vision", optional=True,
                                     tooltip="Optional CLIP vision model (Load CLIP Vision): "
                                             "compares regions and attributes by its image "

@@ -67,23 +67,25 @@ def pack_error(pack):
     return f"pack = {pack!r:.80}: give the name of a folder in models/insightface/models"
 
 
-#: The checks of a node with :func:`face_inputs`.
+#: The checks of a node with :func:`pack_input` and :func:`detector_inputs`.
 FACE_CHECKS = (Listed("pack", pack_error), MultipleOf("det_size", 32, "the detector's strides"))
 
 
-def face_inputs() -> dict:
-    """The insightface pack, the detector's size and ONNX Runtime device: inputs of the Face
-    Encoder and Evaluate nodes."""
+def pack_input() -> io.Combo.Input:
+    """The insightface pack combo of the Face Encoder and Evaluate nodes."""
     packs = available_packs() or list(DEFAULT_PACKS)
-    return {"pack": io.Combo.Input("pack", options=packs, default=packs[0],
-                                   tooltip="insightface model pack from "
-                                           "models/insightface/models/<pack>/ (its .onnx files)."),
-            "det_size": io.Int.Input("det_size", default=640, min=160, max=2048, step=32,
-                                     tooltip="Detector input size; larger finds smaller faces."),
-            "provider": io.Combo.Input("provider", options=list(PROVIDER_OPTIONS),
-                                       default="auto",
-                                       tooltip="ONNX Runtime device: auto = CUDA when "
-                                               "onnxruntime-gpu offers it, else CPU.")}
+    return io.Combo.Input("pack", options=packs, default=packs[0],
+                          tooltip="insightface model pack from "
+                                  "models/insightface/models/<pack>/ (its .onnx files).")
+
+
+def detector_inputs() -> list:
+    """The face detector's size and ONNX Runtime device (Face Encoder and Evaluate)."""
+    return [io.Int.Input("det_size", default=640, min=160, max=2048, step=32,
+                         tooltip="Detector input size; larger finds smaller faces."),
+            io.Combo.Input("provider", options=list(PROVIDER_OPTIONS), default="auto",
+                           tooltip="ONNX Runtime device: auto = CUDA when onnxruntime-gpu "
+                                   "offers it, else CPU.")]
 
 
 def load_analyzer(pack: str, provider: str = "auto", det_size: int = 640):
@@ -99,7 +101,6 @@ class LumosXFaceEncoder(LumosXNode):
 
     @classmethod
     def define_schema(cls):
-        face = face_inputs()
         return io.Schema(
             node_id="LumosXFaceEncoder",
             display_name="LumosX Face Encoder",
@@ -114,7 +115,7 @@ class LumosXFaceEncoder(LumosXNode):
             inputs=[
                 io.Image.Input("images", tooltip="One or more photos; one crop per photo, each "
                                                  "with the same settings."),
-                face["pack"],
+                pack_input(),
                 io.Combo.Input("select", options=list(SELECT_OPTIONS), default="largest",
                                tooltip="Which face when a photo shows several: the largest, "
                                        "or the one at 'index' counted left to right."),
@@ -126,8 +127,7 @@ class LumosXFaceEncoder(LumosXNode):
                                        "side."),
                 io.Int.Input("size", default=512, min=64, max=2048, step=8,
                              tooltip="Side of the square output crops, in pixels."),
-                face["det_size"],
-                face["provider"],
+                *detector_inputs(),
                 io.Combo.Input("crop", options=list(CROP_OPTIONS), default=CROP_RELEASED,
                                optional=True,  # graphs saved before it keep working
                                tooltip="face box (released): the detector's face box as it is "

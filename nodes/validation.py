@@ -33,6 +33,15 @@ def specs_of(cls) -> Dict[str, Spec]:
     return _SPECS[key]
 
 
+def validate(cls, values: dict):
+    """``True``, or the first message about ``values`` (inputs by name): a refused raw value,
+    then every value against the node's schema and the node's ``CHECKS``."""
+    for value in values.values():
+        if isinstance(value, RefusedValue):
+            return value.message
+    return check(specs_of(cls), getattr(cls, "CHECKS", ()), values) or True
+
+
 class LumosXNode(io.ComfyNode):
     """A LumosX node: its inputs are checked against its schema and its ``CHECKS``."""
 
@@ -40,16 +49,13 @@ class LumosXNode(io.ComfyNode):
 
     @classmethod
     def validate_inputs(cls, **values):
-        for value in values.values():
-            if isinstance(value, RefusedValue):
-                return value.message
-        return check(specs_of(cls), cls.CHECKS, values) or True
+        return validate(cls, values)
 
 
 def check_inputs(cls, arguments: dict) -> None:
     """``execute``'s half of the checks, on the values it received (``locals()``)."""
     specs = specs_of(cls)
-    msg = cls.validate_inputs(**{k: v for k, v in arguments.items() if k in specs})
+    msg = validate(cls, {k: v for k, v in arguments.items() if k in specs})
     if msg is not True:
         raise (FileNotFoundError if isinstance(msg, MissingFile) else ValueError)(str(msg))
 
