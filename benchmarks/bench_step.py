@@ -31,8 +31,8 @@ import torch  # noqa: E402
 
 from lumosx_core import relational_forward  # noqa: E402
 from lumosx_core.relational.cross_attention import biased_images, cell_index, text_weights  # noqa: E402
-from lumosx_core.relational.forward import (RelationalCache, forward_setup,  # noqa: E402
-                                 prepare_phrase_masks)
+from lumosx_core.relational.forward import (RelationalCache, RelationalConfig,  # noqa: E402
+                                            forward_setup, prepare_phrase_masks)
 from lumosx_core.relational.positions import position_ids, rope_freqs  # noqa: E402
 from lumosx_core.relational.self_attention import self_attention_plan  # noqa: E402
 from bench_self_attention import DTYPES, layout_for  # noqa: E402
@@ -59,7 +59,8 @@ def setup_fns(model, layout, T, Hp, Wp, B, context_len, masks, dev, layers):
             biased_images(w)
 
     def setup(cache):
-        return forward_setup(model, layout, T, Hp, Wp, B, context_len, masks, dev, cache=cache)
+        return forward_setup(model, RelationalConfig(layout), T, Hp, Wp, B, context_len, masks,
+                             dev, cache=cache)
 
     run_cache = RelationalCache()
     setup(run_cache)

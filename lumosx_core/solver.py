@@ -29,7 +29,7 @@ equations:
 from __future__ import annotations
 
 import math
-from typing import Callable, List, Optional, Tuple
+from typing import Callable, Dict, List, Optional, Tuple
 
 import torch
 
@@ -57,17 +57,22 @@ def released_sigmas64(steps: int, shift: float) -> List[float]:
     return out
 
 
-def released_schedule(steps: int, shift: float) -> Tuple[torch.Tensor, torch.Tensor]:
+def released_schedule(steps: int, shift: float, denoise: float = 1.0
+                      ) -> Tuple[torch.Tensor, torch.Tensor]:
     """``(sigmas, timesteps)`` of the released sampler.
 
     ``sigmas``: float32 ``[steps + 1]`` from 1 down to a final 0 (what the solver uses);
     ``timesteps``: int64 ``[steps]``, ``int64(σ·1000)`` truncated from the float64 σ (what
-    the DiT is given).
+    the DiT is given). ``denoise < 1`` keeps the last ``steps`` steps of a
+    ``steps / denoise``-step schedule, as ComfyUI's schedulers do; ``denoise <= 0`` is empty.
     """
-    s64 = released_sigmas64(steps, shift)
+    if denoise <= 0.0:
+        return torch.zeros(0), torch.zeros(0, dtype=torch.int64)
+    total = steps if denoise > 0.9999 else int(steps / denoise)
+    s64 = released_sigmas64(total, shift)
     sigmas = torch.tensor(s64 + [0.0], dtype=torch.float64).to(torch.float32)
     timesteps = torch.tensor([int(s * NUM_TRAIN_TIMESTEPS) for s in s64], dtype=torch.int64)
-    return sigmas, timesteps
+    return sigmas[-(steps + 1):], timesteps[-steps:]
 
 
 def _shift_candidates(sig32: torch.Tensor, steps: int) -> List[float]:
@@ -135,6 +140,29 @@ def released_timesteps(sigmas: torch.Tensor) -> Tuple[torch.Tensor, bool]:
         return released_schedule(*found)[1], True
     sig = sigmas.detach().to("cpu", torch.float64).flatten()[:-1]
     return (sig * NUM_TRAIN_TIMESTEPS).to(torch.int64), False
+
+
+def timestep_table(sigmas: torch.Tensor, timesteps: Optional[torch.Tensor] = None
+                   ) -> Tuple[Dict[float, int], bool]:
+    """The DiT timestep of each step of ``sigmas`` (``[n + 1]``) as ``{float(σ): int}`` and
+    whether they are exact: ``timesteps`` ``[n]`` when known (:func:`released_schedule`),
+    else recovered with :func:`released_timesteps`."""
+    exact = True
+    if timesteps is None:
+        timesteps, exact = released_timesteps(sigmas)
+    sig = sigmas.detach().to("cpu", torch.float32).flatten().tolist()
+    ints = torch.as_tensor(timesteps).flatten().tolist()
+    return {float(s): int(t) for s, t in zip(sig, ints)}, exact
+
+
+def flow_timestep_error(sigma: float, timestep: float) -> Optional[str]:
+    """``None`` when a model maps ``sigma`` to the timestep ``σ·1000`` (within 1), as Wan 2.1's
+    flow matching does: only then may the released integer replace it."""
+    if abs(float(timestep) - float(sigma) * NUM_TRAIN_TIMESTEPS) <= 1.0:
+        return None
+    return (f"the LumosX released sampler needs a flow-matching model whose timestep is σ·1000 "
+            f"(Wan 2.1); this model maps σ={float(sigma):.4f} to t={float(timestep):.2f}. "
+            f"Use a ComfyUI sampler with it")
 
 
 def _lam(alpha: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:

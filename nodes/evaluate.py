@@ -1,10 +1,6 @@
-"""The Evaluate node: generated frames + the people list -> identity and binding scores, the
-person x attribute similarity heatmap and the sampled frames annotated.
-
-The metric code is ``lumosx_core.evaluation`` (pure); this node finds the insightface pack
-the way the face encoder does, wraps an optional CLIP_VISION model as the appearance backend,
-and reports progress / honours interrupts.
-"""
+"""The Evaluate node: generated frames + the people -> identity and binding scores, the
+person x attribute heatmap and the sampled frames annotated. The metrics are
+``lumosx_core.evaluation``; the node finds the insightface pack as the Face Encoder does."""
 from __future__ import annotations
 
 import json
@@ -18,24 +14,17 @@ import comfy.model_management
 import comfy.utils
 from comfy_api.latest import io, ui
 
-from ..lumosx_core.evaluation import (ColorTextureBackend, EmbeddingBackend,
-                                      InsightFaceDetector, Settings, evaluate_video,
-                                      summary_text)
+from ..lumosx_core.evaluation import (ColorTextureBackend, InsightFaceDetector, Settings,
+                                      evaluate_video, summary_text)
 from ..lumosx_core.evaluation.appearance import clip_vision_embedder
 from ..lumosx_core.evaluation.render import render_matrix, render_overlay, stack_images
 from ..lumosx_core.evaluation.report import json_safe
 from ..lumosx_core.evaluation.video import sample_indices
-from .faces import detector_inputs, load_analyzer, pack_input, validate_face_inputs
+from .faces import FACE_CHECKS, detector_inputs, load_analyzer, pack_input
 from .references import Refs
-from .validation import check_inputs
+from .validation import LumosXNode, check_inputs
 
 log = logging.getLogger("LumosX")
-
-
-def clip_vision_backend(clip_vision) -> EmbeddingBackend:
-    """Appearance by ComfyUI's CLIP_VISION (the core's one wrapper, shared with
-    ``lumosx eval --clip-vision``)."""
-    return clip_vision_embedder(clip_vision)
 
 
 def split_masks(masks, n_people: int, n_frames: int, indices, height: int, width: int):
@@ -85,8 +74,10 @@ def overlay_images(frames, ev) -> torch.Tensor:
     return torch.from_numpy(stack_images(imgs).astype(np.float32) / 255.0)
 
 
-class LumosXEvaluate(io.ComfyNode):
+class LumosXEvaluate(LumosXNode):
     """Identity and attribute-binding scores of generated frames."""
+
+    CHECKS = FACE_CHECKS
 
     @classmethod
     def define_schema(cls):
@@ -132,16 +123,19 @@ class LumosXEvaluate(io.ComfyNode):
                                       "Replaces the body box derived from the face."),
             ],
             outputs=[
-                io.String.Output("scores", display_name="scores"),
-                io.String.Output("json", display_name="json"),
-                io.Image.Output("heatmap", display_name="heatmap"),
-                io.Image.Output("overlay", display_name="overlay"),
+                io.String.Output("scores", display_name="scores",
+                                 tooltip="Identity and binding scores with every pair's verdict "
+                                         "and reason, as text."),
+                io.String.Output("json", display_name="json",
+                                 tooltip="The same scores and verdicts as JSON."),
+                io.Image.Output("heatmap", display_name="heatmap",
+                                tooltip="Person x attribute similarities, own attributes "
+                                        "framed."),
+                io.Image.Output("overlay", display_name="overlay",
+                                tooltip="The sampled frames with each person's face box and "
+                                        "regions."),
             ],
         )
-
-    @classmethod
-    def validate_inputs(cls, **values):
-        return validate_face_inputs(cls, values)
 
     @classmethod
     def execute(cls, frames, references, pack, sample_frames=8, min_face_similarity=0.2,
@@ -166,7 +160,7 @@ class LumosXEvaluate(io.ComfyNode):
         h, w = chosen.shape[1:3]
         user_masks = split_masks(masks, len(references.people), total, idx, h, w)
         detector = InsightFaceDetector(load_analyzer(pack, provider, det_size), det_size)
-        backend = clip_vision_backend(clip_vision) if clip_vision is not None \
+        backend = clip_vision_embedder(clip_vision) if clip_vision is not None \
             else ColorTextureBackend()
         bar = comfy.utils.ProgressBar(len(idx))
         ev = evaluate_video(

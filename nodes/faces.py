@@ -1,36 +1,25 @@
-"""Face encoder node: photos -> tight face references on white, plus ArcFace embeddings.
-
-Detection and recognition run through insightface (ONNX Runtime) with a model pack the user
-puts in ``models/insightface/models/<pack>/`` (antelopev2 or buffalo_l). Nothing is ever
-downloaded: a missing pack is an error naming the folder to fill.
-"""
+"""Face encoder node: photos -> tight face references on white, plus ArcFace embeddings
+(``lumosx_core.faces.encode``). The insightface pack comes from
+``models/insightface/models/<pack>/``; nothing is ever downloaded: a missing pack is an error
+naming the folder to fill."""
 from __future__ import annotations
 
-import logging
 import os
-
-import numpy as np
-import torch
 
 import comfy.model_management
 import comfy.utils
 import folder_paths
 from comfy_api.latest import io
 
-from ..lumosx_core.faces.detector import (DEFAULT_PACKS, PROVIDER_OPTIONS, list_packs,
-                                         load_face_analysis, unit)
+from ..lumosx_core.faces.detector import DEFAULT_PACKS, PROVIDER_OPTIONS, list_packs
 from ..lumosx_core.faces.detector import find_pack as find_pack_in
-from ..lumosx_core.faces.reference import RELEASED, SQUARE, face_reference
-from ..lumosx_core.image_prep import attach_regions
-from .validation import MissingFile, check_inputs, multiple_error, validate
-
-log = logging.getLogger("LumosX")
+from ..lumosx_core.faces.detector import load_face_analysis
+from ..lumosx_core.faces.encode import (CROP_OPTIONS, CROP_RELEASED, SELECT_OPTIONS,
+                                        encode_faces)
+from ..lumosx_core.limits import Listed, MissingFile, MultipleOf
+from .validation import LumosXNode, check_inputs
 
 FOLDER = "insightface"
-SELECT_OPTIONS = ("largest", "index (left to right)")
-CROP_RELEASED = "face box (released)"
-CROP_SQUARE = "square with margin"
-CROP_OPTIONS = (CROP_RELEASED, CROP_SQUARE)
 FACES_TYPE = io.Custom("LUMOSX_FACES")
 
 
@@ -46,75 +35,13 @@ register_insightface_folder()
 
 
 def insightface_roots() -> list:
-    try:
-        return folder_paths.get_folder_paths(FOLDER)
-    except KeyError:
-        register_insightface_folder()
-        return folder_paths.get_folder_paths(FOLDER)
+    register_insightface_folder()
+    return folder_paths.get_folder_paths(FOLDER)
 
 
 def available_packs() -> list:
     """Names of the packs found under every registered insightface root."""
     return list_packs(insightface_roots())
-
-
-def pack_options() -> list:
-    """Combo options: the packs found, else the usual names so a graph can still be built
-    (running it then says where to put the files)."""
-    return available_packs() or list(DEFAULT_PACKS)
-
-
-def pack_name_error(pack):
-    """``None`` unless ``pack`` (a combo value) is not a plain folder name."""
-    if pack is None:
-        return None
-    if not isinstance(pack, str) or not pack or os.path.basename(pack) != pack \
-            or pack in (".", "..") or len(pack) > 255:
-        return f"pack = {pack!r:.80}: give the name of a folder in models/insightface/models"
-    return None
-
-
-def pack_error(pack):
-    """:func:`pack_name_error`, then whether the pack is installed: ``/prompt`` refuses a
-    pack it cannot find (naming the folder to fill) before anything runs. (The combo's
-    choices are the packs found at start; one added since is found here.)"""
-    err = pack_name_error(pack)
-    if err or pack is None:
-        return err
-    try:
-        find_pack(pack)
-    except FileNotFoundError as e:
-        return MissingFile(e)
-    except ValueError as e:
-        return str(e)
-    return None
-
-
-def pack_input() -> io.Combo.Input:
-    """The insightface pack combo of the Face Encoder and Evaluate nodes."""
-    packs = pack_options()
-    return io.Combo.Input("pack", options=packs, default=packs[0],
-                          tooltip="insightface model pack from "
-                                  "models/insightface/models/<pack>/ (its .onnx files).")
-
-
-def detector_inputs() -> list:
-    """The face detector's size and ONNX Runtime device, shared by the Face Encoder and
-    Evaluate nodes."""
-    return [io.Int.Input("det_size", default=640, min=160, max=2048, step=32,
-                         tooltip="Detector input size; larger finds smaller faces."),
-            io.Combo.Input("provider", options=list(PROVIDER_OPTIONS), default="auto",
-                           tooltip="ONNX Runtime device: auto = CUDA when onnxruntime-gpu "
-                                   "offers it, else CPU.")]
-
-
-def validate_face_inputs(cls, values: dict):
-    """``validate_inputs`` of a node with :func:`pack_input` and :func:`detector_inputs`: its
-    schema, then a pack that is not installed (naming the folder to fill) and a ``det_size``
-    off the detector's strides."""
-    return validate(cls, values, pack_error(values.get("pack")),
-                    multiple_error("det_size", values.get("det_size"), 32,
-                                   "the detector's strides"), custom=("pack",))
 
 
 def find_pack(pack: str) -> str:
@@ -125,63 +52,52 @@ def find_pack(pack: str) -> str:
     return find_pack_in(pack, roots, target)
 
 
+def pack_error(pack):
+    """``/prompt`` refuses a pack name that is not a plain folder name, or a pack it cannot
+    find (naming the folder to fill), before anything runs. (The combo's choices are the packs
+    found at start; one added since is found here.)"""
+    try:
+        if isinstance(pack, str) and len(pack) <= 255:
+            find_pack(pack)
+            return None
+    except FileNotFoundError as e:
+        return MissingFile(e)
+    except ValueError:          # a path, not a name
+        pass
+    return f"pack = {pack!r:.80}: give the name of a folder in models/insightface/models"
+
+
+#: The checks of a node with :func:`pack_input` and :func:`detector_inputs`.
+FACE_CHECKS = (Listed("pack", pack_error), MultipleOf("det_size", 32, "the detector's strides"))
+
+
+def pack_input() -> io.Combo.Input:
+    """The insightface pack combo of the Face Encoder and Evaluate nodes."""
+    packs = available_packs() or list(DEFAULT_PACKS)
+    return io.Combo.Input("pack", options=packs, default=packs[0],
+                          tooltip="insightface model pack from "
+                                  "models/insightface/models/<pack>/ (its .onnx files).")
+
+
+def detector_inputs() -> list:
+    """The face detector's size and ONNX Runtime device (Face Encoder and Evaluate)."""
+    return [io.Int.Input("det_size", default=640, min=160, max=2048, step=32,
+                         tooltip="Detector input size; larger finds smaller faces."),
+            io.Combo.Input("provider", options=list(PROVIDER_OPTIONS), default="auto",
+                           tooltip="ONNX Runtime device: auto = CUDA when onnxruntime-gpu "
+                                   "offers it, else CPU.")]
+
+
 def load_analyzer(pack: str, provider: str = "auto", det_size: int = 640):
     """The prepared (cached) insightface ``FaceAnalysis`` of ``pack``."""
     return load_face_analysis(find_pack(pack), provider, det_size)
 
 
-def _embedding(face):
-    """The face's unit ArcFace embedding as a float tensor, or None."""
-    emb = unit(getattr(face, "embedding", None))
-    return None if emb is None else torch.from_numpy(emb)
-
-
-def encode_faces(app, images: torch.Tensor, select: str = "largest", index: int = 0,
-                 margin: float = 0.3, size: int = 512, det_size: int = 640,
-                 crop: str = CROP_RELEASED):
-    """``images`` ``[B, H, W, C]`` -> (crops ``[B, size, size, 3]``, list of B info dicts).
-
-    ``crop``: the face box framed as released, or a square with ``margin``; either is
-    letterboxed on white at ``size``. The crops carry their regions of the photos
-    (``attach_regions``): Bind resizes those original pixels to the video size, once."""
-    if images.ndim == 3:
-        images = images.unsqueeze(0)
-    if images.ndim != 4:
-        raise ValueError(f"expected an IMAGE batch [B, H, W, C]; got {tuple(images.shape)}")
-    mode = "index" if select.startswith("index") else select
-    crop_mode = SQUARE if crop == CROP_SQUARE else RELEASED
-    images = images.detach().cpu()
-    pbar = comfy.utils.ProgressBar(images.shape[0])
-    crops, infos, regions = [], [], []
-    for b in range(images.shape[0]):
-        comfy.model_management.throw_exception_if_processing_interrupted()
-        try:
-            ref = face_reference(app, images[b], mode, index, crop_mode, margin, det_size)
-        except ValueError as e:
-            raise ValueError(f"photo {b} of the batch: {e}") from e
-        h, w = ref.region.image.shape[:2]
-        face = ref.face
-        info = {"detected": face is not None, "bbox": None, "kps": None, "det_score": None,
-                "embedding": None, "crop_box": [float(v) for v in ref.region.box],
-                "image_size": (int(w), int(h)), "faces_found": ref.faces_found}
-        if face is not None:
-            kps = getattr(face, "kps", None)
-            info.update(bbox=[float(v) for v in face.bbox[:4]],
-                        kps=None if kps is None else np.asarray(kps, dtype=float).tolist(),
-                        det_score=float(face.det_score), embedding=_embedding(face))
-        else:
-            log.warning("LumosX Face Encoder: no face detected in photo %d of the batch "
-                        "(%dx%d); passing the whole photo through letterboxed on white", b, w, h)
-        crops.append(ref.region.letterbox(size, size))
-        regions.append(ref.region)
-        infos.append(info)
-        pbar.update(1)
-    return attach_regions(torch.stack(crops), regions), infos
-
-
-class LumosXFaceEncoder(io.ComfyNode):
+class LumosXFaceEncoder(LumosXNode):
     """Detect the face in each photo, crop it (the face box, or a square with a margin) on
     white, embed it."""
+
+    CHECKS = FACE_CHECKS
 
     @classmethod
     def define_schema(cls):
@@ -198,7 +114,8 @@ class LumosXFaceEncoder(io.ComfyNode):
                          "Put insightface packs (antelopev2, buffalo_l) in "
                          "models/insightface/models/<pack>/; nothing is downloaded."),
             inputs=[
-                io.Image.Input("images", tooltip="One or more photos; one crop per photo."),
+                io.Image.Input("images", tooltip="One or more photos; one crop per photo, each "
+                                                 "with the same settings."),
                 pack_input(),
                 io.Combo.Input("select", options=list(SELECT_OPTIONS), default="largest",
                                tooltip="Which face when a photo shows several: the largest, "
@@ -210,8 +127,7 @@ class LumosXFaceEncoder(io.ComfyNode):
                                        "each side, as a fraction of the face box's longer "
                                        "side."),
                 io.Int.Input("size", default=512, min=64, max=2048, step=8,
-                             tooltip="Side of the square output crops, in pixels (Bind resizes "
-                                     "the photo's own pixels, whatever this size)."),
+                             tooltip="Side of the square output crops, in pixels."),
                 *detector_inputs(),
                 io.Combo.Input("crop", options=list(CROP_OPTIONS), default=CROP_RELEASED,
                                optional=True,  # graphs saved before it keep working
@@ -221,21 +137,24 @@ class LumosXFaceEncoder(io.ComfyNode):
                                        "square crop."),
             ],
             outputs=[
-                io.Image.Output("faces", display_name="faces"),
-                FACES_TYPE.Output("face_info", display_name="face_info"),
+                io.Image.Output("faces", display_name="faces",
+                                tooltip="One face reference per photo, letterboxed on white "
+                                        "(size x size): a Person's face."),
+                FACES_TYPE.Output("face_info", display_name="face_info",
+                                  tooltip="Per photo: whether a face was found, its box, "
+                                          "landmarks, score, crop box and ArcFace embedding."),
             ],
         )
-
-    @classmethod
-    def validate_inputs(cls, **values):
-        return validate_face_inputs(cls, values)
 
     @classmethod
     def execute(cls, images, pack, select="largest", index=0, margin=0.3, size=512,
                 det_size=640, provider="auto", crop=CROP_RELEASED) -> io.NodeOutput:
         check_inputs(cls, locals())
-        app = load_analyzer(pack, provider, det_size)
-        crops, infos = encode_faces(app, images, select, index, margin, size, det_size, crop)
+        bar = comfy.utils.ProgressBar(images.shape[0] if images.ndim == 4 else 1)
+        crops, infos = encode_faces(
+            load_analyzer(pack, provider, det_size), images, select, index, margin, size,
+            det_size, crop, progress=bar.update,
+            check_interrupt=comfy.model_management.throw_exception_if_processing_interrupted)
         return io.NodeOutput(crops, infos)
 
 

@@ -13,7 +13,8 @@ from comfy_api.latest import io
 from ..lumosx_core.convert import (CACHE_SUFFIX, CheckpointError, is_distributed_checkpoint,
                                    load_converted)
 from .patch import apply_lumosx
-from .validation import check_inputs, choice_error, validate
+from ..lumosx_core.limits import Listed, choice_error
+from .validation import LumosXNode, check_inputs
 
 log = logging.getLogger("LumosX")
 
@@ -134,7 +135,9 @@ def load_lumosx_model(name: str, weight_dtype: str = "default", compute_dtype: s
     return apply_lumosx(model)
 
 
-class LumosXModelLoader(io.ComfyNode):
+class LumosXModelLoader(LumosXNode):
+    CHECKS = (Listed("model_name", name_error),)
+
     @classmethod
     def define_schema(cls):
         return io.Schema(
@@ -146,8 +149,13 @@ class LumosXModelLoader(io.ComfyNode):
                          "cached as safetensors beside them) or a torch-distributed checkpoint "
                          "folder. Returns a MODEL with the LumosX patch installed."),
             inputs=[
-                io.Combo.Input("model_name", options=model_choices()),
-                io.Combo.Input("weight_dtype", options=WEIGHT_DTYPES, default="default"),
+                io.Combo.Input("model_name", options=model_choices(),
+                               tooltip="The LumosX DiT in models/diffusion_models or "
+                                       "models/lumosx (a file or a distributed-checkpoint "
+                                       "folder)."),
+                io.Combo.Input("weight_dtype", options=WEIGHT_DTYPES, default="default",
+                               tooltip="Storage of the weights, as in the stock diffusion "
+                                       "model loader (fp8 saves memory)."),
                 io.Combo.Input("compute_dtype", options=list(COMPUTE_DTYPES), default="default",
                                optional=True,  # graphs saved before it keep working
                                tooltip="DiT precision. default: ComfyUI's choice for the device "
@@ -156,13 +164,9 @@ class LumosXModelLoader(io.ComfyNode):
                                        "embedding, modulation and head stay fp32; ComfyUI's "
                                        "Wan runs them in the compute dtype)."),
             ],
-            outputs=[io.Model.Output(display_name="model")],
+            outputs=[io.Model.Output(display_name="model",
+                                     tooltip="The DiT with the LumosX patch: into the sampler.")],
         )
-
-    @classmethod
-    def validate_inputs(cls, **values):
-        return validate(cls, values, name_error(values.get("model_name")),
-                        custom=("model_name",))
 
     @classmethod
     def execute(cls, model_name, weight_dtype, compute_dtype="default") -> io.NodeOutput:
@@ -170,7 +174,7 @@ class LumosXModelLoader(io.ComfyNode):
         return io.NodeOutput(load_lumosx_model(model_name, weight_dtype, compute_dtype))
 
 
-class LumosXApply(io.ComfyNode):
+class LumosXApply(LumosXNode):
     """Patch a MODEL from the stock loaders (any weight_dtype, LoRAs) for LumosX conditioning."""
 
     @classmethod
@@ -183,7 +187,8 @@ class LumosXApply(io.ComfyNode):
                          "LumosX conditioning (references bound to people). Without LumosX "
                          "conditioning the copy behaves exactly like the input."),
             inputs=[io.Model.Input("model", tooltip="A Wan 2.1 T2V model (the LumosX DiT).")],
-            outputs=[io.Model.Output(display_name="model")],
+            outputs=[io.Model.Output(display_name="model",
+                                     tooltip="A copy that understands LumosX conditioning.")],
         )
 
     @classmethod

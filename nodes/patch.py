@@ -1,28 +1,15 @@
-"""The ComfyUI side of the relational forward: a DIFFUSION_MODEL wrapper and the conditioning
-keys that carry LumosX data to it.
+"""The ComfyUI side of the relational forward: a DIFFUSION_MODEL wrapper, and the
+conditioning keys that carry LumosX data to it in ``model_conds`` (so cond and uncond each
+carry their own, however the sampler batches them): ``lumosx_latents`` (raw reference latents
+``[1, 16, N_c, h, w]``), ``lumosx_masks`` (phrase masks ``[1, N_c, L_text]``),
+``lumosx_config`` (the :class:`RelationalConfig` Bind built, handed whole to
+``config_forward``) and ``lumosx_guard`` (:class:`UnpatchedGuard`: refuses a model without our
+wrapper, which would silently make plain text-to-video). Without them the stock forward runs.
 
-Per-generation data travels in the conditioning's ``model_conds`` so that cond and uncond each
-get their own in whatever batching the sampler picks:
-
-* ``lumosx_latents``: ``CONDRegular`` of the raw (VAE-space) reference latents
-  ``[1, 16, N_c, h, w]``;
-* ``lumosx_masks``: ``CONDRegular`` of the phrase masks ``[1, N_c, L_text]``;
-* ``lumosx_config``: ``CONDConstant`` of a :class:`RelationalConfig` (layout and switches);
-* ``lumosx_guard``: ``CONDConstant`` of a :class:`UnpatchedGuard`, which refuses to reach a
-  model that lacks our wrapper (a stock loader and KSampler would otherwise ignore the LumosX
-  data silently and make a plain text-to-video video).
-
-A MODEL whose conditioning carries none of these runs exactly the stock forward.
-
-How it sits in the host's wrapper chain (what makes the stock nodes compose):
-
-* DIFFUSION_MODEL wrappers registered *after* ours (another pack's, EasyCache added after LumosX
-  Apply) still run on LumosX passes: they wrap the relational forward in place of the model's
-  own ``_forward`` (:func:`run_inner_wrappers`). Wrappers registered before ours wrap us.
-* Context windows: the reference latents and phrase masks are per generation, not per frame;
-  a host whose context-window handler would cut them on the time axis is told to keep them
-  whole (its ``resize_cond_item`` callback, registered at sampling time), and a cut that still
-  reaches the wrapper is refused with a message naming the node.
+DIFFUSION_MODEL wrappers registered after ours (another pack's, EasyCache after LumosX Apply)
+wrap the relational forward in place of the model's ``_forward`` (:func:`run_inner_wrappers`).
+Context-window handlers are told to pass LumosX data to every window whole; references that
+still arrive cut are refused naming the node.
 """
 from __future__ import annotations
 
@@ -34,7 +21,9 @@ import torch
 import comfy.conds
 import comfy.patcher_extension
 
-from ..lumosx_core import RelationalCache, RelationalConfig, relational_forward
+from ..lumosx_core import RelationalCache, RelationalConfig, config_forward
+
+log = logging.getLogger("LumosX")
 
 WRAPPER_KEY = "lumosx"
 LATENTS = "lumosx_latents"
@@ -50,11 +39,9 @@ NOT_PATCHED = ("LumosX conditioning reached a MODEL without the LumosX patch: th
 
 
 class UnpatchedGuard:
-    """Rides in ``model_conds`` next to the LumosX data. ComfyUI's ``BaseModel._apply_model``
-    asks every extra cond ``hasattr(extra, "dtype")`` right before it calls the diffusion
-    model with that call's ``transformer_options``; at that moment the guard checks that our
-    DIFFUSION_MODEL wrapper is among them and raises otherwise. (Where the caller's frame is
-    not ``_apply_model`` -- another ComfyUI version -- it only warns once.)"""
+    """Rides in ``model_conds``. ComfyUI's ``BaseModel._apply_model`` asks every extra cond
+    ``hasattr(extra, "dtype")`` right before the model call: the guard then checks that call's
+    ``transformer_options`` hold our wrapper and raises otherwise (elsewhere it warns once)."""
 
     warned = False
 
@@ -79,8 +66,6 @@ class UnpatchedGuard:
                         "this ComfyUI version; without it references are ignored")
         raise AttributeError("dtype")   # not a tensor: ComfyUI passes it through unchanged
 
-log = logging.getLogger("LumosX")
-
 
 def is_wan_t2v(diffusion_model) -> bool:
     """A plain Wan 2.1 text-to-video DiT (not I2V, VACE, camera, S2V, ...)."""
@@ -97,12 +82,9 @@ def describe_model(diffusion_model) -> str:
 
 
 class LumosXWrapper:
-    """DIFFUSION_MODEL wrapper: reads LumosX data from the call's extra conds and runs
-    :func:`relational_forward`; without LumosX data it calls the next executor unchanged.
-
-    Holds a :class:`RelationalCache`, so the LumosX set-up (RoPE table, indices, text weights)
-    is built on a run's first step and reused by the others; entries are keyed by value, so
-    jobs with other layouts, sizes, masks or switches never see them."""
+    """DIFFUSION_MODEL wrapper: with LumosX data in the call's extra conds it runs
+    ``config_forward`` (its :class:`RelationalCache` builds the set-up once per run, keyed by
+    value); without, the next executor unchanged."""
 
     def __init__(self, latent_format):
         self.latent_format = latent_format
@@ -117,10 +99,7 @@ class LumosXWrapper:
 
         def lumosx_forward(x, timestep, context, clip_fea=None, time_dim_concat=None,
                            transformer_options={}, **kwargs):
-            latents = kwargs.pop(LATENTS, None)
-            masks = kwargs.pop(MASKS, None)
-            config = kwargs.pop(CONFIG, None)
-            kwargs.pop(GUARD, None)
+            latents, masks, config, _ = (kwargs.pop(k, None) for k in KEYS)
             if latents is None or config is None:
                 raise ValueError("LumosX conditioning is incomplete (reference latents or "
                                  "layout missing): rebuild it with the LumosX Bind node")
@@ -134,9 +113,9 @@ class LumosXWrapper:
                 raise ValueError("LumosX does not take CLIP-vision image features (T2V only)")
             check_whole(latents, masks, config)
             latents = self.latent_format.process_in(latents.to(x))
-            return relational_forward(model, x, timestep, context, latents, config.layout,
-                                      masks, transformer_options=transformer_options,
-                                      **config.options(), cache=self.cache, **kwargs)
+            return config_forward(model, x, timestep, context, latents, config, masks,
+                                  transformer_options=transformer_options, cache=self.cache,
+                                  **kwargs)
 
         return run_inner_wrappers(executor, lumosx_forward, x, timestep, context, clip_fea,
                                   time_dim_concat, transformer_options, **kwargs)

@@ -1,16 +1,17 @@
-"""Reference nodes: people (a face plus that person's attributes) and background/object images.
-
-They chain through one ``LUMOSX_REFS`` socket so people and references accumulate in order.
-"""
+"""Reference nodes: people (a face plus that person's attributes) and background/object images,
+chained through one ``LUMOSX_REFS`` socket so they accumulate in order. Each image input takes
+one picture: a batch of several is an error naming the input."""
 from __future__ import annotations
 
 from comfy_api.latest import io
 
 from ..lumosx_core.conditioning.references import ReferenceSet
-from .validation import check_inputs, validate
+from .validation import LumosXNode, check_inputs
 
 Refs = io.Custom("LUMOSX_REFS")
-
+REFS_TIP = "People and references added so far (a LumosX Person or Reference node); optional."
+OUT_TIP = ("Every reference so far plus this node's, in order: into the next Person / "
+           "Reference or Bind.")
 MAX_ATTRIBUTES = 6
 KINDS = ["object", "background"]
 
@@ -32,15 +33,15 @@ def _phrase(value, name: str) -> str:
     return text
 
 
-class LumosXPerson(io.ComfyNode):
+class LumosXPerson(LumosXNode):
     @classmethod
     def define_schema(cls):
         attrs = []
         for i in range(1, MAX_ATTRIBUTES + 1):
             attrs += [
                 io.Image.Input(f"attribute_{i}", optional=True,
-                               tooltip="An attribute of this person (clothes, accessory, hair) "
-                                       "on a plain background."),
+                               tooltip="One picture of an attribute of this person (clothes, "
+                                       "accessory, hair) on a plain background."),
                 io.String.Input(f"phrase_{i}", default="", optional=True,
                                 tooltip=f"Words naming attribute {i} in the prompt, e.g. "
                                         f"'white jacket'."),
@@ -53,36 +54,29 @@ class LumosXPerson(io.ComfyNode):
                          "prompt, and the attribute images that belong to them. Chain several "
                          "Person nodes to add more people; the face comes first."),
             inputs=[
-                io.Image.Input("face", tooltip="A clean face crop (see LumosX Face Encoder)."),
+                io.Image.Input("face", tooltip="One clean face picture (see LumosX Face "
+                                               "Encoder)."),
                 io.String.Input("face_phrase", default="man",
                                 tooltip="Words naming this person in the prompt, e.g. 'man on "
                                         "the left'."),
-                Refs.Input("references", optional=True,
-                           tooltip="People and references added so far."),
+                Refs.Input("references", optional=True, tooltip=REFS_TIP),
                 *attrs,
             ],
-            outputs=[Refs.Output(display_name="references")],
+            outputs=[Refs.Output(display_name="references", tooltip=OUT_TIP)],
         )
-
-    @classmethod
-    def validate_inputs(cls, **values):
-        return validate(cls, values)
 
     @classmethod
     def execute(cls, face, face_phrase, references=None, **attributes) -> io.NodeOutput:
         check_inputs(cls, {"face_phrase": face_phrase, **attributes})
-        refs = _refs_in(references)
-        pairs = []
-        for i in range(1, MAX_ATTRIBUTES + 1):
-            img = attributes.get(f"attribute_{i}")
-            if img is None:
-                continue
-            pairs.append((img, _phrase(attributes.get(f"phrase_{i}"), f"phrase_{i}")))
-        out = refs.with_person(face, _phrase(face_phrase, "face_phrase"), pairs)
-        return io.NodeOutput(out)
+        given = [i for i in range(1, MAX_ATTRIBUTES + 1)
+                 if attributes.get(f"attribute_{i}") is not None]
+        pairs = [(attributes[f"attribute_{i}"],
+                  _phrase(attributes.get(f"phrase_{i}"), f"phrase_{i}")) for i in given]
+        return io.NodeOutput(_refs_in(references).with_person(
+            face, _phrase(face_phrase, "face_phrase"), pairs, [f"attribute_{i}" for i in given]))
 
 
-class LumosXReference(io.ComfyNode):
+class LumosXReference(LumosXNode):
     @classmethod
     def define_schema(cls):
         return io.Schema(
@@ -92,27 +86,23 @@ class LumosXReference(io.ComfyNode):
             description=("A background (one per video) or object image with the phrase that "
                          "names it in the prompt."),
             inputs=[
-                io.Image.Input("image"),
+                io.Image.Input("image", tooltip="One picture of the background or object."),
                 io.String.Input("phrase", default="",
                                 tooltip="Words naming it in the prompt, e.g. 'white lamp'."),
-                io.Combo.Input("kind", options=KINDS, default="object"),
-                Refs.Input("references", optional=True),
+                io.Combo.Input("kind", options=KINDS, default="object",
+                               tooltip="object, or background (one per video); both come "
+                                       "before the people in the sequence."),
+                Refs.Input("references", optional=True, tooltip=REFS_TIP),
             ],
-            outputs=[Refs.Output(display_name="references")],
+            outputs=[Refs.Output(display_name="references", tooltip=OUT_TIP)],
         )
-
-    @classmethod
-    def validate_inputs(cls, **values):
-        return validate(cls, values)
 
     @classmethod
     def execute(cls, image, phrase, kind, references=None) -> io.NodeOutput:
         check_inputs(cls, locals())
-        refs = _refs_in(references)
-        phrase = _phrase(phrase, "phrase")
-        if kind == "background":
-            return io.NodeOutput(refs.with_background(image, phrase))
-        return io.NodeOutput(refs.with_object(image, phrase))
+        refs, phrase = _refs_in(references), _phrase(phrase, "phrase")
+        add = refs.with_background if kind == "background" else refs.with_object
+        return io.NodeOutput(add(image, phrase))
 
 
 NODES = [LumosXPerson, LumosXReference]

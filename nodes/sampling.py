@@ -1,13 +1,8 @@
-"""Sampling: the LumosX Sampler (released sampler and schedule by default, ComfyUI's own
-selectable) and the released sampler / schedule as SAMPLER / SIGMAS for SamplerCustomAdvanced.
-
-The released loop (``lumosx_core.solver``) feeds the DiT integer timesteps ``int64(σ·1000)``
-of the float64 schedule while the solver steps in float32 σ. ComfyUI turns σ into the
-timestep inside the model (``σ·1000`` as a float); the released SAMPLER puts the integer of
-each step into the call's ``transformer_options`` and a DIFFUSION_MODEL wrapper of ours,
-added to that sampling call's model options only, hands it to the DiT. Nothing global
-changes and the MODEL is not modified.
-"""
+"""Sampling: the LumosX Sampler (the released solver and schedule of ``lumosx_core.solver``
+by default, ComfyUI's selectable) and the released SAMPLER / SIGMAS for SamplerCustomAdvanced.
+The released SAMPLER puts each step's integer DiT timestep in the call's
+``transformer_options``; a DIFFUSION_MODEL wrapper added to that call's model options only
+hands it to the DiT in place of ComfyUI's float ``σ·1000``. The MODEL is not modified."""
 from __future__ import annotations
 
 import logging
@@ -22,11 +17,11 @@ import comfy.utils
 import latent_preview
 from comfy_api.latest import io
 
-from ..lumosx_core.solver import released_schedule, released_timesteps, sample_released
+from ..lumosx_core.limits import LatentWork
+from ..lumosx_core.solver import (flow_timestep_error, released_schedule, sample_released,
+                                  timestep_table)
 from .patch import WRAPPER_KEY, apply_lumosx
-from .validation import check_inputs, latent_work_error, validate
-
-MAX_STEPS = 200     # 4x the released 50
+from .validation import LumosXNode, check_inputs
 
 log = logging.getLogger("LumosX")
 
@@ -39,8 +34,7 @@ _DM = comfy.patcher_extension.WrappersMP.DIFFUSION_MODEL
 
 
 def with_shift(model, shift: float):
-    """Clone of ``model`` with flow-matching model sampling at ``shift`` (like
-    ModelSamplingSD3)."""
+    """Clone of ``model`` with flow-matching model sampling at ``shift`` (ModelSamplingSD3)."""
     class ModelSamplingFlow(comfy.model_sampling.ModelSamplingDiscreteFlow,
                             comfy.model_sampling.CONST):
         pass
@@ -52,53 +46,33 @@ def with_shift(model, shift: float):
     return m
 
 
-def ensure_patched(model):
-    if model.get_wrappers(_DM, WRAPPER_KEY):
-        return model
-    return apply_lumosx(model)
-
-
-# -- the released timesteps inside ComfyUI ------------------------------------------------
-
 def released_timestep_wrapper(executor, x, timestep, context, clip_fea=None,
                               time_dim_concat=None, transformer_options={}, **kwargs):
-    """DIFFUSION_MODEL wrapper (Wan's ``forward`` signature): replaces the float timestep
-    ComfyUI computed (``σ·1000``) by the released integer of the step, when the released
-    sampler set one in ``transformer_options``."""
+    """DIFFUSION_MODEL wrapper: the step's released integer (set by the released sampler in
+    ``transformer_options``) replaces ComfyUI's float timestep, on a flow model only."""
     t_int = (transformer_options or {}).get(TIMESTEP_KEY)
     if t_int is not None and torch.is_tensor(timestep) and timestep.numel():
         sig = transformer_options.get("sigmas")
-        if sig is not None:
-            expected = float(sig.flatten()[0]) * 1000.0
-            if abs(float(timestep.flatten()[0]) - expected) > 1.0:
-                raise ValueError(
-                    f"the LumosX released sampler needs a flow-matching model whose timestep "
-                    f"is σ·1000 (Wan 2.1); this model maps σ={float(sig.flatten()[0]):.4f} to "
-                    f"t={float(timestep.flatten()[0]):.2f}. Use a ComfyUI sampler with it")
+        err = None if sig is None else flow_timestep_error(sig.flatten()[0], timestep.flatten()[0])
+        if err:
+            raise ValueError(err)
         timestep = torch.full_like(timestep, float(t_int))
     return executor(x, timestep, context, clip_fea, time_dim_concat, transformer_options,
                     **kwargs)
 
 
-def _with_wrapper(extra_args: dict) -> dict:
+def _with_timestep(extra_args: dict, t_int=None) -> dict:
     """Copy of ``extra_args`` whose model options run :func:`released_timestep_wrapper`
-    outermost (before the LumosX wrapper, which does not call further wrappers)."""
-    extra = dict(extra_args or {})
-    mo = dict(extra.get("model_options") or {})
+    outermost (and, with ``t_int``, carry that step's integer timestep)."""
+    mo = dict(extra_args.get("model_options") or {})
     to = dict(mo.get("transformer_options") or {})
     wrappers = dict(to.get("wrappers") or {})
     dm = {k: v for k, v in (wrappers.get(_DM) or {}).items() if k != TIMESTEP_WRAPPER_KEY}
     wrappers[_DM] = {TIMESTEP_WRAPPER_KEY: [released_timestep_wrapper], **dm}
     to["wrappers"] = wrappers
-    mo["transformer_options"] = to
-    extra["model_options"] = mo
-    return extra
-
-
-def _at_step(extra_args: dict, t_int: int) -> dict:
-    mo = dict(extra_args["model_options"])
-    mo["transformer_options"] = dict(mo["transformer_options"], **{TIMESTEP_KEY: int(t_int)})
-    return dict(extra_args, model_options=mo)
+    if t_int is not None:
+        to[TIMESTEP_KEY] = int(t_int)
+    return dict(extra_args, model_options=dict(mo, transformer_options=to))
 
 
 def sample_released_comfy(model, x, sigmas, extra_args=None, callback=None, disable=None,
@@ -106,23 +80,16 @@ def sample_released_comfy(model, x, sigmas, extra_args=None, callback=None, disa
     """ComfyUI sampler function of the released loop: :func:`sample_released` with the DiT
     fed the released integer timesteps (``timesteps`` ``[n]`` when known, else recovered
     from ``sigmas``)."""
-    if timesteps is None:
-        timesteps, exact = released_timesteps(sigmas)
-        if not exact:
-            log.warning("LumosX released sampler: these sigmas are not a released schedule "
-                        "(LumosX Released Schedule, denoise 1); DiT timesteps are int(σ·1000) "
-                        "of the float32 σ, which can be one above the released ones")
-    timesteps = torch.as_tensor(timesteps).flatten().tolist()
-    table = {float(s): int(t) for s, t in zip(sigmas.detach().float().cpu().tolist(), timesteps)}
-    base = _with_wrapper(extra_args)
+    table, exact = timestep_table(sigmas, timesteps)
+    if not exact:
+        log.warning("LumosX released sampler: these sigmas are not a released schedule "
+                    "(LumosX Released Schedule, denoise 1); DiT timesteps are int(σ·1000) "
+                    "of the float32 σ, which can be one above the released ones")
 
-    def stepped(xx, sigma, **kw):
-        t_int = table.get(float(sigma.flatten()[0]))
-        if t_int is None:  # not a step of this schedule: leave ComfyUI's timestep
-            return model(xx, sigma, **kw)
-        return model(xx, sigma, **_at_step(kw, t_int))
+    def stepped(xx, sigma, **kw):   # a σ off the schedule keeps ComfyUI's timestep
+        return model(xx, sigma, **_with_timestep(kw, table.get(float(sigma.flatten()[0]))))
 
-    return sample_released(stepped, x, sigmas, base, callback, disable)
+    return sample_released(stepped, x, sigmas, dict(extra_args or {}), callback, disable)
 
 
 def released_sampler(timesteps=None):
@@ -131,32 +98,23 @@ def released_sampler(timesteps=None):
     return comfy.samplers.KSAMPLER(sample_released_comfy, extra_options=opts)
 
 
-def released_sigmas(steps: int, shift: float, denoise: float = 1.0):
-    """``(sigmas, timesteps)`` of the released schedule; ``denoise < 1`` keeps the last
-    ``steps`` steps of a ``steps / denoise`` schedule (as ComfyUI does)."""
-    if denoise <= 0.0:
-        return torch.zeros(0), torch.zeros(0, dtype=torch.int64)
-    total = steps if denoise > 0.9999 else int(steps / denoise)
-    sigmas, t = released_schedule(total, shift)
-    return sigmas[-(steps + 1):], t[-steps:]
-
-
-# -- nodes ----------------------------------------------------------------------------------
-
 def schedule_inputs() -> dict:
     """``steps``, ``shift`` and ``denoise`` (50 and 8 released), the same inputs in the LumosX
     Sampler and the Released Schedule."""
-    return {"steps": io.Int.Input("steps", default=50, min=1, max=MAX_STEPS),
+    return {"steps": io.Int.Input("steps", default=50, min=1, max=200,
+                                  tooltip="Denoising steps (50 released)."),
             "shift": io.Float.Input("shift", default=8.0, min=0.1, max=100.0, step=0.1,
                                     tooltip="Flow shift (8 released); must be > 0."),
-            "denoise": io.Float.Input("denoise", default=1.0, min=0.01, max=1.0, step=0.01)}
+            "denoise": io.Float.Input("denoise", default=1.0, min=0.01, max=1.0, step=0.01,
+                                      tooltip="1 from pure noise; below 1 only the last steps "
+                                              "of a longer schedule run.")}
 
 
-class LumosXSampler(io.ComfyNode):
+class LumosXSampler(LumosXNode):
+    CHECKS = (LatentWork("latent"),)
+
     @classmethod
     def define_schema(cls):
-        samplers = [RELEASED, *comfy.samplers.KSampler.SAMPLERS]
-        schedulers = [RELEASED, *comfy.samplers.KSampler.SCHEDULERS]
         schedule = schedule_inputs()
         return io.Schema(
             node_id="LumosXSampler",
@@ -168,32 +126,32 @@ class LumosXSampler(io.ComfyNode):
                          "schedulers stay selectable. Progress bar, previews and interrupt "
                          "work as usual. Patches the model for LumosX when it is not yet."),
             inputs=[
-                io.Model.Input("model"),
-                io.Conditioning.Input("positive"),
-                io.Conditioning.Input("negative"),
-                io.Latent.Input("latent"),
+                io.Model.Input("model", tooltip="A Wan 2.1 T2V model; patched for LumosX "
+                                                "here when it is not yet."),
+                io.Conditioning.Input("positive", tooltip="Bind's positive."),
+                io.Conditioning.Input("negative", tooltip="Bind's negative."),
+                io.Latent.Input("latent", tooltip="Bind's empty video latent (or any video "
+                                                  "latent of that size)."),
                 io.Int.Input("seed", default=0, min=0, max=0xffffffffffffffff,
-                             control_after_generate=True),
+                             control_after_generate=True, tooltip="Noise seed."),
                 schedule["steps"],
-                io.Float.Input("cfg", default=6.0, min=0.0, max=100.0, step=0.1),
-                io.Combo.Input("sampler_name", options=samplers, default=RELEASED,
+                io.Float.Input("cfg", default=6.0, min=0.0, max=100.0, step=0.1,
+                               tooltip="Classifier-free guidance scale (6 released)."),
+                io.Combo.Input("sampler_name", default=RELEASED,
+                               options=[RELEASED, *comfy.samplers.KSampler.SAMPLERS],
                                tooltip="lumosx_released = the released solver (flow "
                                        "DPM-Solver++(2M) in log-SNR of the flow); the others "
                                        "are ComfyUI's (dpmpp_2m is close, not equal)."),
-                io.Combo.Input("scheduler", options=schedulers, default=RELEASED,
+                io.Combo.Input("scheduler", default=RELEASED,
+                               options=[RELEASED, *comfy.samplers.KSampler.SCHEDULERS],
                                tooltip="lumosx_released = the released schedule (shifted "
                                        "linspace in float64); the others are ComfyUI's."),
                 schedule["shift"],
                 schedule["denoise"],
             ],
-            outputs=[io.Latent.Output(display_name="latent")],
+            outputs=[io.Latent.Output(display_name="latent",
+                                      tooltip="The sampled video latent: into VAE Decode.")],
         )
-
-    @classmethod
-    def validate_inputs(cls, **values):
-        latent = values.get("latent")   # linked: known in execute only
-        return validate(cls, values, latent_work_error(
-            "latent", latent.get("samples") if isinstance(latent, dict) else None))
 
     @classmethod
     def execute(cls, model, positive, negative, latent, seed, steps, cfg, sampler_name,
@@ -201,19 +159,17 @@ class LumosXSampler(io.ComfyNode):
         check_inputs(cls, locals())
         if not isinstance(latent, dict) or not hasattr(latent.get("samples"), "shape"):
             raise ValueError("latent: expected a LATENT (e.g. from LumosX Bind)")
-        m = with_shift(ensure_patched(model), shift)
+        patched = model if model.get_wrappers(_DM, WRAPPER_KEY) else apply_lumosx(model)
+        m = with_shift(patched, shift)
         timesteps = None
         if scheduler == RELEASED:
-            sigmas, timesteps = released_sigmas(steps, shift, denoise)
+            sigmas, timesteps = released_schedule(steps, shift, denoise)
         else:
-            ks = comfy.samplers.KSampler(m, steps=steps, device=m.load_device,
-                                         sampler=sampler_name, scheduler=scheduler,
-                                         denoise=denoise, model_options=m.model_options)
-            sigmas = ks.sigmas
-        if sampler_name == RELEASED:
-            sampler = released_sampler(timesteps if denoise > 0.9999 else None)
-        else:
-            sampler = comfy.samplers.sampler_object(sampler_name)
+            sigmas = comfy.samplers.KSampler(m, steps=steps, device=m.load_device,
+                                             sampler=sampler_name, scheduler=scheduler,
+                                             denoise=denoise, model_options=m.model_options).sigmas
+        sampler = (released_sampler(timesteps) if sampler_name == RELEASED
+                   else comfy.samplers.sampler_object(sampler_name))
         out = dict(latent)
         latent_image = comfy.sample.fix_empty_latent_channels(m, latent["samples"])
         if sigmas.numel() == 0:
@@ -228,7 +184,7 @@ class LumosXSampler(io.ComfyNode):
         return io.NodeOutput(out)
 
 
-class LumosXReleasedSampler(io.ComfyNode):
+class LumosXReleasedSampler(LumosXNode):
     @classmethod
     def define_schema(cls):
         return io.Schema(
@@ -241,7 +197,9 @@ class LumosXReleasedSampler(io.ComfyNode):
                          "timesteps. Use it with the LumosX Released Schedule (flow models "
                          "only: Wan 2.1)."),
             inputs=[],
-            outputs=[io.Sampler.Output(display_name="sampler")],
+            outputs=[io.Sampler.Output(display_name="sampler",
+                                       tooltip="The released solver: SamplerCustomAdvanced's "
+                                               "sampler.")],
         )
 
     @classmethod
@@ -249,7 +207,7 @@ class LumosXReleasedSampler(io.ComfyNode):
         return io.NodeOutput(released_sampler())
 
 
-class LumosXReleasedSchedule(io.ComfyNode):
+class LumosXReleasedSchedule(LumosXNode):
     @classmethod
     def define_schema(cls):
         return io.Schema(
@@ -260,20 +218,16 @@ class LumosXReleasedSchedule(io.ComfyNode):
                          "(1 + (shift−1)·s) in float64, then 0 (50 steps, shift 8 released). "
                          "With the LumosX Released Sampler the DiT gets the released integer "
                          "timesteps."),
-            inputs=[
-                *schedule_inputs().values(),
-            ],
-            outputs=[io.Sigmas.Output(display_name="sigmas")],
+            inputs=list(schedule_inputs().values()),
+            outputs=[io.Sigmas.Output(display_name="sigmas",
+                                      tooltip="The released sigmas: SamplerCustomAdvanced's "
+                                              "sigmas.")],
         )
-
-    @classmethod
-    def validate_inputs(cls, **values):
-        return validate(cls, values)
 
     @classmethod
     def execute(cls, steps, shift, denoise=1.0) -> io.NodeOutput:
         check_inputs(cls, locals())
-        return io.NodeOutput(released_sigmas(steps, shift, denoise)[0])
+        return io.NodeOutput(released_schedule(steps, shift, denoise)[0])
 
 
 NODES = [LumosXSampler, LumosXReleasedSampler, LumosXReleasedSchedule]

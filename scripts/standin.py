@@ -49,8 +49,7 @@ VECTRON_FILES = {
                        "9cc6e4a75f0e2bf0b1aed94578f144d15175f357bdc05e815e5c4a02b319eb4f"),
 }
 
-#: insightface's t1.jpg (1280x886, six faces) and face boxes in it, left to right
-T1_SHA256 = "47f682e945b659f93a9e490b9c9c4a2a864abe64dace9e1a2893845ddfd69489"
+#: face boxes in insightface's t1.jpg (1280x886, six faces), left to right
 T1_FACES = [(56, 261, 169, 398), (270, 145, 372, 270), (464, 266, 573, 415),
             (745, 342, 847, 480), (906, 59, 1011, 206), (1130, 273, 1227, 401)]
 

@@ -50,8 +50,6 @@ USAGE_NOTE = "\n\n".join([
     "integer DiT timesteps), face crops = the detector's face box, bf16 DiT.",
 ])
 
-NEGATIVE = None  # keep the Bind node's default: the released (Wan 2.1) negative prompt
-
 VIDEO = {"width": 832, "height": 480, "length": 81, "batch_size": 1}
 SAMPLER = {"seed": 42, "steps": 50, "cfg": 6.0, "sampler_name": "lumosx_released",
            "scheduler": "lumosx_released", "shift": 8.0, "denoise": 1.0}

@@ -114,7 +114,7 @@ _host_cpu_mode()
 #: as a subprocess, Bind on every hostile prompt), which the full suite runs.
 FAST_MODULES = {"test_layout", "test_positions", "test_phrases", "test_image_prep", "test_solver",
                 "test_relational_attention", "test_forward", "test_nodes", "test_loader",
-                "test_prompt", "test_hostile_inputs", "test_cli_follow"}
+                "test_prompt", "test_hostile_inputs", "test_cli_follow", "test_limits"}
 FAST_EXCLUDED = {"test_efficient_equals_dense_reference", "test_reference_cases_bind_every_phrase",
                  "test_convert_cli", "test_bind_reads_the_released_ids_and_masks"}
 

@@ -21,6 +21,15 @@ from lumosx_core import ConditionLayout
 POOL = 8
 
 
+def image_roles(layout: ConditionLayout):
+    """Per condition image, in sequence order: its kind (``non_person`` / ``person``), its
+    person group (-1 for non-person images) and its index inside the group (0 = face)."""
+    kinds = ["non_person"] * layout.non_person + ["person"] * sum(layout.groups)
+    group = [-1] * layout.non_person + [g for g, k in enumerate(layout.groups) for _ in range(k)]
+    in_group = [0] * layout.non_person + [i for k in layout.groups for i in range(k)]
+    return kinds, group, in_group
+
+
 def dense_position_ids(layout: ConditionLayout, T: int, Hp: int, Wp: int,
                        r2pe: bool = True) -> torch.Tensor:
     """Per-token loop version of the position table: float32 ``[L, 3]``."""
@@ -29,9 +38,7 @@ def dense_position_ids(layout: ConditionLayout, T: int, Hp: int, Wp: int,
         for i in range(Hp):
             for j in range(Wp):
                 rows.append((f, i, j))
-    kinds = layout.image_kinds()
-    group = layout.image_group()
-    in_group = layout.image_index_in_group()
+    kinds, group, in_group = image_roles(layout)
     for c in range(layout.num_images):
         for i in range(Hp):
             for j in range(Wp):

@@ -59,4 +59,5 @@ def released_loop(diffusion_model, latents_mean, latents_std, positive, negative
     ctx_p, lat, masks, config = lumosx_parts(positive)
     return sample_loop(diffusion_model, latents_mean, latents_std, ctx_p, negative[0][0], lat,
                        config.layout, masks, noise, steps, shift, cfg, integer_timesteps,
-                       **config.options())
+                       ratio=config.ratio, r2pe=config.r2pe, self_mask=config.self_mask,
+                       cross_mask=config.cross_mask, parity=config.parity)

@@ -66,23 +66,25 @@ def test_wrapper_normalises_latents_and_calls_core(pack, host, monkeypatch):
     model, nodes = host
     patch = pack.nodes.patch
     seen = []
-    real = patch.relational_forward
+    real = patch.config_forward
 
-    def spy(m, x, t, ctx, latents, layout, masks, **kw):
-        seen.append((x.shape[0], latents.clone(), layout, masks.clone(), kw))
-        return real(m, x, t, ctx, latents, layout, masks, **kw)
+    def spy(m, x, t, ctx, latents, config, masks, **kw):
+        seen.append((x.shape[0], latents.clone(), config, masks.clone(), kw))
+        return real(m, x, t, ctx, latents, config, masks, **kw)
 
-    monkeypatch.setattr(patch, "relational_forward", spy)
+    monkeypatch.setattr(patch, "config_forward", spy)
     pos, neg = _cond(pack)
     _sample(nodes, patch.apply_lumosx(model), pos, neg)
     assert seen
-    batch, latents, layout, masks, kw = seen[0]
+    batch, latents, config, masks, kw = seen[0]
     assert batch == 2                    # cond and uncond ran batched in one call
     raw = pos[0][1]["model_conds"][patch.LATENTS].cond
     fmt = model.model.latent_format
     assert torch.allclose(latents[:1], fmt.process_in(raw), atol=1e-5)
-    assert layout == pack.lumosx_core.ConditionLayout(1, [2, 1])
-    assert kw["ratio"] == 0.5 and kw["r2pe"] and kw["parity"]
+    # the RelationalConfig Bind attached reaches the core whole
+    assert config is pos[0][1]["model_conds"][patch.CONFIG].cond
+    assert config.layout == pack.lumosx_core.ConditionLayout(1, [2, 1])
+    assert config.ratio == 0.5 and config.r2pe and config.parity
     assert masks.shape[1:] == (4, LT)
     # the set-up is cached for the run: built on step 1, reused on step 2
     cache = kw["cache"]

@@ -6,7 +6,8 @@ sentencepiece ids, the released phrase matching) and sampled by a plain torch lo
 dense oracle forward (``oracle.py``) with the released solver. Cases: the authors' reference
 cases (``../shared/testdata/lumosx_reference_cases``, skipped when absent) and one built from
 the test server's own pictures. Also: Face Encoder crops reach Bind unresampled, and how far
-ComfyUI's own dpmpp_2m lands from the released solver (printed, quoted in the README)."""
+ComfyUI's own dpmpp_2m lands from the released solver (README's figures, asserted
+within a band)."""
 import glob
 import os
 import shutil
@@ -16,7 +17,7 @@ import pytest
 import e2e_setup
 import released_recipe as recipe
 from oracle import dense_relational_forward
-from released_loop import noise_like, sample_loop
+from released_loop import noise_like, released_loop, sample_loop
 
 pytestmark = pytest.mark.host_matrix
 
@@ -26,6 +27,8 @@ TOLERANCE = 2e-5                   # relative L2 of the final latent
 CASES = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), os.pardir,
                      "shared", "testdata", "lumosx_reference_cases")
 SPIECE = "released_cases_spiece.model"
+GAP_W, GAP_H, GAP_LENGTH = 64, 48, 5      # README's dpmpp_2m figures
+GAP_NEGATIVE = "blurry, static"
 
 
 def _shared_cases():
@@ -156,6 +159,52 @@ def _released(rebuild, case: recipe.Case, prepared=None):
                        self_mask=True, cross_mask=True, parity=True)
 
 
+def _load_images(input_dir, names):
+    """The images as the host's own LoadImage gives them (its JPEG decoding differs between
+    ComfyUI versions: 0.33 decodes t1.jpg up to 0.09 away from Pillow's default)."""
+    import folder_paths
+    import nodes as comfy_nodes
+    before = folder_paths.get_input_directory()
+    folder_paths.set_input_directory(input_dir)
+    try:
+        return {n: comfy_nodes.LoadImage().load_image(n)[0] for n in names}
+    finally:
+        folder_paths.set_input_directory(before)
+
+
+@pytest.fixture(scope="module")
+def in_process(server, pack):
+    """The conditioning of README's solver figures (64x48, 5 frames, two people with an
+    attribute each and a background) and the DiT, built in this process from the server's
+    files."""
+    import comfy.sd
+    import comfy.utils
+    import ComfyUI_LumosX.nodes as nodes_pkg
+    from lumosx_test_pack import build_tiny_clip
+    N = {cls.GET_SCHEMA().node_id: cls for cls in nodes_pkg.NODE_LIST}
+    base = server.base
+    with open(server.assets["spiece"], "rb") as f:
+        clip = build_tiny_clip(f.read(), 0)
+    vae = comfy.sd.VAE(sd=comfy.utils.load_torch_file(
+        os.path.join(base, "models", "vae", e2e_setup.VAE)))
+    img = _load_images(os.path.join(base, "input"),
+                       ("astronaut.png", "red_jacket.png", "blue_hat.png", "garden.png", "t1.jpg"))
+    refs = N["LumosXReference"].execute(img["garden.png"], "sunny garden", "background").result[0]
+    refs = N["LumosXPerson"].execute(img["astronaut.png"], "astronaut", refs,
+                                     attribute_1=img["red_jacket.png"],
+                                     phrase_1="red jacket").result[0]
+    refs = N["LumosXPerson"].execute(img["t1.jpg"], "woman", refs, attribute_1=img["blue_hat.png"],
+                                     phrase_1="blue hat").result[0]
+    pos, neg, latent = N["LumosXBind"].execute(
+        clip=clip, vae=vae, prompt=e2e_setup.PROMPT, negative_prompt=GAP_NEGATIVE,
+        references=refs, width=GAP_W, height=GAP_H, length=GAP_LENGTH, batch_size=1, ratio=0.5,
+        r2pe=True, self_mask=True, cross_mask=True, mode="parity",
+        uncond_bias="positive phrase masks (released)", strict=True).result[:3]
+    model = comfy.sd.load_diffusion_model(os.path.join(base, "models", "diffusion_models",
+                                                       e2e_setup.DIT))
+    return N, model, pos, neg, latent
+
+
 def _rel(a, b):
     return ((a - b).norm() / b.norm()).item()
 
@@ -266,3 +315,33 @@ def test_comfyui_dpmpp_2m_distance_from_the_released_solver(server):
     print(f"\n{STEPS} steps: dpmpp_2m+simple vs released {a:.3e}; "
           f"dpmpp_2m on the released sigmas vs released {b:.3e}")
     assert a > 1e-4 and b > 1e-4
+
+
+#: README (The released settings): on this model and conditioning at the released settings,
+#: ComfyUI's dpmpp_2m lands 3.1e-2 from the released loop (its simple schedule, and on the
+#: released sigmas alike); the released solver on ComfyUI's simple schedule 3.0e-6.
+README_DPM, README_SIMPLE = 3.1e-2, 3.0e-6
+
+
+def test_readme_dpmpp_2m_gap_at_the_released_settings(in_process):
+    """README's figures, asserted: 50 steps, shift 8, CFG 6 (64x48, 5 frames, two people with
+    an attribute each and a background), the LumosX Sampler in process against the plain
+    torch loop of the released sampler."""
+    N, model, pos, neg, latent = in_process
+    steps, shift, cfg, seed = 50, 8.0, 6.0, SEED
+    fmt = model.model.latent_format
+    ref = released_loop(model.model.diffusion_model, fmt.latents_mean, fmt.latents_std, pos, neg,
+                        noise_like(latent["samples"].shape, seed), steps, shift, cfg)
+
+    def sampler(name, schedule):
+        return N["LumosXSampler"].execute(model, pos, neg, latent, seed, steps, cfg, name,
+                                          schedule, shift, 1.0).result[0]["samples"]
+
+    dpm = _rel(sampler("dpmpp_2m", "simple"), ref)
+    dpm_rs = _rel(sampler("dpmpp_2m", "lumosx_released"), ref)
+    simple = _rel(sampler("lumosx_released", "simple"), ref)
+    print(f"\n50 steps: dpmpp_2m+simple {dpm:.3e}, dpmpp_2m on the released sigmas "
+          f"{dpm_rs:.3e}, released solver on simple {simple:.3e} from the released loop")
+    for gap in (dpm, dpm_rs):
+        assert 0.85 * README_DPM <= gap <= 1.15 * README_DPM, gap
+    assert simple <= 2 * README_SIMPLE, simple

@@ -11,7 +11,8 @@ import torch
 
 from face_fixtures import VECTRON_PACK, astronaut, insightface_image, vectron_image
 from lumosx_core.faces import detector
-from lumosx_core.faces.crop import (crop_with_white, expand_box, face_box, left_to_right,
+from lumosx_core.faces.encode import embedding_tensor
+from lumosx_core.faces.crop import (crop_with_white, expand_box, left_to_right,
                                    pixel_box, select_face, square_box)
 from lumosx_core.faces.reference import RELEASED_MARGINS, reference_box
 from lumosx_core.image_prep import letterbox, region_of, to_rgb
@@ -222,7 +223,7 @@ def test_identity_yaoming_in_players(faces, face_root):
     found = detector.detect_insightface(app, players)
     assert len(found) >= 20
     order = left_to_right([f.bbox for f in found])
-    embs = torch.stack([faces._embedding(found[i]) for i in order])    # left to right
+    embs = torch.stack([embedding_tensor(found[i]) for i in order])    # left to right
     sims = embs @ yao[0]["embedding"]
     k = int(sims.argmax())
     # the node itself, asked for that player, gives the matching embedding
@@ -331,7 +332,7 @@ def test_missing_pack_names_the_folder_and_downloads_nothing(faces, tmp_path, mo
     monkeypatch.setattr(storage, "download_file", lambda *a, **k: calls.append(a))
     root = tmp_path / "insightface"
     monkeypatch.setitem(folder_paths.folder_names_and_paths, "insightface", ([str(root)], set()))
-    assert faces.pack_options() == ["antelopev2", "buffalo_l"]
+    assert faces.available_packs() == []
     schema_pack = faces.LumosXFaceEncoder.INPUT_TYPES()["required"]["pack"][1]
     assert schema_pack["options"] == ["antelopev2", "buffalo_l"]
     target = os.path.join(str(root), "models", "antelopev2")
@@ -343,8 +344,7 @@ def test_missing_pack_names_the_folder_and_downloads_nothing(faces, tmp_path, mo
     nested = root / "models" / "antelopev2" / "antelopev2"
     nested.mkdir(parents=True)
     (nested / "scrfd_10g_bnkps.onnx").write_bytes(b"")
-    assert faces.pack_options() == ["antelopev2", "buffalo_l"]  # fallback names, not found
-    assert faces.available_packs() == []
+    assert faces.available_packs() == []                         # not a pack: not listed
     with pytest.raises(FileNotFoundError, match="one folder too deep"):
         faces.load_analyzer("antelopev2")
     assert sorted(os.listdir(nested)) == ["scrfd_10g_bnkps.onnx"] and not calls
@@ -480,3 +480,22 @@ def test_released_crop_matches_the_authors_references(faces, face_root):
     bad = {k: round(r, 3) for k, r in ratios.items() if not 0.9 <= r <= 1.1}
     assert not bad, bad
     assert all(r < 0.8 for r in square), square
+
+
+@pytest.mark.parametrize("crop", ["face box (released)", SQUARE])
+def test_every_photo_of_a_batch_gets_the_crop_mode_asked_for(faces, face_root, crop):
+    """A batch of photos: every photo is cropped with the chosen mode, exactly as it is when
+    it comes alone (the crop result once overwrote the crop-mode input, so from the second
+    photo on 'square with margin' became the released face box)."""
+    photos = [astronaut(), torch.flip(astronaut(), dims=[1]), astronaut()[32:480, 16:500]]
+    batch_crops, batch_infos = encode(faces, torch.stack(photos[:2]), size=128, crop=crop)
+    third_crops, third_infos = encode(faces, torch.stack([photos[2]] * 2), size=128, crop=crop)
+    assert batch_crops.shape == (2, 128, 128, 3)
+    for photo, crops, infos, i in ((photos[0], batch_crops, batch_infos, 0),
+                                   (photos[1], batch_crops, batch_infos, 1),
+                                   (photos[2], third_crops, third_infos, 1)):
+        alone_crop, alone_info = encode(faces, photo, size=128, crop=crop)
+        assert infos[i]["crop_box"] == alone_info[0]["crop_box"], (crop, i)
+        assert torch.equal(crops[i], alone_crop[0])
+        x1, y1, x2, y2 = infos[i]["crop_box"]
+        assert ((x2 - x1) == (y2 - y1)) == (crop == SQUARE), (crop, infos[i]["crop_box"])

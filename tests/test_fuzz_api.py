@@ -33,7 +33,7 @@ from host_server import e2e_server
 PACK_MODULE = "ComfyUI-LumosX"
 #: Accepted values run for real after the /prompt phase (tiny sizes, cached upstream nodes).
 EXECUTE_SAMPLE = 3
-#: Characters of the longest text any LumosX input takes (nodes/validation.py MAX_TEXT_CHARS).
+#: Characters of the longest text any LumosX input takes (lumosx_core/limits.py MAX_TEXT_CHARS).
 MAX_TEXT = 65536
 SEED = 13
 

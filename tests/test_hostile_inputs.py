@@ -18,6 +18,12 @@ def V(pack):
     return validation
 
 
+@pytest.fixture(scope="module")
+def L():
+    from lumosx_core import limits
+    return limits
+
+
 # -- the validation helper --------------------------------------------------------------------
 
 @pytest.mark.parametrize("node,name,value,match", [
@@ -45,11 +51,11 @@ def test_validate_inputs_names_the_input(N, node, name, value, match):
     assert match in N[node].validate_inputs(**{name: value})
 
 
-def test_bind_work_limit_names_the_limit(N, V):
+def test_bind_work_limit_names_the_limit(N, L):
     msg = N["LumosXBind"].validate_inputs(width=1920, height=1088, length=129)
-    assert f"more than the limit of {V.MAX_VIDEO_TOKENS}" in msg and "1920x1088x129" in msg
+    assert f"more than the limit of {L.MAX_VIDEO_TOKENS}" in msg and "1920x1088x129" in msg
     msg = N["LumosXBind"].validate_inputs(width=832, height=480, length=81, batch_size=16)
-    assert "batch_size = 16" in msg and str(V.MAX_BATCH_TOKENS) in msg
+    assert "batch_size = 16" in msg and str(L.MAX_BATCH_TOKENS) in msg
     assert N["LumosXBind"].validate_inputs(width=832, height=480, length=81, batch_size=1)
 
 

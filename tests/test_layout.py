@@ -8,9 +8,9 @@ from lumosx_core import ConditionLayout
 def test_counts_and_order():
     lay = ConditionLayout(non_person=1, groups=[3, 2])
     assert lay.num_images == 6 and lay.num_people == 2
-    assert lay.image_kinds() == ["non_person"] + ["person"] * 5
-    assert lay.image_group() == [-1, 0, 0, 0, 1, 1]
-    assert lay.image_index_in_group() == [0, 0, 1, 2, 0, 1]
+    blocks = lay.blocks(frames=2, tokens_per_frame=4)
+    assert [(b.kind, b.index, b.frames) for b in blocks] == [
+        ("video", 0, 2), ("non_person", 0, 1), ("person", 0, 3), ("person", 1, 2)]
 
 
 def test_blocks_by_kind_not_size():

@@ -2,62 +2,17 @@
 ComfyUI's own node classes in-process on the tiny test Wan (loaded by the stock loader) and
 checks the row's claim. Features are detected in the host, never its version: a row whose core
 node the host lacks skips with the reason."""
-import asyncio
-import importlib
-import inspect
 import sys
 
 import pytest
 import torch
 
 import assets
+from host_nodes import core_node, run
 from standin import tiny_dit_state_dict
 
 T, H, W, LT = 3, 8, 10, 16       # latent frames, latent h/w, text tokens
 LAYOUT = (1, [2, 1])             # background, a person with an attribute, a face-only person
-
-
-# -- running ComfyUI's own nodes (V1 and V3 alike) ---------------------------------------------
-
-def core_node(module_name: str, node_id: str):
-    """The class of core node ``node_id`` from ``comfy_extras.<module>`` (or ``nodes``); skip
-    when this host does not have it."""
-    try:
-        mod = importlib.import_module(module_name)
-    except ImportError as e:
-        pytest.skip(f"host has no {module_name}: {e}")
-    mapping = getattr(mod, "NODE_CLASS_MAPPINGS", {})
-    if node_id in mapping:
-        return mapping[node_id]
-    from comfy_api.latest import io
-    for obj in vars(mod).values():
-        if (inspect.isclass(obj) and issubclass(obj, io.ComfyNode) and obj is not io.ComfyNode
-                and obj.GET_SCHEMA().node_id == node_id):
-            return obj
-    pytest.skip(f"host has no core node {node_id}")
-
-
-def run(cls, **kw):
-    """Execute a node class as the server would, inputs not given taking their defaults.
-    Returns the outputs as a tuple."""
-    from comfy_api.latest import io
-    if isinstance(cls, type) and issubclass(cls, io.ComfyNode):
-        for inp in cls.GET_SCHEMA().inputs:
-            if inp.id not in kw and getattr(inp, "default", None) is not None:
-                kw[inp.id] = inp.default
-        out = cls.execute(**kw)
-        if inspect.iscoroutine(out):
-            out = asyncio.run(out)
-        return tuple(out.result)
-    spec = cls.INPUT_TYPES()
-    for group in ("required", "optional"):
-        for name, (kind, *opts) in spec.get(group, {}).items():
-            if name not in kw and opts and isinstance(opts[0], dict) and "default" in opts[0]:
-                kw[name] = opts[0]["default"]
-    out = getattr(cls(), cls.FUNCTION)(**kw)
-    if inspect.iscoroutine(out):
-        out = asyncio.run(out)
-    return tuple(out)
 
 
 # -- fixtures ----------------------------------------------------------------------------------
@@ -282,23 +237,38 @@ def test_dual_cfg_three_conditionings_reach_the_model_as_designed(pack, model, b
 # -- EasyCache ---------------------------------------------------------------------------------
 
 def _count_lumosx_passes(pack, monkeypatch):
+    """A list that gets the DiT timestep (a 0-d tensor: no host read, so nothing changes under
+    torch.compile) of every LumosX forward from now on."""
     patch = pack.nodes.patch
     calls = []
-    real = patch.relational_forward
+    real = patch.config_forward
 
-    def spy(*a, **k):
-        calls.append(1)
-        return real(*a, **k)
+    def spy(model, x, timestep, *a, **k):
+        calls.append(timestep.flatten()[0])
+        return real(model, x, timestep, *a, **k)
 
-    monkeypatch.setattr(patch, "relational_forward", spy)
+    monkeypatch.setattr(patch, "config_forward", spy)
     return calls
 
 
+def _rel(a, b):
+    return float((a - b).norm() / b.norm())
+
+
+EASYCACHE_STEPS, EASYCACHE_REUSE = 20, 0.3
+
+
 @pytest.mark.parametrize("order", ["easycache_after_apply", "easycache_before_apply"])
-def test_easycache_composes_with_lumosx(pack, model, order, monkeypatch):
+def test_easycache_composes_with_lumosx(pack, model, order, monkeypatch, capsys):
+    """EasyCache around the LumosX forward: with reuse_threshold 0 nothing is reused and the
+    latent is identical; at 0.3 it skips steps (never the first two, which it needs to
+    measure the change) and reuses the LumosX outputs there: the cached latent stays close to
+    the uncached one -- at most 0.05 per skipped step, and within a quarter of how far the
+    references move the video (the same run without them)."""
     node = core_node("comfy_extras.nodes_easycache", "EasyCache")
     patch = pack.nodes.patch
-    pos, neg, _ = conds(pack)
+    pos, neg, plain_neg = conds(pack)
+    steps = EASYCACHE_STEPS
 
     def build(threshold):
         if order == "easycache_after_apply":
@@ -307,49 +277,140 @@ def test_easycache_composes_with_lumosx(pack, model, order, monkeypatch):
         return patch.apply_lumosx(run(node, model=model, reuse_threshold=threshold,
                                       start_percent=0.0, end_percent=1.0)[0])
 
-    steps = 8
     calls = _count_lumosx_passes(pack, monkeypatch)
     ref = ksample(patch.apply_lumosx(model), pos, neg, steps=steps)
-    assert len(calls) == steps                     # cond + uncond batched: one pass per step
+    every_step = [float(t) for t in calls]
+    assert len(every_step) == steps                # cond + uncond batched: one pass per step
     calls.clear()
     off = ksample(build(0.0), pos, neg, steps=steps)   # caching off: nothing reused
-    assert len(calls) == steps
-    assert torch.equal(off, ref)
+    assert [float(t) for t in calls] == every_step and torch.equal(off, ref)
     calls.clear()
-    cached = ksample(build(3.0), pos, neg, steps=steps)
-    assert 0 < len(calls) < steps                  # steps were reused from LumosX outputs
-    assert torch.isfinite(cached).all()
+    cached = ksample(build(EASYCACHE_REUSE), pos, neg, steps=steps)
+    ran = [float(t) for t in calls]
+    skipped = [i for i, t in enumerate(every_step) if t not in ran]
+    assert len(calls) == steps - len(skipped)      # the others ran the LumosX forward
+    plain = ksample(model, [[pos[0][0], {}]], plain_neg, steps=steps)
+    diff, effect = _rel(cached, ref), _rel(plain, ref)
+    with capsys.disabled():
+        print(f"\nEasyCache {order}, reuse {EASYCACHE_REUSE}, {steps} steps: skipped steps "
+              f"{skipped}; cached vs uncached {diff:.3f}, without references {effect:.3f}")
+    assert skipped and min(skipped) >= 2, skipped
+    assert 0 < diff <= 0.05 * len(skipped), (diff, skipped)
+    assert diff <= 0.25 * effect, (diff, effect)
 
 
 # -- TorchCompileModel -------------------------------------------------------------------------
 
-def test_torch_compile_model_runs_the_lumosx_forward(pack, model, monkeypatch):
+def with_sdpa(model):
+    """A clone whose attention is ComfyUI's SDPA function, its default on GPUs. (Its CPU
+    default, sub-quadratic attention, asks psutil for free memory on every call, which dynamo
+    cannot trace: a graph break per attention call with or without LumosX.)"""
+    import comfy.ldm.modules.attention as attention
+    m = model.clone()
+    m.model_options["transformer_options"]["optimized_attention_override"] = \
+        lambda func, *args, **kwargs: attention.attention_pytorch(*args, **kwargs)
+    return m
+
+
+def compile_node(monkeypatch, backend=None):
+    """The TorchCompileModel node; ``backend``: a dynamo backend swapped in for its
+    ``inductor`` (the node's own compile path otherwise: wrapper, keys, guard options)."""
     node = core_node("comfy_extras.nodes_torch_compile", "TorchCompileModel")
+    if backend is not None:
+        import comfy_api.torch_helpers.torch_compile as tc
+        real = getattr(tc.set_torch_compile_wrapper, "real", tc.set_torch_compile_wrapper)
+
+        def swapped(model, backend=None, options=None, **kw):   # inductor's options go too
+            return real(model=model, backend=backend_fn, **kw)
+        backend_fn, swapped.real = backend, real
+        for mod in (tc, sys.modules[node.__module__]):
+            if hasattr(mod, "set_torch_compile_wrapper"):
+                monkeypatch.setattr(mod, "set_torch_compile_wrapper", swapped)
+    return node
+
+
+def compiled_run(pack, model, pos, neg, monkeypatch, steps=2):
+    """``(latent, graphs, breaks)``: sample through TorchCompileModel with a recording dynamo
+    backend (dynamo's tracing and guards, the graphs run as traced); ``breaks``: dynamo's
+    graph-break counter by reason."""
+    import torch._dynamo
+    from torch._dynamo.utils import counters
+    graphs = []
+
+    def record(gm, example_inputs):
+        graphs.append(gm)
+        return gm.forward
+
+    torch._dynamo.reset()
+    counters.clear()
+    (m,) = run(compile_node(monkeypatch, record), model=model, backend="inductor")
+    import comfy.patcher_extension as pe
+    from comfy_api.torch_helpers.torch_compile import COMPILE_KEY
+    assert m.get_wrappers(pe.WrappersMP.APPLY_MODEL, COMPILE_KEY)
+    out = ksample(m, pos, neg, steps=steps)
+    breaks = dict(counters["graph_break"])
+    torch._dynamo.reset()
+    return out, graphs, breaks
+
+
+def _calls(graphs, name):
+    return sum(1 for g in graphs for n in g.graph.nodes
+               if n.op == "call_function" and name in str(n.target))
+
+
+def test_torch_compile_model_compiles_the_lumosx_forward(pack, model, monkeypatch):
+    """Dynamo compiles the LumosX forward (README "Works with"): the transformer blocks with
+    the relational self-attention and text bias land in a compiled graph, and the only graph
+    break LumosX adds is its set-up, which runs eagerly by design (forward_setup)."""
+    patch = pack.nodes.patch
+    pos, neg, plain_neg = conds(pack)
+    plain_pos = [[pos[0][0], {}]]
+    sdpa = with_sdpa(model)
+    layers = len(model.model.diffusion_model.blocks)
+
+    stock, stock_graphs, stock_breaks = compiled_run(pack, patch.apply_lumosx(sdpa), plain_pos,
+                                                     plain_neg, monkeypatch)
+    assert stock_breaks == {}                       # the stock Wan forward: one graph, no break
+    assert _calls(stock_graphs, "scaled_dot_product_attention") == 2 * layers
+
+    calls = _count_lumosx_passes(pack, monkeypatch)
+    ref = ksample(patch.apply_lumosx(sdpa), pos, neg)
+    calls.clear()
+    out, graphs, breaks = compiled_run(pack, patch.apply_lumosx(sdpa), pos, neg, monkeypatch)
+    assert calls, "the LumosX forward did not run under torch.compile"
+    assert torch.allclose(out, ref, atol=1e-5 * ref.abs().max(), rtol=0)
+    assert graphs, "dynamo compiled nothing (a full fallback to eager)"
+    # the blocks are compiled: every linear layer of every block (q, k, v, o of self- and
+    # cross-attention, the two FFN layers) and more attention calls than the stock forward's
+    # two per block -- the relational self-attention and the per-image text bias -- in one graph
+    biggest = max(graphs, key=lambda g: len(g.graph.nodes))
+    assert _calls([biggest], "linear") >= 10 * layers
+    assert _calls([biggest], "scaled_dot_product_attention") > 2 * layers
+    # every break is the eager set-up (dynamo counts it once per frame it resumes)
+    assert breaks and all("forward_setup" in reason for reason in breaks), breaks
+
+
+def test_torch_compile_model_inductor_equals_eager(pack, monkeypatch):
+    """The real ``inductor`` backend (C++ code generation with the host's compiler) on a
+    one-block model, one step, LumosX conditioning: the same latent as eager."""
+    import shutil
+    if shutil.which("g++") is None and shutil.which("c++") is None:
+        pytest.skip("no C++ compiler for inductor's CPU code")
+    import comfy.sd
     import torch._dynamo
     patch = pack.nodes.patch
+    small = with_sdpa(comfy.sd.load_diffusion_model_state_dict(
+        tiny_dit_state_dict(dim=128, layers=1, ffn=128)))
     pos, neg, _ = conds(pack)
-    ref = ksample(patch.apply_lumosx(model), pos, neg)
+    ref = ksample(patch.apply_lumosx(small), pos, neg, steps=1)
     torch._dynamo.reset()
-    # the node's own compile path, with dynamo's 'eager' backend (same tracing and wrapper
-    # chain; 'inductor' would only add C++ code generation, minutes on CI's CPUs)
-    import comfy_api.torch_helpers.torch_compile as tc
-    real = tc.set_torch_compile_wrapper
-    # (inductor-only ``options`` a newer node passes are dropped with it)
-    monkeypatch.setattr(tc, "set_torch_compile_wrapper",
-                        lambda model, backend, options=None, **kw: real(model=model,
-                                                                        backend="eager", **kw))
-    mod = sys.modules[node.__module__]
-    if hasattr(mod, "set_torch_compile_wrapper"):
-        monkeypatch.setattr(mod, "set_torch_compile_wrapper", tc.set_torch_compile_wrapper)
+    (m,) = run(compile_node(monkeypatch), model=patch.apply_lumosx(small), backend="inductor")
     calls = _count_lumosx_passes(pack, monkeypatch)
-    # the compile node swaps the compiled DiT in around apply_model (an APPLY_MODEL wrapper):
-    # which side of LumosX Apply it sits on does not matter; Loader -> TorchCompile is tested
-    import comfy.patcher_extension as pe
-    (m,) = run(node, model=patch.apply_lumosx(model), backend="inductor")
-    assert m.get_wrappers(pe.WrappersMP.APPLY_MODEL, tc.COMPILE_KEY)
-    out = ksample(m, pos, neg)
-    assert calls, "the LumosX forward did not run under torch.compile"
-    assert torch.allclose(out, ref, atol=1e-4 * ref.abs().max(), rtol=0)
+    out = ksample(m, pos, neg, steps=1)
+    torch._dynamo.reset()
+    assert calls
+    assert torch.allclose(out, ref, atol=1e-5 * ref.abs().max(), rtol=0), \
+        (out - ref).abs().max()
 
 
 # -- context windows ---------------------------------------------------------------------------
@@ -371,13 +432,13 @@ def test_context_windows_every_window_sees_all_references(pack, model, monkeypat
     neg = patch.attach([[torch.randn(1, LT, 4096, generator=g), {}]], latents, masks, cfg)
 
     seen = []
-    real = patch.relational_forward
+    real = patch.config_forward
 
     def spy(m, x, t, ctx, lat, lay, msk, **kw):
         seen.append((x.shape[2], lat.clone(), msk.clone()))
         return real(m, x, t, ctx, lat, lay, msk, **kw)
 
-    monkeypatch.setattr(patch, "relational_forward", spy)
+    monkeypatch.setattr(patch, "config_forward", spy)
     (m,) = run(node, model=patch.apply_lumosx(model), context_length=9, context_overlap=4,
                context_schedule="standard_static", fuse_method="pyramid")
     import nodes
@@ -473,6 +534,54 @@ def test_other_packs_diffusion_model_wrapper_runs_on_lumosx_passes(pack, model):
     want = 0.5 * (model.model.process_latent_out(noise) + ref)
     assert torch.allclose(out, want, atol=1e-5 * want.abs().max())
     assert (out - ref).abs().max() > 1e-2
+
+
+def test_scale_rope_node_scales_every_relational_position(pack, model, monkeypatch):
+    """ScaleROPE on a LumosX model (README "Works with"), with relational RoPE, a background,
+    a person with an attribute, a second person and the text bias active: the DiT gets every
+    token's R2PE position scaled and shifted (id -> shift + scale * id). Checked against
+    positions computed without the core: the video's are the host's own ``rope_encode``
+    under these rope_options, the whole table is the oracle's per-token loop, scaled."""
+    from oracle import dense_position_ids
+    node = core_node("comfy_extras.nodes_rope", "ScaleROPE")
+    core, patch = pack.lumosx_core, pack.nodes.patch
+    pos, neg, _ = conds(pack)
+    rope = {"scale_x": 0.5, "shift_x": 2.0, "scale_y": 1.5, "shift_y": -1.0, "scale_t": 2.0,
+            "shift_t": 1.0}
+    (scaled,) = run(node, model=patch.apply_lumosx(model), **rope)
+    dm = model.model.diffusion_model
+    seen, real = [], dm.forward_orig
+
+    def spy(*args, **kwargs):
+        topts = kwargs["transformer_options"]
+        seen.append((kwargs["freqs"], topts.get("optimized_attention_override"),
+                     dict(topts.get("rope_options") or {})))
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(dm, "forward_orig", spy)
+    out = ksample(scaled, pos, neg, steps=1)
+    freqs, override, options = seen[-1]
+    assert options == rope                                    # the node's options arrived
+    assert isinstance(override, core.RelationalAttention)     # LumosX attention active
+    seen.clear()
+    plain = ksample(patch.apply_lumosx(model), pos, neg, steps=1)
+    unscaled = seen[-1][0]
+
+    layout, Hp, Wp = core.ConditionLayout(*LAYOUT), H // 2, W // 2
+    ids = dense_position_ids(layout, T, Hp, Wp, r2pe=True)
+    assert ids[:, 1:].max() >= 2 * Hp                         # relational: attributes offset
+    scale = torch.tensor([rope["scale_t"], rope["scale_y"], rope["scale_x"]])
+    shift = torch.tensor([rope["shift_t"], rope["shift_y"], rope["shift_x"]])
+    with torch.no_grad():
+        want = dm.rope_embedder((ids * scale + shift).unsqueeze(0)).movedim(1, 2)
+        host = dm.rope_encode(T, H, W, device=freqs.device, dtype=torch.float32,
+                              transformer_options={"rope_options": rope})
+        want_plain = dm.rope_embedder(ids.unsqueeze(0)).movedim(1, 2)
+    assert freqs.shape == want.shape
+    assert torch.allclose(freqs, want, atol=1e-6)
+    assert torch.allclose(freqs[:, :T * Hp * Wp], host, atol=1e-6)
+    assert torch.allclose(unscaled, want_plain, atol=1e-6)
+    assert (out - plain).abs().max() > 1e-3                   # and the video changes
 
 
 def test_rope_options_apply_to_references_as_core_does_for_phantom():

@@ -57,6 +57,36 @@ def test_reference_node_errors_name_the_input(N, call, match):
         call(N)
 
 
+#: IMAGE / MASK inputs that take a batch on purpose (each image is used, as the node's tooltip
+#: and README say); every other IMAGE / MASK input takes one picture.
+BATCH_INPUTS = {("LumosXFaceEncoder", "images"): "one crop per photo",
+                ("LumosXEvaluate", "frames"): "the video's frames",
+                ("LumosXEvaluate", "masks"): "one mask per person, or per frame and person"}
+#: how to hand a batch to each single-picture input
+SINGLE_INPUTS = {
+    ("LumosXPerson", "face"): lambda N, two: N["LumosXPerson"].execute(two, "man"),
+    ("LumosXReference", "image"): lambda N, two: N["LumosXReference"].execute(two, "lamp",
+                                                                              "object"),
+    **{("LumosXPerson", f"attribute_{i}"):
+       (lambda i: lambda N, two: N["LumosXPerson"].execute(
+           img(), "man", **{f"attribute_{i}": two, f"phrase_{i}": "red jacket"}))(i)
+       for i in range(1, 7)},
+}
+
+
+def test_every_image_input_uses_its_whole_batch_or_refuses_one(N):
+    """A batch of several pictures (several photos, an animated GIF's frames) into an input
+    that takes one is an error naming the input, never a silent first picture."""
+    picture_inputs = {(node_id, i.id) for node_id, cls in N.items()
+                      for i in cls.GET_SCHEMA().inputs if i.io_type in ("IMAGE", "MASK")}
+    assert picture_inputs == set(BATCH_INPUTS) | set(SINGLE_INPUTS)
+    two = torch.cat([img(), img((30, 30, 200), seed=1)])
+    for (node_id, name), call in SINGLE_INPUTS.items():
+        with pytest.raises(ValueError, match=rf"^{name}: a batch of 2 images"):
+            call(N, two)
+        call(N, two[1:])                                   # a batch of one is one picture
+
+
 # -- Bind -----------------------------------------------------------------------------------
 
 def test_bind_outputs(N, clip, vae, pack):
@@ -73,10 +103,10 @@ def test_bind_outputs(N, clip, vae, pack):
     assert masks.dtype == torch.bool and masks.shape == (1, 5, positive[0][0].shape[1])
     assert masks[0].any(dim=-1).all()                 # every phrase found
     # the masks mark exactly the phrase's own tokens
-    from ComfyUI_LumosX.nodes.bind import PromptTokens, phrase_ids
-    toks = PromptTokens(clip, PROMPT)
+    from lumosx_core.conditioning.tokens import phrase_ids, tokenize_prompt
+    toks = tokenize_prompt(clip, PROMPT)
     for row, phrase in zip(masks[0], ["sunny garden", "astronaut", "red jacket", "woman", "blue hat"]):
-        ids = phrase_ids(clip, phrase, toks.key, toks.eos, toks.pad)
+        ids = phrase_ids(clip, phrase, toks)
         pos = row.nonzero().flatten().tolist()
         assert [toks.ids[p] for p in pos] == ids
     # negative: same references, the positive masks (released behaviour)

@@ -2,7 +2,9 @@
 import torch
 from hypothesis import given, settings, strategies as st
 
-from lumosx_core import find_occurrences, phrase_mask, phrase_masks, strip_special
+from lumosx_core import find_occurrences, phrase_mask, strip_special
+from lumosx_core.conditioning.binding import bind_phrases
+from lumosx_core.conditioning.references import RefImage
 
 
 def test_all_occurrences_contiguous_only():
@@ -30,8 +32,10 @@ def test_strip_special_cuts_at_eos():
     assert strip_special([12, 1, 13]) == [12]
 
 
-def test_stacked_masks():
-    ms = phrase_masks([3, 4, 5, 3, 4], [[3, 4], [5], [9]], length=6)
+def test_bind_phrases_stacks_one_mask_per_reference():
+    refs = [RefImage(torch.ones(2, 2, 3), p, "object") for p in ("a b", "c", "d")]
+    ms, report = bind_phrases(refs, [3, 4, 5, 3, 4], [[3, 4], [5], [9]], 6, valid=5)
+    assert [m.found for m in report.matches] == [True, True, False]
     assert ms.tolist() == [[True, True, False, True, True, False],
                            [False, False, True, False, False, False],
                            [False] * 6]

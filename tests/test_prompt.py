@@ -119,10 +119,6 @@ def test_cut_tokens_keeps_511_and_the_end():
     assert cut_tokens([5] * 511 + [1] + [0] * 10, 1, 512).dropped == 0
 
 
-def _ids(pos):
-    return pos[0][0], pos
-
-
 def test_parentheses_are_text_unless_weight_syntax(N, clip, vae):
     refs = N["LumosXPerson"].execute(img(), "astronaut", attribute_1=img(),
                                      phrase_1="red jacket").result[0]
@@ -156,8 +152,8 @@ def test_parentheses_are_text_unless_weight_syntax(N, clip, vae):
 
 
 def pack_ids(clip, text):
-    from ComfyUI_LumosX.nodes.bind import PromptTokens
-    return PromptTokens(clip, text).ids
+    from lumosx_core.conditioning.tokens import tokenize_prompt
+    return tokenize_prompt(clip, text).ids
 
 
 def test_whitespace_and_entities_give_the_same_conditioning(N, clip, vae):
@@ -184,3 +180,52 @@ def test_long_prompt_is_cut_to_512_with_a_warning(N, clip, vae):
     assert masks.shape[-1] == TEXT_LEN
     assert masks[0].any() and masks[0].nonzero().max() < TEXT_LEN - 1     # "astronaut" kept
     assert not masks[1].any() and "blue hat" in report                      # cut off: reported
+
+
+# -- the core's token work, with a stand-in tokenizer (no host) --------------------------------
+
+class WordTokenizer:
+    """ComfyUI's token dict from a word-level vocabulary: ``{"umt5xxl": [[(id, 1.0), ...]]}``
+    with the end token (1) and padding (0) to 8 tokens at least, like the umT5 tokenizer."""
+
+    def __init__(self):
+        self.vocab = {}
+
+    def tokenize(self, text):
+        ids = [self.vocab.setdefault(w, len(self.vocab) + 2) for w in text.split()]
+        ids += [1] + [0] * max(0, 7 - len(ids))
+        return {"umt5xxl": [[(i, 1.0) for i in ids]]}
+
+
+def test_core_tokens_cut_and_spans_without_a_host():
+    from lumosx_core.conditioning.references import RefImage
+    from lumosx_core.conditioning.tokens import bind_prompt, phrase_ids, tokenize_prompt
+    tok = WordTokenizer()
+    p = tokenize_prompt(tok, "a  man in a red jacket &amp; a woman")
+    assert p.valid == 9 and p.dropped == 0 and (p.eos, p.pad) == (1, 0)
+    assert p.ids == [tok.vocab[w] for w in "a man in a red jacket & a woman".split()] + [1]
+    assert phrase_ids(tok, "red jacket", p) == [tok.vocab["red"], tok.vocab["jacket"]]
+    refs = [RefImage(torch.ones(2, 2, 3), "man", "face", 0),
+            RefImage(torch.ones(2, 2, 3), "red jacket", "attribute", 0),
+            RefImage(torch.ones(2, 2, 3), "green scarf", "attribute", 0)]
+    masks, report = bind_prompt(tok, refs, p, None, len(p.ids))
+    assert masks[0].nonzero().flatten().tolist() == [1]
+    assert masks[1].nonzero().flatten().tolist() == [4, 5]
+    assert not masks[2].any() and "green scarf" in report.warnings[0]
+    with pytest.raises(ValueError, match="^prompt: binding failed"):
+        bind_prompt(tok, refs, p, None, len(p.ids), strict=True)
+    long = tokenize_prompt(tok, " ".join(["man"] * 600))
+    assert len(long.tokens["umt5xxl"][0]) == TEXT_LEN and long.dropped == 600 - 511
+    assert long.tokens["umt5xxl"][0][-1] == (1, 1.0) and long.valid == 511
+    _, report = bind_prompt(tok, refs[:1], long, long, TEXT_LEN)
+    assert any("89 tokens were cut" in w for w in report.warnings)
+    assert any(w.startswith("negative ") for w in report.warnings)
+    assert tokenize_prompt(tok, "(red jacket:1.2)").ids[0] == tok.vocab["\\(red"]
+    assert tokenize_prompt(tok, "(red jacket:1.2)", weight_syntax=True).ids[0] == \
+        tok.vocab["(red"]
+
+    class SDClip:
+        def tokenize(self, text):
+            return {"l": [[(49406, 1.0)]]}
+    with pytest.raises(ValueError, match="^clip: expected the Wan umT5"):
+        tokenize_prompt(SDClip(), "a man")

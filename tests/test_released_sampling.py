@@ -4,6 +4,7 @@ the LumosX Sampler, and both equal the plain torch loop of released_loop.py."""
 import pytest
 import torch
 
+from host_nodes import core_node, run
 from released_loop import noise_like, released_loop
 from standin import tiny_dit_state_dict
 from shared_inputs import SAMPLE_H as H
@@ -70,6 +71,16 @@ def test_dit_is_fed_the_released_integer_timesteps(pack, model, seen_timesteps, 
     assert seen_timesteps == [[1000.0], [923.0], [749.0]]   # cond + uncond in one batch
 
 
+def test_partial_denoise_feeds_the_longer_schedules_integers(pack, model, seen_timesteps):
+    """denoise 0.5: the last 3 steps of the released 6-step schedule, with its integers."""
+    S = pack.nodes.sampling
+    pos, neg = relational_cond(pack)
+    S.LumosXSampler.execute(model, pos, neg, _latent(), SEED, STEPS, CFG, S.RELEASED,
+                            S.RELEASED, SHIFT, 0.5)
+    want = pack.lumosx_core.solver.released_schedule(2 * STEPS, SHIFT)[1][-STEPS:]
+    assert seen_timesteps == [[float(t)] for t in want.tolist()]
+
+
 def test_comfy_sampler_keeps_float_timesteps(pack, model, seen_timesteps):
     pos, neg = relational_cond(pack)
     _lumosx_sampler(pack, model, pos, neg, sampler="euler", scheduler="simple")
@@ -78,13 +89,18 @@ def test_comfy_sampler_keeps_float_timesteps(pack, model, seen_timesteps):
 
 
 def test_schedule_node_and_custom_advanced_equal_the_lumosx_sampler(pack, model):
+    """README's row, node for node: LumosX Apply -> ModelSamplingSD3 (shift) -> CFGGuider,
+    LumosX Released Sampler + LumosX Released Schedule into SamplerCustomAdvanced."""
     from comfy_extras import nodes_custom_sampler as ncs
+    from ComfyUI_LumosX.nodes.model import LumosXApply
     S = pack.nodes.sampling
     pos, neg = relational_cond(pack)
     sigmas = S.LumosXReleasedSchedule.execute(STEPS, SHIFT).result[0]
     assert torch.equal(sigmas, pack.lumosx_core.solver.released_schedule(STEPS, SHIFT)[0])
     sampler = S.LumosXReleasedSampler.execute().result[0]
-    m = S.with_shift(S.ensure_patched(model), SHIFT)
+    (patched,) = run(LumosXApply, model=model)
+    (m,) = run(core_node("comfy_extras.nodes_model_advanced", "ModelSamplingSD3"),
+               model=patched, shift=SHIFT)
     guider = ncs.CFGGuider.execute(m, pos, neg, CFG).result[0]
     noise = ncs.RandomNoise.execute(SEED).result[0]
     out = ncs.SamplerCustomAdvanced.execute(noise, guider, sampler, sigmas, _latent())

@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 import torch
 
-from lumosx_core.solver import (match_released_schedule, released_schedule, released_timesteps,
-                                sample_released)
+from lumosx_core.solver import (flow_timestep_error, match_released_schedule, released_schedule,
+                                released_timesteps, sample_released, timestep_table)
 
 STEPS = [1, 2, 3, 4, 7, 13, 50]
 SHIFTS = [1.0, 3.0, 5.0, 8.0, 12.5]
@@ -66,6 +66,27 @@ def test_other_sigmas_fall_back_to_the_rule_on_float32():
     sliced = released_schedule(10, 8.0)[0][3:]                    # denoise < 1
     t2, exact2 = released_timesteps(sliced)
     assert not exact2 and t2.tolist() == (sliced[:-1].double() * 1000).long().tolist()
+
+
+def test_denoise_keeps_the_last_steps_of_a_longer_schedule():
+    full_s, full_t = released_schedule(20, 8.0)
+    s, t = released_schedule(10, 8.0, denoise=0.5)
+    assert torch.equal(s, full_s[-11:]) and torch.equal(t, full_t[-10:])
+    assert released_schedule(10, 8.0, denoise=0.0)[0].numel() == 0
+    assert all(torch.equal(a, b) for a, b in zip(released_schedule(7, 3.0, 1.0),
+                                                  released_schedule(7, 3.0)))
+
+
+def test_timestep_table_maps_each_step_to_its_integer():
+    sigmas, t = released_schedule(6, 3.0)
+    table, exact = timestep_table(sigmas, t)
+    assert exact and list(table.values()) == t.tolist()
+    assert list(table) == sigmas[:-1].tolist()                   # keyed by the float32 σ
+    assert timestep_table(sigmas) == (table, True)                # recovered: the same
+    _, exact = timestep_table(torch.tensor([1.0, 0.9, 0.5, 0.0]))
+    assert not exact
+    assert flow_timestep_error(0.5, 500.2) is None
+    assert "flow-matching" in flow_timestep_error(torch.tensor(0.5), torch.tensor(7.0))
 
 
 # ------------------------------------------------------------------ the solver, in float64

@@ -6,7 +6,6 @@ import json
 import os
 import queue
 import threading
-import time
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -276,12 +275,3 @@ def text_outputs(history_entry: dict) -> Dict[str, List[str]]:
             if texts:
                 out[node_id] = texts
     return out
-
-
-def wait_until(pred, timeout: float, interval: float = 0.2) -> bool:
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        if pred():
-            return True
-        time.sleep(interval)
-    return pred()

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import shutil
 import sys
-import time
 
 
 def bar(value: float, total: float, width: int = 24) -> str:
@@ -57,11 +56,3 @@ class Progress:
         if self._last_step.get(key) != quarter:
             self._last_step[key] = quarter
             self.event(line)
-
-
-class Clock:
-    def __init__(self):
-        self.t0 = time.time()
-
-    def __call__(self) -> float:
-        return time.time() - self.t0

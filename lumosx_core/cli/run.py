@@ -89,7 +89,7 @@ class Job:
         self.finishing = False
         self.interrupted = False
         self.t_history_done: Optional[float] = None  # when /history first said it was done
-        self.t_queued = self.t_start = self.t_end = None
+        self.t_queued = self.t_end = None
 
     def node_name(self, node_id) -> str:
         node = self.prompt.get(str(node_id)) or {}
@@ -231,7 +231,7 @@ class Runner:
         if job is None:
             return
         if kind == "execution_start":
-            job.status, job.t_start = "running", time.time()
+            job.status = "running"
             if len(self.jobs) > 1:
                 self.progress.event(f"job {job.index}: running on {job.client.url}")
         elif kind == "execution_cached":

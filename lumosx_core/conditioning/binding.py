@@ -105,3 +105,11 @@ def bind_phrases(refs: Sequence[RefImage], prompt_ids: Sequence[int],
                     f"words cancel out in the binding. Give each person distinct phrases "
                     f"(e.g. 'man on the left' / 'woman on the right').")
     return masks, report
+
+
+def fit_masks(masks: torch.Tensor, length: int) -> torch.Tensor:
+    """Masks ``[..., L]`` cut or padded (unmarked) to ``length`` text positions: the
+    positive prompt's masks over another text's context (the negative pass)."""
+    if masks.shape[-1] >= length:
+        return masks[..., :length]
+    return torch.nn.functional.pad(masks, (0, length - masks.shape[-1]), value=False)

@@ -6,7 +6,7 @@ contiguous run is marked -- all occurrences. Padding positions are never marked.
 """
 from __future__ import annotations
 
-from typing import Iterable, List, Optional, Sequence
+from typing import List, Optional, Sequence
 
 import torch
 
@@ -78,15 +78,6 @@ def _cover(starts: Sequence[int], k: int, length: int) -> torch.Tensor:
         diff.index_add_(0, (idx + k).clamp(max=length), -torch.ones(len(starts),
                                                                      dtype=torch.int32))
     return diff.cumsum(0)[:length] > 0
-
-
-def phrase_masks(prompt_ids: Sequence[int], phrases_ids: Iterable[Sequence[int]], length: int,
-                 valid: Optional[int] = None) -> torch.Tensor:
-    """Stack :func:`phrase_mask` for several phrases: bool ``[N, length]``."""
-    rows = [phrase_mask(prompt_ids, p, length, valid) for p in phrases_ids]
-    if not rows:
-        return torch.zeros(0, length, dtype=torch.bool)
-    return torch.stack(rows)
 
 
 def find_occurrences(prompt_ids: Sequence[int], phrase_ids: Sequence[int],

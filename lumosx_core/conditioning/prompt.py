@@ -51,6 +51,16 @@ def escape_weight_syntax(text: str) -> str:
     return text.replace("(", "\\(").replace(")", "\\)")
 
 
+def released_text(text: str, weight_syntax: bool = False) -> str:
+    """The text the released encoder reads: :func:`clean_prompt`, with ComfyUI's weight
+    syntax escaped unless ``weight_syntax``, so ``(word:1.2)`` stays plain text as in the
+    released code."""
+    text = clean_prompt(text)
+    if weight_syntax:
+        return text
+    return escape_weight_syntax(text)
+
+
 @dataclass(frozen=True)
 class Cut:
     """A token list cut to the text length: ``tokens`` kept, ``dropped`` real tokens lost."""

@@ -9,7 +9,7 @@ a person the face first, then the attributes.
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
-from typing import List, Optional, Tuple
+from typing import List, Optional, Sequence, Tuple
 
 import torch
 
@@ -72,12 +72,16 @@ class ReferenceSet:
         return replace(self, objects=self.objects + (_ref(image, "image", phrase, OBJECT),))
 
     def with_person(self, face: torch.Tensor, face_phrase: str,
-                    attributes: List[Tuple[torch.Tensor, str]] = ()) -> "ReferenceSet":
+                    attributes: List[Tuple[torch.Tensor, str]] = (),
+                    names: Sequence[str] = ()) -> "ReferenceSet":
+        """Add a person: ``face`` and ``(image, phrase)`` attributes; ``names``: the inputs
+        the attribute images came from, for messages (default ``attribute_1``, ...)."""
         n = len(self.people)
+        names = list(names) + [f"attribute_{i + 1}" for i in range(len(names), len(attributes))]
         person = Person(
             _ref(face, "face", face_phrase, FACE, n),
-            tuple(_ref(img, f"attribute {i + 1}", ph, ATTRIBUTE, n)
-                  for i, (img, ph) in enumerate(attributes)))
+            tuple(_ref(img, name, ph, ATTRIBUTE, n)
+                  for (img, ph), name in zip(attributes, names)))
         return replace(self, people=self.people + (person,))
 
     # -- reading ------------------------------------------------------------------------------
@@ -99,13 +103,22 @@ class ReferenceSet:
 
 
 def _ref(image: torch.Tensor, name: str, phrase: str, kind: str, person: int = -1) -> RefImage:
-    """A :class:`RefImage` of ``[H, W, C]`` or a ComfyUI IMAGE batch ``[B, H, W, C]`` (first
-    image used), with the region it was resampled from when the IMAGE carries one."""
+    """A :class:`RefImage` of one picture: ``[H, W, C]``, or a ComfyUI IMAGE batch
+    ``[B, H, W, C]`` of exactly one, with the region it was resampled from when the IMAGE
+    carries one. A batch of several (several photos, an animated GIF's frames) is refused
+    naming the input: which picture was meant cannot be guessed."""
     if not torch.is_tensor(image):
         raise ValueError(f"{name}: expected an image tensor, got {type(image).__name__}")
-    source = region_of(image, 0) if image.ndim == 4 else None
-    one = image[0] if image.ndim == 4 else image
-    if one.ndim != 3 or one.shape[-1] not in (1, 3, 4) or min(one.shape[:2]) < 1:
+    source = None
+    if image.ndim == 4:
+        if image.shape[0] != 1:
+            raise ValueError(
+                f"{name}: a batch of {image.shape[0]} images (several photos, or the frames of "
+                f"an animated picture) where one reference picture is expected; pick one "
+                f"(e.g. ImageFromBatch) or give each its own node")
+        source = region_of(image, 0)
+        image = image[0]
+    if image.ndim != 3 or image.shape[-1] not in (1, 3, 4) or min(image.shape[:2]) < 1:
         raise ValueError(f"{name}: expected an image [H, W, C] with 1, 3 or 4 channels, got "
                          f"shape {tuple(image.shape)}")
-    return RefImage(one.detach().cpu(), phrase, kind, person, source)
+    return RefImage(image.detach().cpu(), phrase, kind, person, source)

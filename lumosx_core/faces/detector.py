@@ -17,7 +17,7 @@ import logging
 import os
 import threading
 from dataclasses import dataclass
-from typing import Callable, List, Optional, Sequence, Tuple
+from typing import List, Optional, Sequence, Tuple
 
 import numpy as np
 import torch
@@ -58,9 +58,6 @@ class Face:
     @property
     def center(self) -> Tuple[float, float]:
         return ((self.bbox[0] + self.bbox[2]) / 2.0, (self.bbox[1] + self.bbox[3]) / 2.0)
-
-
-Detector = Callable[[torch.Tensor], List[Face]]
 
 
 def unit(v) -> Optional[np.ndarray]:

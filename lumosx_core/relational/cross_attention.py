@@ -117,13 +117,14 @@ def relational_cross_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor
     """Text cross-attention with the relational bias on condition queries.
 
     ``q``: ``[B, L, heads*d]`` (``L = (T+N_c)*Hp*Wp``); ``k``, ``v``: ``[B, L_text, heads*d]``;
-    ``weights``: ``[B, N_c, L_text]`` from :func:`text_weights`, or ``None`` for no bias.
+    ``weights``: ``[B, N_c, L_text]`` from :func:`text_weights`, or ``None`` for no bias (the
+    forward passes ``None`` when ``ratio`` is 0: :attr:`RelationalConfig.text_bias`).
     ``cells`` (:func:`cell_index`) and ``biased`` (:func:`biased_images` of ``weights``) may be
     passed precomputed so that a forward pass builds them once, not once per block.
     Video queries, and images whose weights are all zero, take the plain (host) attention;
     the bias is built one image at a time (``[B, heads, P, L_text]`` at most).
     """
-    if weights is None or ratio == 0 or layout.num_images == 0:
+    if weights is None or layout.num_images == 0:
         return attn(q, k, v, heads)
     P = Hp * Wp
     B, L, _ = q.shape

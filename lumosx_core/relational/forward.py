@@ -36,10 +36,10 @@ class RelationalConfig:
     cross_mask: bool = True
     parity: bool = True
 
-    def options(self) -> dict:
-        """Keyword arguments of :func:`relational_forward` other than the tensors/layout."""
-        return dict(ratio=self.ratio, r2pe=self.r2pe, self_mask=self.self_mask,
-                    cross_mask=self.cross_mask, parity=self.parity)
+    @property
+    def text_bias(self) -> bool:
+        """Whether the text bias acts: references, ``cross_mask`` on and ``ratio`` not 0."""
+        return bool(self.layout.num_images and self.cross_mask and self.ratio != 0)
 
 
 class RelationalCache:
@@ -135,31 +135,34 @@ def _text_setup(layout: ConditionLayout, phrase_masks, B: int, context_len: int,
     return cache.get("text", key, build)
 
 
-def forward_setup(model, layout: ConditionLayout, T: int, Hp: int, Wp: int, B: int,
-                  context_len: int, phrase_masks, device, r2pe: bool = True,
-                  self_mask: bool = True, cross_mask: bool = True, ratio: float = 0.5,
-                  parity: bool = True, cache: Optional[RelationalCache] = None,
+@torch.compiler.disable
+def forward_setup(model, config: RelationalConfig, T: int, Hp: int, Wp: int, B: int,
+                  context_len: int, phrase_masks, device,
+                  cache: Optional[RelationalCache] = None,
                   rope_options: Optional[dict] = None) -> ForwardSetup:
     """The LumosX work of one forward outside the blocks (positions, RoPE table, gather
     indices, text weights); with a ``cache`` each piece is built once per distinct input.
-    ``rope_options``: ComfyUI's RoPE scale/shift (see :func:`apply_rope_options`)."""
+    ``rope_options``: ComfyUI's RoPE scale/shift (see :func:`apply_rope_options`).
+
+    Under ``torch.compile`` it runs eagerly (one graph break per forward, by design): it
+    keys the cache by the masks' bytes and reads flags back to the host, which a graph
+    cannot hold, and its results are the same on every step of a run."""
+    layout, r2pe = config.layout, bool(config.r2pe)
     device = torch.device(device)
     c = cache if cache is not None else RelationalCache()
     rk = rope_key(model) if cache is not None else None
     ro = _rope_options_key(rope_options)
-    key = None if rk is None or ro is None else (layout, T, Hp, Wp, bool(r2pe), rk, ro,
-                                                 str(device))
+    key = None if rk is None or ro is None else (layout, T, Hp, Wp, r2pe, rk, ro, str(device))
     freqs = c.get("freqs", key, lambda: rope_freqs(
         model, apply_rope_options(position_ids(layout, T, Hp, Wp, r2pe), rope_options),
         device=device))
-    n_c = layout.num_images
     self_plan = cells = weights = biased = None
-    if n_c and self_mask:
+    if layout.num_images and config.self_mask:
         self_plan = c.get("self_plan", (layout, T, Hp * Wp, str(device)),
                           lambda: self_attention_plan(layout, T, Hp * Wp, device))
-    if n_c and cross_mask and ratio != 0:
-        cells = c.get("cells", (Hp, Wp, bool(parity), str(device)),
-                      lambda: cell_index(Hp, Wp, parity, device=device))
+    if config.text_bias:
+        cells = c.get("cells", (Hp, Wp, bool(config.parity), str(device)),
+                      lambda: cell_index(Hp, Wp, config.parity, device=device))
         weights, biased = _text_setup(layout, phrase_masks, B, context_len, device, cache)
     return ForwardSetup(freqs, self_plan, cells, weights, biased)
 
@@ -184,26 +187,16 @@ class RelationalAttention:
     Any other call passes through untouched.
     """
 
-    def __init__(self, layout: ConditionLayout, frames: int, Hp: int, Wp: int,
-                 context_len: int, weights: Optional[torch.Tensor], ratio: float,
-                 self_mask: bool, cross_mask: bool, parity: bool,
-                 previous: Optional[Callable] = None,
-                 self_plan: Optional[SelfAttentionPlan] = None,
-                 cells: Optional[torch.Tensor] = None, biased: Optional[List[bool]] = None):
-        self.layout = layout
+    def __init__(self, config: RelationalConfig, frames: int, Hp: int, Wp: int,
+                 context_len: int, setup: ForwardSetup, previous: Optional[Callable] = None):
+        self.config = config
+        self.layout = config.layout
         self.frames = frames
         self.Hp, self.Wp = Hp, Wp
-        self.seq_len = layout.sequence_length(frames, Hp * Wp)
+        self.seq_len = config.layout.sequence_length(frames, Hp * Wp)
         self.context_len = context_len
-        self.weights = weights
-        self.ratio = ratio
-        self.self_mask = self_mask
-        self.cross_mask = cross_mask
-        self.parity = parity
+        self.setup = setup
         self.previous = previous
-        self.self_plan = self_plan
-        self.cells = cells
-        self.biased = biased
         self._expect_self = True
 
     def _host(self, func, args, kwargs) -> Callable:
@@ -232,15 +225,16 @@ class RelationalAttention:
         self._expect_self = kind == "cross"
         kw = dict(kwargs, skip_reshape=False, skip_output_reshape=False)
         attn = self._host(func, args, kw)
+        cfg, setup = self.config, self.setup
         if kind == "self":
             out = relational_self_attention(q, k, v, heads, self.layout, self.frames,
                                             self.Hp * self.Wp, attn=attn,
-                                            self_mask=self.self_mask, plan=self.self_plan)
+                                            self_mask=cfg.self_mask, plan=setup.self_plan)
         else:
             out = relational_cross_attention(
-                q, k, v, heads, self.layout, self.frames, self.Hp, self.Wp,
-                self.weights if self.cross_mask else None, ratio=self.ratio,
-                parity=self.parity, attn=attn, cells=self.cells, biased=self.biased)
+                q, k, v, heads, self.layout, self.frames, self.Hp, self.Wp, setup.weights,
+                ratio=cfg.ratio, parity=cfg.parity, attn=attn, cells=setup.cells,
+                biased=setup.biased)
         return split_heads(out, heads) if skip_out else out
 
     def _passthrough(self, func, q, k, v, heads, args, kwargs, repacked=False):
@@ -319,7 +313,20 @@ def relational_forward(model, x: torch.Tensor, timestep: torch.Tensor, context: 
 
     Returns the video-only prediction ``[B, 16, T, H, W]``.
     """
-    layout = as_layout(layout)
+    config = RelationalConfig(as_layout(layout), float(ratio), bool(r2pe), bool(self_mask),
+                              bool(cross_mask), bool(parity))
+    return config_forward(model, x, timestep, context, cond_latents, config, phrase_masks,
+                          transformer_options=transformer_options, cache=cache, **kwargs)
+
+
+def config_forward(model, x: torch.Tensor, timestep: torch.Tensor, context: torch.Tensor,
+                   cond_latents: Optional[torch.Tensor], config: RelationalConfig,
+                   phrase_masks: Optional[torch.Tensor] = None,
+                   transformer_options: Optional[dict] = None,
+                   cache: Optional[RelationalCache] = None, **kwargs: Any) -> torch.Tensor:
+    """:func:`relational_forward` with the layout and switches as one
+    :class:`RelationalConfig` (what the Bind node attaches to the conditioning)."""
+    layout = config.layout
     if x.ndim != 5:
         raise ValueError(f"x must be a video latent [B, C, T, H, W]; got shape {tuple(x.shape)}")
     B, C, T, H, W = x.shape
@@ -343,18 +350,14 @@ def relational_forward(model, x: torch.Tensor, timestep: torch.Tensor, context: 
     x_full = torch.cat(parts, dim=2) if len(parts) > 1 else parts[0]
     Hp, Wp = x_full.shape[3] // ph, x_full.shape[4] // pw
     if n_c:
-        check_rope_capacity(layout, T, Hp, Wp, r2pe)
+        check_rope_capacity(layout, T, Hp, Wp, config.r2pe)
     topts = dict(transformer_options or {})
-    setup = forward_setup(model, layout, T, Hp, Wp, B, context.shape[1], phrase_masks,
-                          x.device, r2pe=r2pe, self_mask=self_mask, cross_mask=cross_mask,
-                          ratio=ratio, parity=parity, cache=cache,
-                          rope_options=topts.get("rope_options"))
-
+    setup = forward_setup(model, config, T, Hp, Wp, B, context.shape[1], phrase_masks,
+                          x.device, cache=cache, rope_options=topts.get("rope_options"))
     if n_c:
         topts["optimized_attention_override"] = RelationalAttention(
-            layout, T, Hp, Wp, context.shape[1], setup.weights, float(ratio), self_mask,
-            cross_mask, parity, previous=topts.get("optimized_attention_override"),
-            self_plan=setup.self_plan, cells=setup.cells, biased=setup.biased)
+            config, T, Hp, Wp, context.shape[1], setup,
+            previous=topts.get("optimized_attention_override"))
     out = model.forward_orig(x_full, timestep, context, freqs=setup.freqs,
                              transformer_options=topts, **kwargs)
     return out[:, :, :T, :H, :W]

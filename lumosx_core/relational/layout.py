@@ -26,14 +26,12 @@ class Block:
 
     ``kind``: ``"video"``, ``"non_person"`` or ``"person"``.
     ``index``: position among blocks of its kind (non-person image number, or group number).
-    ``first_image``: index of its first condition image (``-1`` for the video block).
     ``frames``: latent frames it holds (T for video, 1 for a non-person image, k_g for a group).
     ``start`` / ``stop``: token range ``[start, stop)`` inside one sample's sequence.
     """
 
     kind: str
     index: int
-    first_image: int
     frames: int
     start: int
     stop: int
@@ -81,24 +79,6 @@ class ConditionLayout:
         """N_c: the number of condition latent frames."""
         return self.non_person + sum(self.groups)
 
-    def image_kinds(self) -> List[str]:
-        """Kind of every condition image in sequence order (length N_c)."""
-        return [NON_PERSON] * self.non_person + [PERSON] * sum(self.groups)
-
-    def image_group(self) -> List[int]:
-        """Person-group number of every condition image, ``-1`` for non-person images."""
-        out = [-1] * self.non_person
-        for g, k in enumerate(self.groups):
-            out += [g] * k
-        return out
-
-    def image_index_in_group(self) -> List[int]:
-        """Index of every condition image inside its group (0 = face); 0 for non-person."""
-        out = [0] * self.non_person
-        for k in self.groups:
-            out += list(range(k))
-        return out
-
     # -- token ranges -------------------------------------------------------------------
     def blocks(self, frames: int, tokens_per_frame: int) -> List[Block]:
         """All blocks of one sample's sequence, video first.
@@ -108,17 +88,14 @@ class ConditionLayout:
         if frames < 1:
             raise ValueError(f"the video needs at least one latent frame, got {frames}")
         P = tokens_per_frame
-        out = [Block(VIDEO, 0, -1, frames, 0, frames * P)]
+        out = [Block(VIDEO, 0, frames, 0, frames * P)]
         pos = frames * P
-        image = 0
         for j in range(self.non_person):
-            out.append(Block(NON_PERSON, j, image, 1, pos, pos + P))
+            out.append(Block(NON_PERSON, j, 1, pos, pos + P))
             pos += P
-            image += 1
         for g, k in enumerate(self.groups):
-            out.append(Block(PERSON, g, image, k, pos, pos + k * P))
+            out.append(Block(PERSON, g, k, pos, pos + k * P))
             pos += k * P
-            image += k
         return out
 
     def condition_blocks(self, frames: int, tokens_per_frame: int) -> List[Block]:

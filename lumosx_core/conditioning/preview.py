@@ -1,12 +1,12 @@
-"""The binding preview: every reference's letterboxed thumbnail framed in its person's colour,
-labelled with its phrase and where it matched in the prompt."""
+"""The binding preview (Bind's ``preview`` output): every reference's letterboxed thumbnail
+framed in its person's colour, labelled with its phrase and where it matched in the prompt."""
 from __future__ import annotations
 
 import numpy as np
 import torch
 from PIL import Image, ImageDraw
 
-from ..lumosx_core.drawing import default_font, fit_text, person_color
+from ..drawing import default_font, fit_text, person_color
 
 MISSING_COLOR = "#d00000"
 
@@ -17,7 +17,8 @@ PER_ROW = 4
 
 
 def render_preview(refs, report, width: int, height: int) -> torch.Tensor:
-    """IMAGE ``[1, H, W, 3]`` in [0, 1]."""
+    """``refs`` (layout order) and their :class:`BindingReport` matches -> IMAGE
+    ``[1, H, W, 3]`` in [0, 1]; thumbnails have the video's aspect (``width x height``)."""
     font = default_font()
     tile_h = min(4 * TILE_W, max(8, round(TILE_W * height / width)))  # extreme aspect: capped
     n = max(1, len(refs))

@@ -1,0 +1,105 @@
+"""Prompt -> token ids -> phrase spans, with the text encoder's own tokenizer.
+
+The tokenizer is duck-typed: anything with ``tokenize(text)`` returning ComfyUI's token dict
+``{"umt5xxl": [[(id, weight, ...), ...], ...]}`` (a ComfyUI ``CLIP`` of type ``wan``) and,
+optionally, ``tokenizer.clip_umt5xxl`` / ``tokenizer.umt5xxl`` carrying ``end_token`` and
+``pad_token`` (defaults 1 and 0, umT5's). The phrases are tokenized the same way, so the
+masks point at the very tokens the text encoder encodes.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable, List, Optional, Sequence, Tuple
+
+import torch
+
+from .binding import BindingReport, bind_phrases
+from .phrases import strip_special
+from .prompt import TEXT_LEN, cut_tokens, cut_warning, released_text
+from .references import RefImage
+
+UMT5 = "umt5xxl"
+
+
+def umt5_key(tokens: dict) -> str:
+    """The umT5 entry of a token dict; an error naming the ``clip`` input otherwise."""
+    if UMT5 in tokens:
+        return UMT5
+    raise ValueError(f"clip: expected the Wan umT5 text encoder, got a CLIP with "
+                     f"tokenizers {sorted(tokens)}; load umt5_xxl with a CLIP loader of type 'wan'")
+
+
+def special_ids(tokenizer) -> Tuple[int, int]:
+    """``(end, pad)`` token ids of the umT5 tokenizer inside ``tokenizer``."""
+    outer = getattr(tokenizer, "tokenizer", None)
+    inner = getattr(outer, f"clip_{UMT5}", None) or getattr(outer, UMT5, None)
+    return getattr(inner, "end_token", 1), getattr(inner, "pad_token", 0)
+
+
+def _id(item) -> int:
+    t = item[0]
+    return int(t) if isinstance(t, int) or (torch.is_tensor(t) and t.numel() == 1) else -1
+
+
+@dataclass(frozen=True)
+class PromptTokens:
+    """One text as the text encoder reads it: ``tokens`` (the tokenizer's dict, cut to
+    :data:`TEXT_LEN` like the released encoder: hand it to the encoder), ``ids`` the token
+    id at every context position (-1 for an item that is not an id, e.g. an embedding),
+    ``valid`` real tokens before the end token and padding, ``dropped`` real tokens cut off,
+    and the tokenizer's ``eos`` / ``pad`` ids."""
+
+    tokens: dict
+    ids: List[int]
+    valid: int
+    dropped: int
+    eos: int
+    pad: int
+
+
+def tokenize_prompt(tokenizer, text: str, weight_syntax: bool = False) -> PromptTokens:
+    """Tokenize the released text of ``text`` (:func:`released_text`) and cut it to 512."""
+    tokens = tokenizer.tokenize(released_text(text, weight_syntax))
+    chunks = tokens[umt5_key(tokens)]
+    eos, pad = special_ids(tokenizer)
+    dropped = 0
+    if len(chunks) == 1 and len(chunks[0]) > TEXT_LEN:
+        cut = cut_tokens(chunks[0], (eos, 1.0), TEXT_LEN, is_end=lambda t: t[0] == eos)
+        tokens, dropped = dict(tokens, **{UMT5: [cut.tokens]}), cut.dropped
+    ids = [_id(item) for chunk in tokens[UMT5] for item in chunk]
+    real = [i for i, t in enumerate(ids) if t not in (eos, pad)]
+    return PromptTokens(tokens, ids, real[-1] + 1 if real else 0, dropped, eos, pad)
+
+
+def phrase_ids(tokenizer, phrase: str, prompt: PromptTokens,
+               weight_syntax: bool = False) -> List[int]:
+    """Token ids of ``phrase`` tokenized alone, as it would occur inside ``prompt``."""
+    tokens = tokenizer.tokenize(released_text(phrase, weight_syntax))
+    if UMT5 not in tokens:
+        raise ValueError("clip: phrase tokenization gave no umT5 tokens")
+    return strip_special([t[0] for t in tokens[UMT5][0]], eos_id=prompt.eos, pad_id=prompt.pad)
+
+
+def bind_prompt(tokenizer, refs: Sequence[RefImage], prompt: PromptTokens,
+                negative: Optional[PromptTokens], context_len: int, strict: bool = False,
+                weight_syntax: bool = False,
+                check_interrupt: Optional[Callable[[], None]] = None
+                ) -> Tuple[torch.Tensor, BindingReport]:
+    """Phrase masks bool ``[N_c, context_len]`` of every reference (layout order) over the
+    prompt's context positions, and the report (missing phrases, shared words, tokens cut
+    from the prompt or the ``negative``). With ``strict`` a missing phrase is an error naming
+    the ``prompt`` input."""
+    phrases = []
+    for ref in refs:
+        if check_interrupt is not None:
+            check_interrupt()
+        phrases.append(phrase_ids(tokenizer, ref.phrase, prompt, weight_syntax))
+    masks, report = bind_phrases(refs, prompt.ids, phrases, context_len, prompt.valid,
+                                 strict=strict)
+    if prompt.dropped:
+        report.warnings.append(cut_warning(prompt.dropped))
+    if negative is not None and negative.dropped:
+        report.warnings.append("negative " + cut_warning(negative.dropped))
+    if report.errors:
+        raise ValueError("prompt: binding failed (strict is on):\n" + "\n".join(report.errors))
+    return masks, report
