@@ -22,6 +22,7 @@ from ..lumosx_core.faces.crop import (crop_resized, face_box, passthrough_box, p
 from ..lumosx_core.faces.detector import (DEFAULT_PACKS, PROVIDER_OPTIONS, detect_insightface,
                                          list_packs, load_face_analysis, unit)
 from ..lumosx_core.faces.detector import find_pack as find_pack_in
+from ..lumosx_core.image_limits import check_batch_pixels, fit_picture
 from ..lumosx_core.image_prep import letterbox, to_rgb
 from .validation import MissingFile, check_inputs, multiple_error, validate
 
@@ -149,12 +150,14 @@ def encode_faces(app, images: torch.Tensor, select: str = "largest", index: int 
     if images.ndim != 4:
         raise ValueError(f"expected an IMAGE batch [B, H, W, C]; got {tuple(images.shape)}")
     mode = "index" if select.startswith("index") else select
-    images = images.detach().cpu()
+    check_batch_pixels(images.shape[0], size, size, "images: the face crops",
+                       "give fewer photos at once or a smaller size")
+    images = images.detach()
     pbar = comfy.utils.ProgressBar(images.shape[0])
     crops, infos = [], []
     for b in range(images.shape[0]):
         comfy.model_management.throw_exception_if_processing_interrupted()
-        rgb = to_rgb(images[b], drop_alpha=True)
+        rgb = to_rgb(fit_picture(images[b], f"images: photo {b}").cpu(), drop_alpha=True)
         h, w = rgb.shape[:2]
         faces = detect_insightface(app, rgb, det_size)
         info = {"detected": False, "bbox": None, "kps": None, "det_score": None,

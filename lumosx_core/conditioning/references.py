@@ -13,6 +13,7 @@ from typing import List, Optional, Tuple
 
 import torch
 
+from ..image_limits import fit_picture
 from ..relational.layout import ConditionLayout
 
 BACKGROUND = "background"
@@ -89,7 +90,9 @@ class ReferenceSet:
 
 
 def _one_image(image: torch.Tensor, name: str) -> torch.Tensor:
-    """Accept ``[H, W, C]`` or a ComfyUI IMAGE batch ``[B, H, W, C]`` (first image used)."""
+    """Accept ``[H, W, C]`` or a ComfyUI IMAGE batch ``[B, H, W, C]`` (first image used); a
+    picture over the size limit is kept reduced (:func:`~lumosx_core.image_limits.fit_picture`:
+    a reference is letterboxed into the video frame, which is never larger)."""
     if not torch.is_tensor(image):
         raise ValueError(f"{name}: expected an image tensor, got {type(image).__name__}")
     if image.ndim == 4:
@@ -97,4 +100,4 @@ def _one_image(image: torch.Tensor, name: str) -> torch.Tensor:
     if image.ndim != 3 or image.shape[-1] not in (1, 3, 4) or min(image.shape[:2]) < 1:
         raise ValueError(f"{name}: expected an image [H, W, C] with 1, 3 or 4 channels, got "
                          f"shape {tuple(image.shape)}")
-    return image.detach().cpu()
+    return fit_picture(image.detach(), name).cpu()
