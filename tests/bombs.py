@@ -58,6 +58,10 @@ def pt_with_compressed_record(path, nbytes: int) -> int:
                 bombed = True
                 entry = zipfile.ZipInfo(info.filename)
                 entry.compress_type = zipfile.ZIP_DEFLATED
+                for level in ("compress_level", "_compresslevel"):   # Python >= 3.13, older
+                    if level in type(entry).__slots__:
+                        setattr(entry, level, 1)                      # zeros: fast, ~1:1000
+                        break
                 with dst.open(entry, "w", force_zip64=True) as out:
                     zero = bytes(1 << 20)
                     for _ in range(nbytes >> 20):
@@ -88,36 +92,45 @@ def write_metadata(path, meta) -> None:
         pickle.dump(meta, f)
 
 
-def dcp_oversized_shard(path, nbytes: int) -> str:
-    """A checkpoint whose metadata declares one 4-byte tensor whose stored range is ``nbytes``
-    long (the shard grown sparsely to hold it): the old loader read the whole range."""
-    save_dcp({"a": torch.ones(1)}, path)
+def dcp_oversized_shard(path, nbytes: int, state=None, key: str = "a") -> str:
+    """A checkpoint of ``state`` (default one 4-byte tensor ``a``) whose metadata gives the
+    chunk of ``key`` a stored range ``nbytes`` long (the shard grown sparsely to hold it): the
+    old loader read the whole range."""
+    save_dcp(state if state is not None else {"a": torch.ones(1)}, path)
     meta = read_metadata(path)
-    for info in meta.storage_data.values():
-        shard = os.path.join(path, info.relative_path)
-        info.length = nbytes
-        with open(shard, "r+b") as f:
-            f.truncate(info.offset + nbytes)
+    for idx, info in meta.storage_data.items():
+        if idx.fqn == key:
+            shard = os.path.join(path, info.relative_path)
+            info.length = nbytes
+            with open(shard, "r+b") as f:
+                f.truncate(max(os.path.getsize(shard), info.offset + nbytes))
     write_metadata(path, meta)
     return str(path)
 
 
-def dcp_sparse_shard(path, nbytes: int) -> str:
-    """A checkpoint whose metadata declares one float32 tensor of ``nbytes`` stored in a
-    sparse shard (no data on disk): the old loader allocated and read it all before torch
-    refused the zeros."""
-    save_dcp({"a": torch.ones(1)}, path)
-    meta = read_metadata(path)
-    numel = nbytes // 4
-    m = meta.state_dict_metadata["a"]
-    m.size = torch.Size([numel])
-    m.chunks[0].sizes = torch.Size([numel])
-    for info in meta.storage_data.values():
-        shard = os.path.join(path, info.relative_path)
-        info.offset, info.length = 0, nbytes + 1024
-        with open(shard, "wb") as f:
-            f.truncate(nbytes + 1024)
-    write_metadata(path, meta)
+def dcp_sparse(path, shapes: dict, dtype=torch.float32) -> str:
+    """A checkpoint whose metadata declares ``{key: shape}`` tensors of ``dtype``, each one
+    chunk in one sparse shard (no data on disk, the declared bytes long): the old loader
+    allocated and read it all before torch refused the zeros. Built from the metadata
+    classes, no tensor made."""
+    from torch.distributed.checkpoint.filesystem import _StorageInfo
+    from torch.distributed.checkpoint.metadata import (ChunkStorageMetadata, Metadata,
+                                                       MetadataIndex, TensorProperties,
+                                                       TensorStorageMetadata)
+    os.makedirs(path, exist_ok=True)
+    item = torch.empty((), dtype=dtype).element_size()
+    sdm, storage, offset = {}, {}, 0
+    for key, shape in shapes.items():
+        size = torch.Size(shape)
+        zero = torch.Size([0] * len(shape))
+        sdm[key] = TensorStorageMetadata(TensorProperties(dtype=dtype), size,
+                                         [ChunkStorageMetadata(zero, size)])
+        length = size.numel() * item + 1024
+        storage[MetadataIndex(key, zero)] = _StorageInfo("__0_0.distcp", offset, length)
+        offset += length
+    with open(os.path.join(path, "__0_0.distcp"), "wb") as f:
+        f.truncate(offset)
+    write_metadata(path, Metadata(state_dict_metadata=sdm, storage_data=storage))
     return str(path)
 
 

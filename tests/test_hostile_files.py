@@ -411,7 +411,7 @@ def test_dcp_oversized_shard_refused_unread(tmp_path, no_torch_load):
 
 
 def test_dcp_sparse_shard_refused_unread(tmp_path, no_torch_load):
-    path = bombs.dcp_sparse_shard(tmp_path / "sparse", 1 << 30)
+    path = bombs.dcp_sparse(tmp_path / "sparse", {"a": (1 << 28,)})
     assert os.stat(os.path.join(path, "__0_0.distcp")).st_blocks == 0
     with pytest.raises(CheckpointError, match=r"__0_0.distcp \(a at \[0\]\) is sparse"):
         load_checkpoint(path)
