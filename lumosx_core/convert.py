@@ -51,9 +51,6 @@ SAFETENSORS_HEADER_MAX = 16 << 20
 #: bytes a DCP chunk may hold beyond its tensor's data (torch.save's zip records: ~1.3 KB)
 DCP_CHUNK_OVERHEAD = 64 << 10
 
-__all__ = ["CheckpointError", "UnsafeCheckpointError", "WanInfo", "MetadataUnpickler",
-           "inspect_wan", "load_checkpoint", "load_converted", "convert", "read_layout",
-           "load_checked", "expected_shapes"]
 
 
 def _first_line(e: BaseException) -> str:
