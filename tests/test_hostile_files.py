@@ -9,12 +9,12 @@ import os
 import pickle
 import subprocess
 import sys
-import warnings
 
 import pytest
 import torch
 
 import bombs
+from bombs import save_dcp
 import lumosx_core.convert as conv
 from lumosx_core.convert import CheckpointError, UnsafeCheckpointError, load_checkpoint
 
@@ -31,14 +31,6 @@ class Evil:
 def _loader():
     from ComfyUI_LumosX.nodes import model
     return model
-
-
-def save_dcp(state: dict, path) -> str:
-    import torch.distributed.checkpoint as dcp
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        dcp.save(state, checkpoint_id=str(path), no_dist=True)
-    return str(path)
 
 
 def _convert_cli(*args, cwd=None):
@@ -136,11 +128,9 @@ def test_dcp_bytes_item_pickle_never_read(tmp_path, wan_sd):
 
 
 def _rewrite_metadata(path, edit):
-    with open(os.path.join(path, ".metadata"), "rb") as f:
-        meta = conv.MetadataUnpickler(f).load()
+    meta = bombs.read_metadata(path)
     edit(meta)
-    with open(os.path.join(path, ".metadata"), "wb") as f:
-        pickle.dump(meta, f)
+    bombs.write_metadata(path, meta)
 
 
 @pytest.mark.parametrize("case", ["traversal", "huge", "missing_chunk", "shape", "evil_chunk",

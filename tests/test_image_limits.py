@@ -117,16 +117,14 @@ def no_decoding(monkeypatch):
     monkeypatch.setattr(ImageFile.ImageFile, "load", boom)
 
 
-@pytest.mark.parametrize("w,h,whole", [(9000, 9000, False), (12000, 12000, True),
-                                       (4097, 4096, False), (20000, 20000, False)])
-def test_picture_files_refused_from_their_header(tmp_path, w, h, whole, no_decoding):
-    """The 65-byte PNG declaring 9000x9000, a 420 KB 12000x12000 PNG, one pixel row over the
+@pytest.mark.parametrize("w,h", [(9000, 9000), (12000, 12000), (4097, 4096), (20000, 20000)])
+def test_picture_files_refused_from_their_header(tmp_path, w, h, no_decoding):
+    """The 65-byte PNG declaring 9000x9000, one declaring 12000x12000, one pixel row over the
     limit, and one over Pillow's own decompression-bomb limit (whose process-wide setting is
     left as it is): refused with the limit named, nothing decoded."""
     from PIL import Image
     path = tmp_path / "bomb.png"
-    size = bombs.png(path, w, h, whole=whole)
-    assert size < 500_000
+    assert bombs.png(path, w, h, whole=False) == 65
     pillow_limit = Image.MAX_IMAGE_PIXELS
     with pytest.raises(PictureTooLarge) as e:
         open_picture(str(path))

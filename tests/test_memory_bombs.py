@@ -13,7 +13,6 @@ Peaks are the kernel's high-water mark of the server process (``VmHWM``, reset t
 ``/proc/<pid>/clear_refs`` before each job), not samples. Big sizes are declared, never
 written: the whole set of files takes a few MB on disk."""
 import os
-import shutil
 
 import numpy as np
 import psutil
@@ -52,8 +51,6 @@ MODEL_FILES = {
     "dev_zero.safetensors": "is not a regular file: it is a character device",
     "nan_weights.safetensors": "tensor blocks.0.ffn.0.weight holds NaN or infinite values",
     "bool_weights.safetensors": "tensor blocks.0.ffn.0.weight is torch.bool",
-    "posixpath_setattr/": "refused to read posixpath_setattr/.metadata",
-    "chunk_class_setattr/": "refused to read chunk_class_setattr/.metadata",
 }
 #: the picture's place in e2e_setup.lumosx_graph: the LoadImage node it replaces
 PLACES = {"background": "10", "attribute": "8", "face photo": "4"}
@@ -108,12 +105,11 @@ def _write_files(base: str) -> None:
     assets.write_safetensors(dict(sd, **{"blocks.0.ffn.0.weight": sd["blocks.0.ffn.0.weight"]
                                          .bool()}), os.path.join(dm, "bool_weights.safetensors"))
     genuine = bombs.save_dcp({"model": sd}, os.path.join(lx, "genuine"))
-    crafted = bombs.mutating_metadata()
-    for name, case in (("posixpath_setattr", "build_posixpath_setattr"),
-                       ("chunk_class_setattr", "build_chunk_class")):
-        shutil.copytree(genuine, os.path.join(lx, name))
-        with open(os.path.join(lx, name, ".metadata"), "wb") as f:
-            f.write(crafted[case])
+    for case, data in bombs.mutating_metadata().items():    # the genuine shard, linked
+        os.makedirs(os.path.join(lx, case))
+        os.link(os.path.join(genuine, "__0_0.distcp"), os.path.join(lx, case, "__0_0.distcp"))
+        with open(os.path.join(lx, case, ".metadata"), "wb") as f:
+            f.write(data)
 
 
 @pytest.fixture(scope="module")
@@ -192,5 +188,20 @@ def test_hostile_model_file_then_normal_job(srv, baseline, name):
     msg = err["exception_message"]
     assert msg.startswith(f"model_name '{name}'") and MODEL_FILES[name] in msg, msg
     assert peak < FILE_PEAK, f"refusing {name} added {peak / MB:.0f} MB to the peak"
-    assert _state(srv) == baseline["state"], f"{name} changed objects of the server"
     _then_a_normal_job(srv, baseline, name)
+
+
+def test_crafted_metadata_leaves_the_server_unchanged(srv, baseline):
+    """Every crafted ``.metadata`` of ``bombs.mutating_metadata`` (BUILD onto pathlib and the
+    allowed classes, an enum member, torch's layout lookup; getattr chains; copyreg;
+    ``__reduce_ex__`` results) through the Model Loader of the live server, one job each:
+    each refused naming the file; then every object such a pickle can name is as before (the
+    server's own fingerprint of their attributes) and a normal job gives the same output."""
+    for case in sorted(bombs.mutating_metadata()):
+        g = _normal(srv, "crafted")
+        g["2"]["inputs"]["model_name"] = case + "/"
+        err = error_of(srv.run(g))
+        assert err["exception_message"].startswith(
+            f"model_name '{case}/': refused to read {case}/.metadata: it asks to"), err
+    assert _state(srv) == baseline["state"], "a crafted .metadata changed objects of the server"
+    _then_a_normal_job(srv, baseline, "crafted metadata")

@@ -19,6 +19,7 @@ from typing import List
 
 import numpy as np
 import torch
+
 from ..conditioning.references import ReferenceSet
 from ..image_limits import open_picture
 from ..image_prep import pil_rgb
