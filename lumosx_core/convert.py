@@ -8,24 +8,36 @@ Accepted sources:
   ``ema`` / ``model`` / ``module`` / ``state_dict`` key and with ``module.`` prefixes -- read
   with ``torch.load(weights_only=True)`` only: a pickle that would run code is refused;
 * a sharded torch-distributed checkpoint directory (``.metadata`` + ``*.distcp``). Its
-  ``.metadata`` pickle is read by :class:`MetadataUnpickler`, which can only build the
-  checkpoint-metadata classes (torch's own ``FileSystemReader.read_metadata`` is a plain
+  ``.metadata`` pickle is read by :class:`~lumosx_core.dcp_unpickle.MetadataUnpickler`, which
+  builds only fresh metadata records (torch's own ``FileSystemReader.read_metadata`` is a plain
   ``pickle.load``, and ``dcp.load`` reads non-tensor items with ``weights_only=False``, so
   neither is ever called); every tensor chunk is read with ``torch.load(weights_only=True)``.
 
-No file this module reads can run code. Command line: ``python -m lumosx_core.convert SRC DST``.
+No file this module reads can run code or change the running program, and none can make it
+claim more memory than its tensors need: only regular files are opened; sizes come from the
+headers (torch's zip directory, the safetensors header, the checkpoint metadata) and are
+checked before any data is read (:mod:`~lumosx_core.torch_zip`); a Wan checkpoint's tensors
+are checked by name, shape and dtype from those headers, and for NaN / infinity once read
+(:mod:`~lumosx_core.wan_checkpoint`). Command line: ``python -m lumosx_core.convert SRC DST``.
 """
 from __future__ import annotations
 
 import argparse
 import io
+import json
 import os
 import pickle
+import stat
+import struct
 import sys
-from dataclasses import dataclass
 from typing import Dict, Optional, Tuple
 
 import torch
+
+from .checkpoint_errors import CheckpointError, UnsafeCheckpointError
+from .dcp_unpickle import MetadataUnpickler
+from .torch_zip import Window, has_hole, is_zip, read_records
+from .wan_checkpoint import WanInfo, check_finite, expected_shapes, inspect_wan
 
 PICKLE_EXTENSIONS = (".pt", ".pth", ".bin", ".ckpt")
 SAFETENSORS_EXTENSIONS = (".safetensors", ".sft")
@@ -34,14 +46,11 @@ NEST_KEYS = ("ema", "ema_model", "model_ema", "state_dict", "model", "module", "
 STRIP_PREFIXES = ("module.", "_orig_mod.", "_fsdp_wrapped_module.", "model.diffusion_model.",
                   "diffusion_model.", "model.", "ema.", "ema_model.", "state_dict.")
 CACHE_SUFFIX = ".lumosx.safetensors"
+#: the largest safetensors header read (a 1.3B DiT's is ~100 KB)
+SAFETENSORS_HEADER_MAX = 16 << 20
+#: bytes a DCP chunk may hold beyond its tensor's data (torch.save's zip records: ~1.3 KB)
+DCP_CHUNK_OVERHEAD = 64 << 10
 
-
-class CheckpointError(ValueError):
-    """A checkpoint that cannot be used, with a message that says why and what to do."""
-
-
-class UnsafeCheckpointError(CheckpointError):
-    """A checkpoint whose pickle asks for objects that could run code: refused unread."""
 
 
 def _first_line(e: BaseException) -> str:
@@ -55,24 +64,34 @@ def _first_line(e: BaseException) -> str:
     return line
 
 
-@dataclass(frozen=True)
-class WanInfo:
-    """What a Wan 2.1 T2V DiT state dict describes."""
+_KINDS = ((stat.S_ISFIFO, "a named pipe (FIFO)"), (stat.S_ISCHR, "a character device"),
+          (stat.S_ISBLK, "a block device"), (stat.S_ISSOCK, "a socket"),
+          (stat.S_ISDIR, "a folder"))
 
-    dim: int
-    layers: int
-    ffn_dim: int
-    in_dim: int
-    out_dim: int
-    text_dim: int
 
-    @property
-    def heads(self) -> int:
-        return self.dim // 128
+def regular_file(path: str, label: Optional[str] = None) -> int:
+    """The size of ``path``, a regular file (links followed); a missing path is "not found",
+    a named pipe, device, socket or folder (or a link to one, e.g. to ``/dev/zero``) "not a
+    regular file" -- refused without opening it (a pipe would block forever)."""
+    label = label or path
+    try:
+        st = os.stat(path)
+    except FileNotFoundError:
+        broken = " (a link to a missing file)" if os.path.islink(path) else ""
+        raise CheckpointError(f"checkpoint not found: {label}{broken}") from None
+    except OSError as e:
+        raise CheckpointError(f"cannot read {label}: {e.strerror}") from None
+    if not stat.S_ISREG(st.st_mode):
+        kind = next((k for test, k in _KINDS if test(st.st_mode)), "not a file")
+        link = f" (a link to {os.path.realpath(path)})" if os.path.islink(path) else ""
+        raise CheckpointError(f"{label} is not a regular file: it is {kind}{link}. Checkpoints "
+                              f"are read only from regular files: put the file itself there")
+    return st.st_size
 
 
 def is_distributed_checkpoint(path: str) -> bool:
-    return os.path.isdir(path) and os.path.isfile(os.path.join(path, ".metadata"))
+    """A folder with a ``.metadata`` entry (any kind: a non-file one is refused on reading)."""
+    return os.path.isdir(path) and os.path.lexists(os.path.join(path, ".metadata"))
 
 
 def _tensor_dict(obj) -> bool:
@@ -113,29 +132,56 @@ _UNSAFE_MARKERS = ("GLOBAL ", "Trying to call reduce for", "Can only create new 
                    "Can only build", "persistent_load of")
 
 
-def load_pickle(path: str):
-    """``torch.load(weights_only=True)``: plain tensors and containers only. A pickle that
-    asks for anything else is refused (:class:`UnsafeCheckpointError`); an empty, damaged or
-    non-checkpoint file is a plain :class:`CheckpointError`."""
-    name = os.path.basename(path)
-    if os.path.getsize(path) == 0:
-        raise CheckpointError(f"cannot read {name}: the file is empty (0 bytes); download it "
-                              f"again")
+def _torch_load(f, label: str, **kw):
+    """``torch.load(f, weights_only=True)`` of an archive :func:`read_records` accepted, with
+    torch's errors turned into :class:`UnsafeCheckpointError` (the pickle asks for objects
+    other than tensors) or :class:`CheckpointError` (damaged)."""
     try:
-        return torch.load(path, map_location="cpu", weights_only=True)
+        return torch.load(f, weights_only=True, **kw)
     except pickle.UnpicklingError as e:
         msg = str(e)
         if any(m in msg for m in _UNSAFE_MARKERS):
             raise UnsafeCheckpointError(
-                f"refused to load {name}: the pickle contains objects other than plain "
+                f"refused to load {label}: the pickle contains objects other than plain "
                 f"tensors (loading it could run code). Convert it to .safetensors where you "
                 f"trust it, or use the authors' released file. ({_detail(msg)})") from None
-        raise CheckpointError(f"cannot read {name}: not a PyTorch checkpoint, or damaged "
+        raise CheckpointError(f"cannot read {label}: not a PyTorch checkpoint, or damaged "
                               f"({_detail(msg)})") from None
     except (RuntimeError, EOFError, OSError, ValueError, IndexError, KeyError, TypeError,
-            AttributeError, MemoryError) as e:
-        raise CheckpointError(f"cannot read {name}: not a PyTorch checkpoint, or damaged or "
+            AttributeError, MemoryError, struct.error) as e:
+        raise CheckpointError(f"cannot read {label}: not a PyTorch checkpoint, or damaged or "
                               f"truncated ({_first_line(e)})") from None
+
+
+def _checked_archive(f, size: int, label: str):
+    """The records of a torch.save archive, checked by :func:`read_records` (nothing of its
+    data read); an empty or non-zip file is a plain :class:`CheckpointError`."""
+    if size == 0:
+        raise CheckpointError(f"cannot read {label}: the file is empty (0 bytes); download it "
+                              f"again")
+    if not is_zip(f):
+        raise CheckpointError(
+            f"cannot read {label}: not a PyTorch checkpoint (torch.save's zip format), or "
+            f"damaged. (Files in torch's legacy pre-1.6 format are not read: re-save them "
+            f"with a current torch or convert them to .safetensors where you trust them.)")
+    return read_records(f, size, label)
+
+
+def _pickle_file(path: str, map_location: str):
+    name = os.path.basename(path)
+    size = regular_file(path, name)
+    with open(path, "rb") as f:
+        _checked_archive(f, size, name)
+    return _torch_load(path, name, map_location=map_location)
+
+
+def load_pickle(path: str):
+    """``torch.load(weights_only=True)``: plain tensors and containers only, from a torch.save
+    archive whose records were checked first (:func:`~lumosx_core.torch_zip.read_records`:
+    stored, inside the file, within the size limits). A pickle that asks for anything else is
+    refused (:class:`UnsafeCheckpointError`); an empty, damaged or non-checkpoint file is a
+    plain :class:`CheckpointError`."""
+    return _pickle_file(path, "cpu")
 
 
 def _detail(msg: str) -> str:
@@ -150,96 +196,31 @@ def _detail(msg: str) -> str:
 
 # -- torch-distributed checkpoint folders, read without trusting their pickles -----------------
 
-#: The largest ``.metadata`` file read (a real one is a few MB even for many ranks).
-DCP_METADATA_MAX_BYTES = 256 << 20
-
-
-def _dcp_allowed_globals() -> Dict[Tuple[str, str], object]:
-    """``(module, name) -> object`` for everything a torch-distributed ``.metadata`` pickle
-    legitimately names: the metadata dataclasses, ``torch.Size``, dtypes, layouts, paths,
-    ordered dicts and sets. Nothing in it runs code beyond building these values."""
-    import collections
-    import pathlib
-
-    import torch.distributed.checkpoint.filesystem as dcp_fs
-    import torch.distributed.checkpoint.metadata as dcp_md
-    allowed: Dict[Tuple[str, str], object] = {}
-
-    def add(module, names):
-        for n in names:
-            obj = getattr(module, n, None)
-            if obj is not None:
-                allowed[(module.__name__, n)] = obj
-
-    add(dcp_md, ("Metadata", "MetadataIndex", "TensorStorageMetadata", "BytesStorageMetadata",
-                 "ChunkStorageMetadata", "TensorProperties", "StorageMeta",
-                 "_MEM_FORMAT_ENCODING"))
-    add(dcp_fs, ("_StorageInfo", "_StoragePrefix"))
-    try:  # older torch pickled TensorProperties from the sharded-tensor module
-        import torch.distributed._shard.sharded_tensor.metadata as shard_md
-        add(shard_md, ("TensorProperties", "MEM_FORMAT_ENCODING"))
-    except ImportError:  # pragma: no cover
-        pass
-    for n, v in vars(torch).items():
-        if isinstance(v, torch.dtype):
-            allowed[("torch", n)] = v
-    allowed[("torch", "Size")] = torch.Size
-    from torch import serialization
-    allowed[("torch.serialization", "_get_layout")] = serialization._get_layout
-    allowed[("collections", "OrderedDict")] = collections.OrderedDict
-    allowed[("builtins", "set")] = set
-    allowed[("builtins", "frozenset")] = frozenset
-    for n in ("PosixPath", "PurePosixPath", "WindowsPath", "PureWindowsPath", "Path"):
-        allowed[("pathlib", n)] = getattr(pathlib, n)
-    return allowed
-
-
-class MetadataUnpickler(pickle.Unpickler):
-    """Unpickler for a torch-distributed ``.metadata`` file: only the classes of
-    :func:`_dcp_allowed_globals` can be named; anything else (``os.system``, ``eval``,
-    ``subprocess``, arbitrary classes) raises :class:`UnsafeCheckpointError` before it is
-    looked up."""
-
-    def __init__(self, file, source: str = ".metadata"):
-        super().__init__(file)
-        self._allowed = _dcp_allowed_globals()
-        self._source = source
-
-    def find_class(self, module, name):
-        obj = self._allowed.get((module, name))
-        if obj is None:
-            raise UnsafeCheckpointError(
-                f"refused to read {self._source}: it asks to build {module}.{name}, which "
-                f"checkpoint metadata never needs (loading it could run code). Only torch-"
-                f"distributed checkpoint metadata is accepted there; re-save the checkpoint "
-                f"where you trust it, or convert it to .safetensors.")
-        return obj
-
-    def persistent_load(self, pid):
-        raise UnsafeCheckpointError(f"refused to read {self._source}: it holds persistent "
-                                    f"references, which checkpoint metadata never has")
+#: The largest ``.metadata`` file read: the 1.3B DiT's is ~0.2 MB per rank that saved it, so
+#: this allows checkpoints of ~80 ranks (and bounds what the pure-Python unpickler builds).
+DCP_METADATA_MAX_BYTES = 16 << 20
 
 
 def read_dcp_metadata(path: str):
     """The ``Metadata`` of a torch-distributed checkpoint folder, unpickled by
-    :class:`MetadataUnpickler` and checked to be what ``dcp.save`` writes."""
+    :class:`~lumosx_core.dcp_unpickle.MetadataUnpickler` (fresh records only, nothing of the
+    process changed) and checked to be what ``dcp.save`` writes."""
     from torch.distributed.checkpoint.metadata import Metadata
     meta_path = os.path.join(path, ".metadata")
     label = f"{os.path.basename(path.rstrip(os.sep))}/.metadata"
-    size = os.path.getsize(meta_path)
+    size = regular_file(meta_path, label)
     if size == 0:
         raise CheckpointError(f"cannot read {label}: the file is empty")
     if size > DCP_METADATA_MAX_BYTES:
         raise CheckpointError(f"cannot read {label}: {size} bytes is more than checkpoint "
                               f"metadata ever needs (limit {DCP_METADATA_MAX_BYTES})")
     with open(meta_path, "rb") as f:
-        data = f.read()
+        data = f.read(DCP_METADATA_MAX_BYTES + 1)
     try:
         meta = MetadataUnpickler(io.BytesIO(data), label).load()
     except UnsafeCheckpointError:
         raise
-    except (pickle.UnpicklingError, EOFError, ValueError, TypeError, AttributeError, KeyError,
-            IndexError, RuntimeError, MemoryError, RecursionError, UnicodeDecodeError) as e:
+    except Exception as e:  # any failure of the parse of an untrusted file: damaged
         raise CheckpointError(f"cannot read {label}: not torch-distributed checkpoint metadata, "
                               f"or damaged ({_first_line(e)})") from None
     if not isinstance(meta, Metadata) or not isinstance(
@@ -287,12 +268,9 @@ def _storage_index(meta, path: str) -> Dict[Tuple[str, Tuple[int, ...]], object]
     return out
 
 
-def load_distributed(path: str) -> Dict[str, torch.Tensor]:
-    """Load a torch-distributed (DCP) checkpoint folder into full tensors, no process group
-    needed. The metadata goes through :func:`read_dcp_metadata`; each tensor chunk is read
-    with ``torch.load(weights_only=True)`` from its own byte range, and every tensor must be
-    covered exactly by its chunks (no uninitialised memory). Non-tensor items are skipped
-    unread. Nested dicts come back flattened with dots (``"model.blocks.0..."``)."""
+def _dcp_plan(path: str):
+    """``[(key, size, dtype, [(offsets, sizes, storage info), ...]), ...]``: every tensor of
+    the checkpoint and where its chunks are, from the metadata alone (nothing else read)."""
     from torch.distributed.checkpoint.metadata import (ChunkStorageMetadata,
                                                        TensorStorageMetadata)
     meta = read_dcp_metadata(path)
@@ -322,28 +300,69 @@ def load_distributed(path: str) -> Dict[str, torch.Tensor]:
         plan.append((key, size, dtype, chunks))
     if not plan:
         raise CheckpointError(f"the distributed checkpoint {path} holds no tensors")
+    return plan
 
-    # Bound what we allocate by what is on disk: a metadata file cannot ask for more memory
-    # than the data files it points at could fill.
-    file_sizes = {}
-    for _, _, _, chunks in plan:
-        for _, _, info in chunks:
-            rel = info.relative_path
-            if rel not in file_sizes:
-                full = os.path.join(path, rel)
-                if not os.path.isfile(full):
-                    raise CheckpointError(f"distributed checkpoint incomplete: {rel} is missing "
-                                          f"from {path}")
-                file_sizes[rel] = os.path.getsize(full)
-            if info.offset + info.length > file_sizes[rel]:
-                raise CheckpointError(f"distributed checkpoint truncated: {rel} is shorter "
-                                      f"than its metadata says")
+
+def _check_chunks(path: str, plan) -> None:
+    """Before anything is allocated or read: every data file is a regular file; every chunk's
+    byte range lies inside its file, holds data on disk (no sparse hole) and is at most its
+    tensor data plus torch.save's records (:data:`DCP_CHUNK_OVERHEAD`); its zip directory
+    declares stored records of exactly the chunk's size; and the tensors together ask for no
+    more memory than the data files hold."""
+    file_sizes, handles = {}, {}
+    try:
+        for key, _, dtype, chunks in plan:
+            for off, sz, info in chunks:
+                rel = info.relative_path
+                if rel not in file_sizes:
+                    full = os.path.join(path, rel)
+                    if not os.path.lexists(full):
+                        raise CheckpointError(f"distributed checkpoint incomplete: {rel} is "
+                                              f"missing from {path}")
+                    file_sizes[rel] = regular_file(full, f"{os.path.basename(path)}/{rel}")
+                    handles[rel] = open(full, "rb")
+                where = f"{rel} ({key} at {list(off)})"
+                start, length = info.offset, info.length
+                if start + length > file_sizes[rel]:
+                    raise CheckpointError(f"distributed checkpoint truncated: {rel} is shorter "
+                                          f"than its metadata says")
+                need = _numel(sz) * _itemsize(dtype)
+                if length > need + DCP_CHUNK_OVERHEAD:
+                    raise CheckpointError(
+                        f"refused distributed checkpoint: its metadata gives {where} {length} "
+                        f"bytes for {need} bytes of tensor data ({list(sz)} {dtype}); a chunk "
+                        f"holds its data plus at most {DCP_CHUNK_OVERHEAD} bytes")
+                f = handles[rel]
+                if has_hole(f, start, start + length):
+                    raise CheckpointError(
+                        f"refused distributed checkpoint: {where} is sparse (a hole with no "
+                        f"data on disk), so it cannot be the saved tensor: copy the checkpoint "
+                        f"again")
+                records = read_records(Window(f, start, length), length, where)
+                stored = sum(r.size for r in records.values() if "/data/" in r.name)
+                if stored != need:
+                    raise CheckpointError(
+                        f"distributed checkpoint inconsistent: {where} stores {stored} bytes of "
+                        f"tensor data, its metadata says {list(sz)} {dtype} ({need} bytes)")
+    finally:
+        for f in handles.values():
+            f.close()
     wanted = sum(_numel(size) * _itemsize(dtype) for _, size, dtype, _ in plan)
     if wanted > sum(file_sizes.values()):
         raise CheckpointError(f"malformed distributed checkpoint: its metadata describes "
                               f"{wanted} bytes of tensors but its data files hold only "
                               f"{sum(file_sizes.values())}")
 
+
+def load_distributed(path: str) -> Dict[str, torch.Tensor]:
+    """Load a torch-distributed (DCP) checkpoint folder into full tensors, no process group
+    needed. The metadata goes through :func:`read_dcp_metadata`, every chunk through
+    :func:`_check_chunks` before anything is read; each chunk is then read with
+    ``torch.load(weights_only=True)`` from its own byte range, and every tensor must be
+    covered exactly by its chunks (no uninitialised memory). Non-tensor items are skipped
+    unread. Nested dicts come back flattened with dots (``"model.blocks.0..."``)."""
+    plan = _dcp_plan(path)
+    _check_chunks(path, plan)
     out: Dict[str, torch.Tensor] = {}
     handles = {}
     try:
@@ -368,32 +387,25 @@ def _itemsize(dtype: torch.dtype) -> int:
 
 def _assemble(path, key, size, dtype, chunks, handles) -> torch.Tensor:
     """One full tensor from its chunks; each chunk is a ``torch.save``-d tensor at
-    ``[offset, offset + length)`` of its data file."""
-    full = torch.empty(size, dtype=dtype)
+    ``[offset, offset + length)`` of its data file (read in place, not copied first)."""
+    whole = len(chunks) == 1 and chunks[0][1] == tuple(size)
+    full = None if whole else torch.empty(size, dtype=dtype)
     covered = torch.zeros(size, dtype=torch.bool) if len(chunks) > 1 else None
     filled = 0
     for off, sz, info in chunks:
         f = handles.get(info.relative_path)
         if f is None:
             f = handles[info.relative_path] = open(os.path.join(path, info.relative_path), "rb")
-        f.seek(info.offset)
-        raw = f.read(info.length)
-        try:
-            t = torch.load(io.BytesIO(raw), map_location="cpu", weights_only=True)
-        except pickle.UnpicklingError as e:
-            raise UnsafeCheckpointError(
-                f"refused to load {info.relative_path} ({key}): its data holds objects other "
-                f"than plain tensors (loading it could run code) ({_detail(str(e))})") from None
-        except (RuntimeError, EOFError, ValueError, OSError, IndexError, KeyError,
-                TypeError, AttributeError) as e:
-            raise CheckpointError(f"cannot read {key} from {info.relative_path}: damaged or "
-                                  f"truncated ({_first_line(e)})") from None
+        where = f"{info.relative_path} ({key})"
+        t = _torch_load(Window(f, info.offset, info.length), where, map_location="cpu")
         if not torch.is_tensor(t) or tuple(t.shape) != sz or t.dtype != dtype:
             raise CheckpointError(
                 f"distributed checkpoint inconsistent: {key} chunk at {list(off)} holds "
                 f"{tuple(t.shape) if torch.is_tensor(t) else type(t).__name__}"
                 f"{' ' + str(t.dtype) if torch.is_tensor(t) else ''}, metadata says {list(sz)} "
                 f"{dtype}")
+        if whole:
+            return t
         region = tuple(slice(o, o + n) for o, n in zip(off, sz))
         full[region] = t
         if covered is not None:
@@ -408,9 +420,72 @@ def _assemble(path, key, size, dtype, chunks, handles) -> torch.Tensor:
     return full
 
 
+# -- safetensors ----------------------------------------------------------------------------
+
+_SAFETENSORS_DTYPES = {
+    "F64": torch.float64, "F32": torch.float32, "F16": torch.float16, "BF16": torch.bfloat16,
+    "F8_E4M3": getattr(torch, "float8_e4m3fn", None),
+    "F8_E5M2": getattr(torch, "float8_e5m2", None),
+    "I64": torch.int64, "I32": torch.int32, "I16": torch.int16, "I8": torch.int8,
+    "U8": torch.uint8, "BOOL": torch.bool, "U16": getattr(torch, "uint16", None),
+    "U32": getattr(torch, "uint32", None), "U64": getattr(torch, "uint64", None),
+    "C64": torch.complex64,
+}
+
+
+def _safetensors_header(path: str) -> Tuple[str, dict]:
+    """``(name, header)``: the file's JSON header, read after its declared length was checked
+    against the file and :data:`SAFETENSORS_HEADER_MAX` (the safetensors library itself checks
+    each tensor's byte range against its shape and dtype before reading data)."""
+    name = os.path.basename(path)
+    size = regular_file(path, name)
+    with open(path, "rb") as f:
+        head = f.read(8)
+        if len(head) < 8:
+            raise CheckpointError(f"cannot read {name}: not a valid safetensors file or "
+                                  f"truncated ({size} bytes). Download it again.")
+        (n,) = struct.unpack("<Q", head)
+        if n > SAFETENSORS_HEADER_MAX:
+            raise CheckpointError(f"cannot read {name}: its header declares {n} bytes, more "
+                                  f"than a model needs (limit {SAFETENSORS_HEADER_MAX}); the "
+                                  f"file is damaged or not a safetensors file")
+        if 8 + n > size:
+            raise CheckpointError(f"cannot read {name}: not a valid safetensors file or "
+                                  f"truncated (its header runs past the end). Download it "
+                                  f"again.")
+        raw = f.read(n)
+    try:
+        header = json.loads(raw)
+    except (ValueError, UnicodeDecodeError) as e:
+        raise CheckpointError(f"cannot read {name}: not a valid safetensors file or "
+                              f"truncated ({_first_line(e)}). Download it again.") from None
+    if not isinstance(header, dict):
+        raise CheckpointError(f"cannot read {name}: not a valid safetensors file")
+    return name, header
+
+
+def _safetensors_layout(path: str) -> Dict[str, torch.Tensor]:
+    """Meta tensors (names, shapes, dtypes) of a safetensors file, from its header only."""
+    name, header = _safetensors_header(path)
+    out = {}
+    for key, entry in header.items():
+        if key == "__metadata__":
+            continue
+        dtype = _SAFETENSORS_DTYPES.get(entry.get("dtype")) if isinstance(entry, dict) else None
+        shape = entry.get("shape") if isinstance(entry, dict) else None
+        if not isinstance(shape, list) or not all(type(d) is int and d >= 0 for d in shape):
+            raise CheckpointError(f"cannot read {name}: tensor {key} has no valid shape")
+        if dtype is None:       # a dtype torch cannot hold: reported as what it is
+            raise CheckpointError(f"{name}: tensor {key} is {entry.get('dtype')}, not a "
+                                  f"floating-point weight LumosX can use")
+        out[key] = torch.empty(shape, dtype=dtype, device="meta")
+    return out
+
+
 def load_safetensors(path: str) -> Dict[str, torch.Tensor]:
     from safetensors import SafetensorError
     from safetensors.torch import load_file
+    _safetensors_header(path)
     try:
         return load_file(path)
     except (SafetensorError, OSError, RuntimeError, ValueError) as e:
@@ -418,79 +493,59 @@ def load_safetensors(path: str) -> Dict[str, torch.Tensor]:
                               f"file or truncated ({_first_line(e)}). Download it again.") from None
 
 
-def load_checkpoint(path: str) -> Dict[str, torch.Tensor]:
-    """Read any accepted source into a flat ``{name: tensor}`` state dict (Wan key names)."""
+# -- any format --------------------------------------------------------------------------------
+
+def _kind(path: str) -> str:
     if is_distributed_checkpoint(path):
-        return unwrap_state_dict(load_distributed(path))
+        return "dcp"
     if os.path.isdir(path):
         raise CheckpointError(f"{path} is a folder without a torch-distributed checkpoint "
                               f"(.metadata file missing)")
-    if not os.path.isfile(path):
-        raise CheckpointError(f"checkpoint not found: {path}")
+    regular_file(path)
     low = path.lower()
     if low.endswith(SAFETENSORS_EXTENSIONS):
-        return unwrap_state_dict(load_safetensors(path))
+        return "safetensors"
     if low.endswith(PICKLE_EXTENSIONS):
-        return unwrap_state_dict(load_pickle(path))
+        return "pickle"
     raise CheckpointError(f"unsupported checkpoint type: {os.path.basename(path)} (use "
                           f".safetensors, .pt/.pth or a distributed checkpoint folder)")
 
 
-def _what_else(keys) -> str:
-    joined = " ".join(list(keys)[:200])
-    if "shared.weight" in keys or "encoder.block.0.layer.0.SelfAttention.q.weight" in joined:
-        return "a T5/umT5 text encoder (put it in models/text_encoders)"
-    if any(k.startswith(("decoder.", "encoder.conv1", "conv1.")) for k in keys):
-        return "a VAE (put it in models/vae)"
-    if any(k.startswith(("double_blocks.", "single_blocks.")) for k in keys):
-        return "a Flux/Hunyuan-style DiT, not Wan"
-    if any(k.startswith(("input_blocks.", "down_blocks.")) for k in keys):
-        return "a UNet (Stable Diffusion family), not Wan"
-    return "not a Wan 2.1 DiT"
+def read_layout(path: str) -> Dict[str, torch.Tensor]:
+    """The checkpoint's tensors as meta tensors (Wan key names, shapes, dtypes), from its
+    headers alone: the safetensors header, the pickle of a torch.save archive (its data
+    records unread), a distributed checkpoint's metadata. For checking a file before reading
+    it."""
+    kind = _kind(path)
+    if kind == "dcp":
+        return unwrap_state_dict({key: torch.empty(size, dtype=dtype, device="meta")
+                                  for key, size, dtype, _ in _dcp_plan(path)})
+    if kind == "safetensors":
+        return unwrap_state_dict(_safetensors_layout(path))
+    return unwrap_state_dict(_pickle_file(path, "meta"))
 
 
-def inspect_wan(sd: Dict[str, torch.Tensor]) -> WanInfo:
-    """Check ``sd`` is a Wan 2.1 *text-to-video* DiT; raise :class:`CheckpointError` naming
-    what it is otherwise."""
-    keys = set(sd)
-    need = ("patch_embedding.weight", "head.modulation", "head.head.weight",
-            "blocks.0.self_attn.q.weight", "blocks.0.cross_attn.k.weight", "text_embedding.0.weight")
-    if not all(k in keys for k in need):
-        raise CheckpointError(f"this file is {_what_else(keys)}; LumosX needs a Wan 2.1 T2V "
-                              f"DiT (the LumosX checkpoint)")
-    kinds = [
-        ("vace_patch_embedding.weight", "a Wan VACE model"),
-        ("control_adapter.conv.weight", "a Wan Fun camera-control model"),
-        ("casual_audio_encoder.encoder.final_linear.weight", "a Wan S2V (speech-to-video) model"),
-        ("audio_proj.audio_proj_glob_1.layer.bias", "a HuMo model"),
-        ("face_adapter.fuser_blocks.0.k_norm.weight", "a Wan Animate model"),
-        ("img_emb.proj.0.bias", "a Wan image-to-video (I2V/FLF2V) model"),
-        ("blocks.0.cross_attn.k_img.weight", "a Wan image-to-video (I2V) model"),
-        ("ref_conv.weight", "a Wan Fun reference model"),
-    ]
-    for key, name in kinds:
-        if key in keys:
-            raise CheckpointError(f"this file is {name}; LumosX needs a Wan 2.1 text-to-video "
-                                  f"DiT (the LumosX checkpoint)")
-    pe = sd["patch_embedding.weight"]
-    dim, in_dim = int(pe.shape[0]), int(pe.shape[1])
-    out_dim = int(sd["head.head.weight"].shape[0]) // 4
-    if in_dim != 16 or out_dim != 16:
-        what = ("a Wan 2.2 TI2V 5B model" if in_dim == 48 or out_dim == 48 else
-                f"a Wan model with {in_dim} input channels (image/control conditioned)")
-        raise CheckpointError(f"this file is {what}; LumosX needs a Wan 2.1 text-to-video DiT "
-                              f"with 16 latent channels")
-    if dim == 5120:
-        raise CheckpointError("this file is Wan 2.1 14B; LumosX is a fine-tune of Wan 2.1 T2V "
-                              "1.3B (dim 1536): load the LumosX checkpoint")
-    if dim % 128:
-        raise CheckpointError(f"hidden size {dim} is not a multiple of the Wan head size 128")
-    layers = 0
-    while f"blocks.{layers}.self_attn.q.weight" in keys:
-        layers += 1
-    return WanInfo(dim=dim, layers=layers, ffn_dim=int(sd["blocks.0.ffn.0.weight"].shape[0]),
-                   in_dim=in_dim, out_dim=out_dim,
-                   text_dim=int(sd["text_embedding.0.weight"].shape[1]))
+def load_checkpoint(path: str) -> Dict[str, torch.Tensor]:
+    """Read any accepted source into a flat ``{name: tensor}`` state dict (Wan key names)."""
+    kind = _kind(path)
+    if kind == "dcp":
+        return unwrap_state_dict(load_distributed(path))
+    if kind == "safetensors":
+        return unwrap_state_dict(load_safetensors(path))
+    return unwrap_state_dict(load_pickle(path))
+
+
+def load_checked(path: str) -> Tuple[Dict[str, torch.Tensor], WanInfo]:
+    """Load a Wan 2.1 T2V DiT checkpoint: its headers checked first (:func:`read_layout` +
+    :func:`~lumosx_core.wan_checkpoint.inspect_wan`: every tensor present with its shape and a
+    floating dtype, before any data is read), then its data, then NaN / infinity per tensor.
+    Every error names the file."""
+    name = os.path.basename(path.rstrip("/\\"))
+    info = inspect_wan(read_layout(path), name)
+    sd = load_checkpoint(path)
+    info = inspect_wan(sd, name)
+    check_finite(sd, name, expected_shapes(info))
+    return sd, info
 
 
 def save_safetensors(sd: Dict[str, torch.Tensor], dst: str, metadata: Optional[dict] = None):
@@ -545,11 +600,10 @@ def cache_path(src: str) -> str:
 def convert(src: str, dst: str) -> WanInfo:
     """Load ``src`` (any accepted format), check it is a Wan 2.1 T2V DiT, write ``dst``
     (checked first: :func:`check_destination`)."""
-    if not os.path.exists(src):
+    if not os.path.lexists(src):
         raise CheckpointError(f"checkpoint not found: {src}")
     check_destination(dst, src)
-    sd = load_checkpoint(src)
-    info = inspect_wan(sd)
+    sd, info = load_checked(src)
     from safetensors import SafetensorError
     try:
         save_safetensors(sd, dst, {"lumosx_source": os.path.basename(src.rstrip("/\\")),
@@ -561,19 +615,14 @@ def convert(src: str, dst: str) -> WanInfo:
 
 
 def load_converted(src: str, write_cache: bool = True) -> Dict[str, torch.Tensor]:
-    """Load ``src``; non-safetensors sources are converted once and cached beside it, and the
-    cache is used while it is newer than the source."""
+    """Load ``src`` (checked by :func:`load_checked`); non-safetensors sources are converted
+    once and cached beside it, and the cache is used while it is newer than the source."""
     if src.lower().endswith(SAFETENSORS_EXTENSIONS):
-        sd = load_checkpoint(src)
-        inspect_wan(sd)
-        return sd
+        return load_checked(src)[0]
     cached = cache_path(src)
     if os.path.isfile(cached) and os.path.getmtime(cached) >= _mtime(src):
-        sd = load_safetensors(cached)
-        inspect_wan(sd)
-        return sd
-    sd = load_checkpoint(src)
-    inspect_wan(sd)
+        return load_checked(cached)[0]
+    sd = load_checked(src)[0]
     if write_cache:
         from safetensors import SafetensorError
         try:

@@ -20,6 +20,7 @@ from ..lumosx_core.evaluation.appearance import clip_vision_embedder
 from ..lumosx_core.evaluation.render import render_matrix, render_overlay, stack_images
 from ..lumosx_core.evaluation.report import json_safe
 from ..lumosx_core.evaluation.video import sample_indices
+from ..lumosx_core.image_limits import fit_picture
 from .faces import FACE_CHECKS, detector_inputs, load_analyzer, pack_input
 from .references import Refs
 from .validation import LumosXNode, check_inputs
@@ -154,7 +155,8 @@ class LumosXEvaluate(LumosXNode):
                              f"{tuple(frames.shape)}")
         total = int(frames.shape[0])
         idx = sample_indices(total, int(sample_frames))
-        chosen = frames[idx, ..., :3].detach().float().cpu()
+        chosen = torch.stack([fit_picture(frames[i, ..., :3].detach(), f"frames: frame {i}")
+                              .float().cpu() for i in idx])
         if chosen.shape[-1] < 3:                                   # grey frames
             chosen = chosen[..., :1].expand(*chosen.shape[:-1], 3).contiguous()
         h, w = chosen.shape[1:3]

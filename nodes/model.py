@@ -96,6 +96,11 @@ def resolve_model(name: str) -> str:
             path = folder_paths.get_full_path(folder, name)
             if path is not None:
                 return path
+        for folder in ("diffusion_models", LUMOSX_FOLDER):   # a pipe, device or bad link:
+            for base in folder_paths.get_folder_paths(folder):   # the loader says what it is
+                path = os.path.join(base, *[p for p in parts if p])
+                if os.path.lexists(path):
+                    return path
     raise ValueError(f"model_name '{name}': not found in models/diffusion_models or "
                      f"models/{LUMOSX_FOLDER}")
 

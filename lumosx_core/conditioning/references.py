@@ -13,6 +13,7 @@ from typing import List, Optional, Sequence, Tuple
 
 import torch
 
+from ..image_limits import fit_picture
 from ..image_prep import Region, letterbox, region_of
 from ..relational.layout import ConditionLayout
 
@@ -106,7 +107,9 @@ def _ref(image: torch.Tensor, name: str, phrase: str, kind: str, person: int = -
     """A :class:`RefImage` of one picture: ``[H, W, C]``, or a ComfyUI IMAGE batch
     ``[B, H, W, C]`` of exactly one, with the region it was resampled from when the IMAGE
     carries one. A batch of several (several photos, an animated GIF's frames) is refused
-    naming the input: which picture was meant cannot be guessed."""
+    naming the input: which picture was meant cannot be guessed. A picture over the size limit
+    is kept reduced (:func:`~lumosx_core.image_limits.fit_picture`: a reference is letterboxed
+    into the video frame, which is never larger)."""
     if not torch.is_tensor(image):
         raise ValueError(f"{name}: expected an image tensor, got {type(image).__name__}")
     source = None
@@ -121,4 +124,4 @@ def _ref(image: torch.Tensor, name: str, phrase: str, kind: str, person: int = -
     if image.ndim != 3 or image.shape[-1] not in (1, 3, 4) or min(image.shape[:2]) < 1:
         raise ValueError(f"{name}: expected an image [H, W, C] with 1, 3 or 4 channels, got "
                          f"shape {tuple(image.shape)}")
-    return RefImage(image.detach().cpu(), phrase, kind, person, source)
+    return RefImage(fit_picture(image.detach(), name).cpu(), phrase, kind, person, source)

@@ -19,9 +19,9 @@ from typing import List
 
 import numpy as np
 import torch
-from PIL import Image
 
 from ..conditioning.references import ReferenceSet
+from ..image_limits import open_picture
 from ..image_prep import pil_rgb
 
 IMAGE_EXTS = (".png", ".jpg", ".jpeg", ".webp", ".bmp")
@@ -36,8 +36,9 @@ class Case:
 
 
 def load_image(path: str) -> torch.Tensor:
-    """Image file -> ``[H, W, 3]`` float in [0, 1]; transparency composited on white."""
-    with Image.open(path) as im:
+    """Image file -> ``[H, W, 3]`` float in [0, 1]; transparency composited on white. A file
+    that declares more pixels than the limit is refused before it is decoded."""
+    with open_picture(path) as im:
         arr = pil_rgb(im).astype(np.float32) / 255.0
     return torch.from_numpy(arr.copy())
 

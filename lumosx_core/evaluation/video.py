@@ -5,6 +5,9 @@
 * a folder: its image files (``.png .jpg .jpeg .webp .bmp``) in natural name order are the
   frames.
 
+Every frame's declared size is checked before it is decoded (``image_limits``: at most
+``MAX_PICTURE_PIXELS`` per frame, ``MAX_BATCH_PIXELS`` for the sampled frames together).
+
 Videos are matched to cases by case id (the first field of ``caption.txt``):
 ``<videos>/<case id>.<ext>`` or the frames folder ``<videos>/<case id>/``.
 """
@@ -16,8 +19,8 @@ from typing import List, Optional, Sequence, Tuple
 
 import numpy as np
 import torch
-from PIL import Image
 
+from ..image_limits import check_batch_pixels, check_picture_size, open_picture
 from ..image_prep import pil_rgb
 
 AV_EXTS = (".mp4", ".webm", ".mkv", ".mov", ".avi", ".m4v")
@@ -47,19 +50,31 @@ def _to_tensor(frames: Sequence[np.ndarray]) -> torch.Tensor:
     return torch.from_numpy(arr.astype(np.float32) / 255.0)
 
 
+_FEWER = "sample fewer frames (--frames / sample_frames)"
+
+
 def _read_av(path: str, count: int):
     import av
     with av.open(path) as container:
-        total = int(container.streams.video[0].frames or 0)
+        if not container.streams.video:
+            raise ValueError(f"{path}: no video stream")
+        stream = container.streams.video[0]
+        width, height = int(stream.codec_context.width), int(stream.codec_context.height)
+        check_picture_size(width, height, f"{path}: a frame")
+        total = int(stream.frames or 0)
     if total <= 0:                        # container without a frame count: count them
         with av.open(path) as container:
             total = sum(1 for _ in container.decode(video=0))
     want = sample_indices(total, count)
     if not want:
         return [], [], total
+    check_batch_pixels(len(want), width, height, f"{path}: the sampled frames", _FEWER)
     wanted, frames = set(want), []
     with av.open(path) as container:
         for i, frame in enumerate(container.decode(video=0)):
+            if (frame.width, frame.height) != (width, height):
+                raise ValueError(f"{path}: frame {i} is {frame.width}x{frame.height}, the "
+                                 f"stream declares {width}x{height}")
             if i in wanted:
                 frames.append(frame.to_ndarray(format="rgb24"))
             if i >= want[-1]:
@@ -69,9 +84,11 @@ def _read_av(path: str, count: int):
 
 
 def _read_pil(path: str, count: int):
-    with Image.open(path) as im:
+    with open_picture(path) as im:
         total = int(getattr(im, "n_frames", 1))
         want = sample_indices(total, count)
+        check_batch_pixels(len(want), im.width, im.height, f"{path}: the sampled frames",
+                           _FEWER)
         frames = []
         for i in want:
             im.seek(i)
@@ -86,7 +103,12 @@ def _read_folder(path: str, count: int):
     want = sample_indices(len(names), count)
     frames = []
     for i in want:
-        with Image.open(os.path.join(path, names[i])) as im:
+        with open_picture(os.path.join(path, names[i])) as im:
+            if not frames:
+                check_batch_pixels(len(want), im.width, im.height,
+                                   f"{path}: the sampled frames", _FEWER)
+            elif im.size != (frames[0].shape[1], frames[0].shape[0]):
+                raise ValueError(f"{path}: frames of different sizes")
             frames.append(pil_rgb(im))
     return frames, want, len(names)
 

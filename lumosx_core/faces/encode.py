@@ -9,6 +9,7 @@ from typing import Callable, List, Optional, Tuple
 import numpy as np
 import torch
 
+from ..image_limits import check_batch_pixels, fit_picture
 from ..image_prep import attach_regions
 from .detector import unit
 from .reference import RELEASED, SQUARE, face_reference
@@ -36,7 +37,8 @@ def encode_faces(app, images: torch.Tensor, select: str = "largest", index: int 
     B info dicts: ``detected``, ``bbox``, ``kps``, ``det_score``, ``embedding``,
     ``crop_box``, ``image_size``, ``faces_found``). One crop per photo, each with the same
     ``crop`` mode (the face box framed as released, or a square with ``margin``),
-    letterboxed on white; a photo without a face passes through whole. The crops carry their
+    letterboxed on white; a photo without a face passes through whole; a photo over the
+    size limit is reduced first (:func:`~lumosx_core.image_limits.fit_picture`). The crops carry their
     regions of the photos (``attach_regions``): Bind resizes those original pixels to the
     video size, once. ``app``: a prepared insightface ``FaceAnalysis``; ``progress(1)``
     after each photo."""
@@ -47,12 +49,15 @@ def encode_faces(app, images: torch.Tensor, select: str = "largest", index: int 
                          f"{tuple(images.shape)}")
     mode = "index" if select.startswith("index") else select
     crop_mode = SQUARE if crop == CROP_SQUARE else RELEASED
+    check_batch_pixels(images.shape[0], size, size, "images: the face crops",
+                       "give fewer photos at once or a smaller size")
     crops, infos, regions = [], [], []
-    for b, image in enumerate(images.detach().cpu()):
+    for b, image in enumerate(images.detach()):
         if check_interrupt is not None:
             check_interrupt()
+        photo = fit_picture(image, f"images: photo {b}").cpu()
         try:
-            ref = face_reference(app, image, mode, index, crop_mode, margin, det_size)
+            ref = face_reference(app, photo, mode, index, crop_mode, margin, det_size)
         except ValueError as e:
             raise ValueError(f"photo {b} of the batch: {e}") from e
         h, w = ref.region.image.shape[:2]
