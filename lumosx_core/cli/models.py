@@ -12,7 +12,7 @@ import sys
 from dataclasses import dataclass, field
 from typing import List, Optional
 
-from ..model_files import DOCS, ModelFile, load_manifest, plain_folders
+from ..model_files import DOCS, MANIFEST_PATH, ModelFile, load_manifest, plain_folders
 from .comfy_folders import Folders, FoldersError, comfy_folders
 from .host import find_comfyui, find_python
 from .hub import (PARTIAL_SUFFIX, FetchError, Hub, expected, fetch_file, partials_of)
@@ -46,6 +46,8 @@ def register(subparsers) -> None:
         p.add_argument("--extra-model-paths-config", metavar="FILE", action="append",
                        default=[], help="as ComfyUI's option (repeatable); the ComfyUI "
                        "folder's own extra_model_paths.yaml is always read")
+        p.add_argument("--manifest", metavar="FILE", default=MANIFEST_PATH,
+                       help="the list of files (default: the pack's lumosx_core/models.json)")
         p.add_argument("--only", metavar="NAME", action="append", default=[],
                        help="only this file: an id or file name from `lumosx models status` "
                             "(repeatable)")
@@ -127,7 +129,8 @@ def locate(model: ModelFile, folders: Folders) -> Location:
 
 
 def _folders(args) -> Folders:
-    names = sorted({n for m in load_manifest().models for n in m.folders})
+    names = sorted({n for m in load_manifest(os.path.abspath(args.manifest)).models
+                    for n in m.folders})
     if args.models_dir:
         d = os.path.abspath(os.path.expanduser(args.models_dir))
         return Folders(d, plain_folders(d, names), f"models folder {d}")
@@ -141,7 +144,7 @@ def _folders(args) -> Folders:
 
 
 def _select(args) -> List[ModelFile]:
-    manifest = load_manifest()
+    manifest = load_manifest(os.path.abspath(args.manifest))
     if not args.only:
         return list(manifest.models)
     return [manifest.get(key) for key in dict.fromkeys(args.only)]
@@ -154,6 +157,9 @@ def _setup(args):
         chosen = _select(args)
     except KeyError as e:
         print(f"{prog}: --only {e.args[0]}", file=sys.stderr)
+        return EXIT_USAGE
+    except (OSError, ValueError) as e:
+        print(f"{prog}: --manifest {args.manifest}: {e}", file=sys.stderr)
         return EXIT_USAGE
     try:
         folders = _folders(args)
