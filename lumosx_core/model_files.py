@@ -86,8 +86,10 @@ class ModelFile:
 
     @property
     def source(self) -> str:
-        where = self.listing + "/" if self.listing else ", ".join(f.path for f in self.files)
-        return f"{self.repo} ({where})"
+        """The repository, and the folder or file in it (a pack: the repository's files)."""
+        if self.kind == "pack":
+            return self.repo
+        return f"{self.repo} ({self.listing + '/' if self.listing else self.files[0].path})"
 
     def frontend_entry(self) -> dict:
         """The node metadata ComfyUI's frontend reads for its missing-models dialog
@@ -183,9 +185,8 @@ def missing_file_message(input_name: str, value: str, folders: Sequence[str]) ->
     where = " or ".join(f"models/{f}" for f in folders)
     m = load_manifest().find(value)
     if m is not None:
-        return (f"{input_name} '{value}': not found in {where}. {m.fetch_hint()[0].upper()}"
-                f"{m.fetch_hint()[1:]} into the folder ComfyUI reads; then refresh "
-                f"(see {DOCS})")
+        return (f"{input_name} '{value}': not found in {where}. {m.fetch_hint()} into the "
+                f"folder ComfyUI reads; then refresh (see {DOCS})")
     shipped = [x for x in load_manifest().models if x.folder in folders]
     hint = "".join(f"; `{FETCH_COMMAND}` fetches the shipped {x.name}" for x in shipped)
     return f"{input_name} '{value}': not found in {where}: put the file there and refresh{hint}"

@@ -12,6 +12,7 @@ from comfy_api.latest import io
 
 from ..lumosx_core.convert import (CACHE_SUFFIX, CheckpointError, is_distributed_checkpoint,
                                    load_converted)
+from ..lumosx_core.model_files import missing_file_message
 from .patch import apply_lumosx
 from .validation import check_inputs, choice_error, validate
 
@@ -74,8 +75,7 @@ def name_error(name) -> str | None:
         return (f"model_name '{name}': only files inside the model folders can be loaded "
                 f"(no absolute paths or '..')")
     if name not in model_choices():
-        return (f"model_name '{name}': not found in models/diffusion_models or "
-                f"models/{LUMOSX_FOLDER}; put the LumosX checkpoint there and refresh")
+        return missing_file_message("model_name", name, ("diffusion_models", LUMOSX_FOLDER))
     return None
 
 
@@ -95,8 +95,8 @@ def resolve_model(name: str) -> str:
             path = folder_paths.get_full_path(folder, name)
             if path is not None:
                 return path
-    raise ValueError(f"model_name '{name}': not found in models/diffusion_models or "
-                     f"models/{LUMOSX_FOLDER}")
+    raise ValueError(missing_file_message("model_name", name,
+                                          ("diffusion_models", LUMOSX_FOLDER)))
 
 
 def weight_options(weight_dtype: str) -> dict:
