@@ -22,6 +22,7 @@ import hashlib
 import json
 import re
 import socket
+import sys
 import threading
 import time
 from dataclasses import dataclass, field
@@ -77,6 +78,14 @@ class _Handler(BaseHTTPRequestHandler):
         self.server.hub._handle(self, head=False)
 
 
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+
+    def handle_error(self, request, client_address):
+        if not isinstance(sys.exc_info()[1], (ConnectionError, TimeoutError)):
+            super().handle_error(request, client_address)  # a client that went away is normal
+
+
 class FakeHub:
     def __init__(self):
         self.repos: Dict[str, Dict[str, HubFile]] = {}
@@ -110,8 +119,7 @@ class FakeHub:
     # -- serving ------------------------------------------------------------------------------
     def start(self) -> "FakeHub":
         for name in ("hub", "cdn"):
-            srv = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
-            srv.daemon_threads = True
+            srv = _Server(("127.0.0.1", 0), _Handler)
             srv.hub, srv.name = self, name
             threading.Thread(target=srv.serve_forever, daemon=True).start()
             self._servers.append(srv)

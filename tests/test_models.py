@@ -333,6 +333,14 @@ def test_ctrl_c_keeps_the_partial_file_and_the_next_run_resumes(hub, standins, m
     assert leftovers(base) == []
 
 
+def test_an_unreachable_hub_says_so(hub, manifest, base):
+    from lumosx_core.cli.host import free_port
+    closed = f"http://127.0.0.1:{free_port()}"
+    r = _only(hub, base, manifest, "wan_vae", env={"HF_ENDPOINT": closed})
+    assert r.returncode == 1 and f"cannot reach {closed}" in r.stderr, r.stderr
+    assert "run again to resume" in r.stderr and leftovers(base) == []
+
+
 def test_no_token_for_a_protected_repository_says_so(hub, manifest, base):
     r = _only(hub, base, manifest, "wan_vae", env={"HF_TOKEN": ""})
     assert r.returncode == 1 and "HF_TOKEN" in r.stderr, r.stderr

@@ -177,16 +177,15 @@ class Hub:
             raise self._failed(e, f"{repo}/{folder}/") from None
         out = []
         for ent in entries:
-            if not hasattr(ent, "size") or getattr(ent, "blob_id", None) is None:
+            if not hasattr(ent, "blob_id"):
                 continue  # a folder
-            lfs = getattr(ent, "lfs", None)
-            sha = (lfs.get("sha256") if isinstance(lfs, dict) else getattr(lfs, "sha256", None)) \
-                if lfs else None
-            blob = (ent.blob_id or "").lower()
-            out.append(Listed(path=ent.path, size=ent.size if not lfs else
-                              (lfs.get("size") if isinstance(lfs, dict) else lfs.size),
-                              sha256=sha.lower() if sha else None,
-                              git_sha1=None if sha or not _SHA1.fullmatch(blob) else blob))
+            lfs = ent.lfs  # {size, sha256, ...} for a file in LFS storage, else None
+            if lfs:
+                out.append(Listed(ent.path, int(lfs["size"]), str(lfs["sha256"]).lower(), None))
+            else:
+                blob = (ent.blob_id or "").lower()
+                out.append(Listed(ent.path, ent.size, None,
+                                  blob if _SHA1.fullmatch(blob) else None))
         if not out:
             raise FetchError(f"{repo}/{folder}/: the hub lists no files there", "notfound")
         return out

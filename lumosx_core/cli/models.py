@@ -17,8 +17,8 @@ from .comfy_folders import Folders, FoldersError, comfy_folders
 from .host import find_comfyui, find_python
 from .hub import (PARTIAL_SUFFIX, FetchError, Hub, expected, fetch_file, partials_of)
 from .progress import Progress, human_size
+from .run import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE
 
-EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 STAGING = ".lumosx-download"
 
 
@@ -167,14 +167,6 @@ def _setup(args):
         print(f"{prog}: {e}", file=sys.stderr)
         return EXIT_USAGE
     return folders, [locate(m, folders) for m in chosen]
-
-
-def _rel(path: str, folders: Folders) -> str:
-    try:
-        rel = os.path.relpath(path, folders.models_dir)
-    except ValueError:
-        return path
-    return path if rel.startswith("..") else os.path.join("models", rel)
 
 
 # -- status -------------------------------------------------------------------------------------
