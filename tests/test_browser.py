@@ -375,18 +375,18 @@ def bare_server(tmp_path_factory):
     srv.stop()
 
 
-def test_missing_models_are_offered_with_their_download_and_folder(bare_server):
+def test_missing_models_are_offered_with_their_download_and_folder(app, bare_server):
     """A workflow opened without its files: the app offers each one (the manifest's name,
     folder and download address: the DiT's points at the authors' release folder)."""
     from lumosx_core.model_files import load_manifest
     manifest = load_manifest()
     want = {m.name: m for m in manifest.models if m.kind != "pack"}
     ui = shipped.load(shipped.ui_path("subject_consistent"))
-    with frontend.open_app(bare_server.url) as app:
-        app.js("""async () => window.app.extensionManager.setting.set(
+    with frontend.another_page(app, bare_server.url) as bare:
+        bare.js("""async () => window.app.extensionManager.setting.set(
             'Comfy.Workflow.ShowMissingModelsWarning', true)""")
-        app.js("async (wf) => { await window.app.loadGraphData(wf, true, true, null, {}); }", ui)
-        found = app.js(MISSING_MODELS_JS)
+        bare.js("async (wf) => { await window.app.loadGraphData(wf, true, true, null, {}); }", ui)
+        found = bare.js(MISSING_MODELS_JS)
         assert found, "the app offered no missing model"
         if found["kind"] == "dialog":
             got = {item["label"]: item["urls"] for item in found["items"]}
@@ -395,14 +395,14 @@ def test_missing_models_are_offered_with_their_download_and_folder(bare_server):
             got = {c["name"]: (c["directory"], c["url"]) for c in found["items"]}
             assert got == {n: (m.folder, m.url) for n, m in want.items()}, got
             # and the errors panel shows them with a download button each
-            app.page.click("[data-testid=error-overlay-see-errors]")
-            app.page.wait_for_selector("[data-testid=missing-model-importable-rows]")
-            rows = app.js("""() => document.querySelector(
+            bare.page.click("[data-testid=error-overlay-see-errors]")
+            bare.page.wait_for_selector("[data-testid=missing-model-importable-rows]")
+            rows = bare.js("""() => document.querySelector(
                 '[data-testid=missing-model-importable-rows]').textContent""")
             for m in want.values():
                 assert m.name in rows and m.folder in rows, rows
-            assert app.js("""() => document.querySelectorAll(
+            assert bare.js("""() => document.querySelectorAll(
                 '[data-testid=missing-model-download]').length""") == len(want)
-        app.page.screenshot(path=shipped.artifact("browser_missing_models.png"))
-        ours = app.errors(ours_only=True)
+        bare.page.screenshot(path=shipped.artifact("browser_missing_models.png"))
+        ours = bare.errors(ours_only=True)
         assert not ours, ours

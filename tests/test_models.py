@@ -291,6 +291,26 @@ def test_a_missing_file_is_a_404_message(hub, manifest, base):
     assert "404" in r.stderr and not where(base)["vae"].exists() and leftovers(base) == []
 
 
+def test_a_pack_is_placed_whole(hub, standins, manifest, base):
+    """A face pack missing one file is not placed half: its verified files wait aside, and
+    the next run fetches only the rest and places the pack."""
+    last = FACES.files[-1]
+    hub.remove(FACES.repo, last.path)
+    r = _only(hub, base, manifest, "antelopev2")
+    assert r.returncode == 1 and "404" in r.stderr and "licence:" in r.stdout
+    assert not where(base)["faces"].exists()   # the node never sees half a pack
+    s = status(hub, base, manifest)["antelopev2"]
+    assert s["state"] == "partial" and s["partial_bytes"] > 0
+    data = standins[(FACES.repo, last.path)][0]
+    hub.add(FACES.repo, last.path, data)
+    hub.clear_log()
+    r = _only(hub, base, manifest, "antelopev2")
+    assert r.returncode == 0, r.stderr
+    assert [q.path.rsplit("/", 1)[-1] for q in hub.log("cdn")] == [sha256(data)]  # only it
+    assert sorted(os.listdir(where(base)["faces"])) == sorted(f.name for f in FACES.files)
+    assert leftovers(base) == []
+
+
 def test_a_dropped_connection_resumes_in_the_same_run(hub, standins, manifest, base):
     hub.fault(VAE.repo, VAE.files[0].path, "drop")
     r = _only(hub, base, manifest, "wan_vae")

@@ -92,10 +92,8 @@ def _size(path: str) -> int:
 
 
 def _partial_bytes(folder: str) -> int:
-    if not os.path.isdir(folder):
-        return 0
-    return sum(os.path.getsize(os.path.join(d, f)) for d, _, fs in os.walk(folder)
-               for f in fs if f.endswith(PARTIAL_SUFFIX) or STAGING in d)
+    """Bytes in a staging folder (verified files and partial ones)."""
+    return sum(os.path.getsize(os.path.join(d, f)) for d, _, fs in os.walk(folder) for f in fs)
 
 
 def locate(model: ModelFile, folders: Folders) -> Location:
@@ -112,7 +110,8 @@ def locate(model: ModelFile, folders: Folders) -> Location:
                 return loc
         loc.missing_files = [n for n in names if not os.path.isfile(os.path.join(target, n))]
         loc.partial = sum(os.path.getsize(p) for n in names
-                          for p in partials_of(os.path.join(target, n)))
+                          for p in partials_of(os.path.join(target, n))) + \
+            _partial_bytes(staging_dir(loc))
         return loc
     searched = [p for name in model.folders for p in folders.paths.get(name, [])]
     target = os.path.join(folders.target(model.folder), model.name)
@@ -122,9 +121,8 @@ def locate(model: ModelFile, folders: Folders) -> Location:
         if os.path.isfile(path):
             loc.found, loc.size = path, os.path.getsize(path)
             return loc
-    folder = os.path.dirname(target)
     loc.partial = sum(os.path.getsize(p) for p in partials_of(target)) + \
-        (_partial_bytes(os.path.join(folder, STAGING, model.id)) if model.kind == "convert" else 0)
+        (_partial_bytes(staging_dir(loc)) if model.kind == "convert" else 0)
     return loc
 
 
@@ -218,15 +216,24 @@ class Planned:
     origin: str = "the manifest"
 
 
+def staging_dir(loc: Location) -> str:
+    """Where a release (``convert``) or a new pack is assembled before it is placed: a hidden
+    folder beside the target (same disk, so placing it is a rename)."""
+    return os.path.join(os.path.dirname(loc.target), STAGING, loc.model.id)
+
+
 def _plan(loc: Location, hub: Hub) -> List[Planned]:
     m = loc.model
     if m.kind == "pack":
-        return [Planned(f.path, os.path.join(loc.target, f.name), f.sha256, f.size)
+        # a new pack is assembled aside and renamed into place whole (the node never sees half
+        # a pack); files missing from an existing pack folder go straight in, one by one
+        folder = loc.target if os.path.isdir(loc.target) else staging_dir(loc)
+        return [Planned(f.path, os.path.join(folder, f.name), f.sha256, f.size)
                 for f in m.files if f.name in loc.missing_files]
     if m.kind == "file":
         f = m.files[0]
         return [Planned(f.path, loc.target, f.sha256, f.size)]
-    staging = os.path.join(os.path.dirname(loc.target), STAGING, m.id)
+    staging = staging_dir(loc)
     out = []
     prefix = m.listing.rstrip("/") + "/"
     for item in hub.listing(m.repo, m.listing, m.revision):
@@ -281,8 +288,10 @@ def _fetch(loc: Location, hub: Hub, progress: Progress) -> None:
     m = loc.model
     plan = _plan(loc, hub)
     for i, item in enumerate(plan, 1):
-        if os.path.isfile(item.target):  # a release file verified by an earlier run
-            continue
+        if os.path.isfile(item.target):  # staged and verified by an earlier run
+            if item.size is None or os.path.getsize(item.target) == item.size:
+                continue
+            os.remove(item.target)  # another version of the file: fetch it again
         remote = hub.resolve(m.repo, item.path, m.revision)
         exp = expected(remote, item.sha256, item.size, item.origin)
         label = posixpath.basename(item.path) if len(plan) == 1 else \
@@ -291,15 +300,17 @@ def _fetch(loc: Location, hub: Hub, progress: Progress) -> None:
         progress.event(f"  verified {posixpath.basename(item.path)}: {human_size(exp.size)}, "
                        f"{'sha256' if exp.sha256 else 'git sha1'} "
                        f"{(exp.sha256 or exp.git_sha1)[:16]}... ({exp.origin})")
+    staging = staging_dir(loc)
     if m.kind == "convert":
-        staging = os.path.join(os.path.dirname(loc.target), STAGING, m.id)
         release = os.path.join(staging, posixpath.basename(m.listing.rstrip("/")))
         _convert(loc, release, progress)
         shutil.rmtree(staging, ignore_errors=True)
-        try:
-            os.rmdir(os.path.dirname(staging))
-        except OSError:
-            pass
+    elif m.kind == "pack" and os.path.isdir(staging):
+        os.rename(staging, loc.target)
+    try:
+        os.rmdir(os.path.dirname(staging))  # the hidden staging folder, when empty
+    except OSError:
+        pass
 
 
 def _dry_run(locs: List[Location], hub: Optional[Hub]) -> int:
