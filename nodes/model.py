@@ -12,6 +12,7 @@ from comfy_api.latest import io
 
 from ..lumosx_core.convert import (CACHE_SUFFIX, CheckpointError, is_distributed_checkpoint,
                                    load_converted)
+from ..lumosx_core.model_files import missing_file_message
 from .patch import apply_lumosx
 from ..lumosx_core.limits import Listed, choice_error
 from .validation import LumosXNode, check_inputs
@@ -75,8 +76,7 @@ def name_error(name) -> str | None:
         return (f"model_name '{name}': only files inside the model folders can be loaded "
                 f"(no absolute paths or '..')")
     if name not in model_choices():
-        return (f"model_name '{name}': not found in models/diffusion_models or "
-                f"models/{LUMOSX_FOLDER}; put the LumosX checkpoint there and refresh")
+        return missing_file_message("model_name", name, ("diffusion_models", LUMOSX_FOLDER))
     return None
 
 
@@ -101,8 +101,8 @@ def resolve_model(name: str) -> str:
                 path = os.path.join(base, *[p for p in parts if p])
                 if os.path.lexists(path):
                     return path
-    raise ValueError(f"model_name '{name}': not found in models/diffusion_models or "
-                     f"models/{LUMOSX_FOLDER}")
+    raise ValueError(missing_file_message("model_name", name,
+                                          ("diffusion_models", LUMOSX_FOLDER)))
 
 
 def weight_options(weight_dtype: str) -> dict:

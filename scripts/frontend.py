@@ -188,6 +188,25 @@ class App:
         return path
 
 
+def _load(app: App, url: str, timeout: float) -> App:
+    t0 = time.time()
+    app.page.goto(url, wait_until="domcontentloaded", timeout=timeout * 1000)
+    app.wait_ready(max(10.0, timeout - (time.time() - t0)))
+    return app
+
+
+@contextlib.contextmanager
+def another_page(app: App, url: str, timeout: float = 90.0):
+    """A second page in ``app``'s browser with the app of another server (``url``) loaded
+    (one browser per process: Playwright's sync API cannot start a second)."""
+    prime_settings(url)
+    page = app.page.context.new_page()
+    try:
+        yield _load(App(page), url, timeout)
+    finally:
+        page.close()
+
+
 @contextlib.contextmanager
 def open_app(url: str, width: int = 1600, height: int = 1000, timeout: float = 90.0):
     """Yield an :class:`App` with ComfyUI's frontend loaded from ``url``."""
@@ -203,11 +222,7 @@ def open_app(url: str, width: int = 1600, height: int = 1000, timeout: float = 9
                 viewport={"width": width, "height": height})
             try:
                 page = ctx.pages[0] if ctx.pages else ctx.new_page()
-                app = App(page)
-                t0 = time.time()
-                page.goto(url, wait_until="domcontentloaded", timeout=timeout * 1000)
-                app.wait_ready(max(10.0, timeout - (time.time() - t0)))
-                yield app
+                yield _load(App(page), url, timeout)
             finally:
                 ctx.close()
     finally:

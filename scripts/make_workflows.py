@@ -7,7 +7,9 @@ connect, widget values, this pack's frontend extension), lays it out, and writes
 itself produces:
 
 * ``workflows/<name>.json``      the UI format (``app.graphToPrompt().workflow``: what Save /
-                                 Export write; drag it onto the canvas);
+                                 Export write; drag it onto the canvas), its loader nodes
+                                 carrying each model file's download address and folder
+                                 (``properties.models``, from ``lumosx_core/models.json``);
 * ``workflows/<name>.api.json``  the API format (``app.graphToPrompt().output``: what the
                                  Queue button sends to ``/prompt``).
 
@@ -58,6 +60,8 @@ async (spec) => {
       if (!w) throw new Error(`${s.type}: no widget ${k}`);
       w.value = v;
     }
+    // download metadata the frontend's missing-models dialog reads (properties.models)
+    if (s.properties) Object.assign(n.properties ??= {}, s.properties);
     if (s.control) {
       const c = (n.widgets || []).find((w) => w.name === 'control_after_generate');
       if (!c) throw new Error(`${s.type}: no control_after_generate widget`);

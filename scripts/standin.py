@@ -125,6 +125,20 @@ def tiny_dit(path, seed=0):
     return write_safetensors(tiny_dit_state_dict(seed=seed), path)
 
 
+def released_dit(folder, seed=0) -> str:
+    """The tiny DiT in the format of the authors' release (``LumosX_models/``): a
+    torch-distributed checkpoint folder (``.metadata`` + ``*.distcp``) holding the weights
+    under ``ema``, as their inference scripts load it."""
+    import warnings
+    import torch.distributed.checkpoint as dcp
+    os.makedirs(folder, exist_ok=True)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        dcp.save({"ema": tiny_dit_state_dict(seed=seed)}, checkpoint_id=str(folder),
+                 no_dist=True)
+    return str(folder)
+
+
 def tiny_wan_vae_state_dict(seed=0, dim=16):
     """State dict of a small Wan 2.1 VAE (ComfyUI reads ``dim`` from the decoder head)."""
     _cpu_comfy()

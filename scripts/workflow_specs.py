@@ -1,38 +1,46 @@
 """The shipped workflows, described once: ``scripts/make_workflows.py`` builds each of them
 in ComfyUI's own frontend and saves what the app saves (UI format) and what it queues (API
-format) into ``workflows/``. Model file names are the ones README's model table lists."""
+format) into ``workflows/``. Model files are the ones of the pack's manifest
+(``lumosx_core/models.json``, read through :mod:`lumosx_core.model_files`): their names, the
+Note that says where each goes, and the download metadata on each loader node that ComfyUI's
+frontend offers in its missing-models dialog."""
 from __future__ import annotations
 
-# -- the real files (README "Models and folders") -------------------------------------------
-DIT = "lumosx_t2v_1.3b.safetensors"          # models/diffusion_models/ (or models/lumosx/)
-UMT5 = "umt5_xxl_fp8_e4m3fn_scaled.safetensors"  # models/text_encoders/
-VAE = "wan_2.1_vae.safetensors"              # models/vae/
-FACE_PACK = "antelopev2"                     # models/insightface/models/antelopev2/
-FACE_PACKS = ("antelopev2", "buffalo_l")
+from lumosx_core.faces.detector import DEFAULT_PACKS
+from lumosx_core.model_files import FETCH_COMMAND, load_manifest
 
-#: (folder under models/, alternatives, file) for each real file
-REAL_FILES = [
-    (("diffusion_models", "lumosx"), DIT, "the LumosX DiT (Wan 2.1 T2V 1.3B fine-tune)"),
-    (("text_encoders", "clip"), UMT5, "umT5-XXL text encoder"),
-    (("vae",), VAE, "Wan 2.1 VAE"),
-]
+# -- the real files (lumosx_core/models.json) --------------------------------------------------
+MODELS = load_manifest()
+DIT = MODELS.get("lumosx_dit").name          # models/diffusion_models/ (or models/lumosx/)
+UMT5 = MODELS.get("umt5").name               # models/text_encoders/
+VAE = MODELS.get("wan_vae").name             # models/vae/
+FACE_PACK = MODELS.get("antelopev2").name    # models/insightface/models/antelopev2/
+FACE_PACKS = DEFAULT_PACKS
 
-MODELS_NOTE = f"""MODEL FILES (ComfyUI/models/...)
 
-diffusion_models/{DIT}
-  the LumosX DiT. Convert the authors' release (Alibaba-DAMO-Academy/LumosX, LumosX_models/):
-  python -m lumosx_core.convert <release .pt/.pth or checkpoint folder> {DIT}
-  (models/lumosx/ works too)
+def _note_entry(m) -> str:
+    where = f"{m.folder}/models/{m.name}/*.onnx" if m.kind == "pack" else f"{m.folder}/{m.name}"
+    how = "converted from" if m.kind == "convert" else "from"
+    terms = "; non-commercial research licence" if m.kind == "pack" else ""
+    return f"{where}\n  {m.what}, {how} {m.source}{terms}"
 
-text_encoders/{UMT5}
-  umT5-XXL, Comfy-Org/Wan_2.1_ComfyUI_repackaged (split_files/text_encoders)
 
-vae/{VAE}
-  Wan 2.1 VAE, Comfy-Org/Wan_2.1_ComfyUI_repackaged (split_files/vae)
+MODELS_NOTE = "\n\n".join([
+    "MODEL FILES (ComfyUI/models/...)",
+    f"One command downloads, verifies, converts and places them all:\n  {FETCH_COMMAND}\n"
+    f"(from the pack folder; --comfyui DIR for another ComfyUI; docs/models.md)",
+    *[_note_entry(m) for m in MODELS.models],
+    "The DiT also works from models/lumosx/, and the released .pt or checkpoint folder loads as "
+    "it is (python -m lumosx_core.convert converts by hand). buffalo_l works as face pack too.",
+])
 
-insightface/models/{FACE_PACK}/*.onnx  (or buffalo_l)
-  face detection + ArcFace for the Face Encoder; never downloaded by the pack
-"""
+
+def model_metadata(node_type: str) -> dict:
+    """Node properties with the download metadata ComfyUI's frontend reads for its
+    missing-models dialog (``properties.models``: name, url, directory)."""
+    entries = [m.frontend_entry() for m in MODELS.for_node(node_type) if m.kind != "pack"]
+    return {"models": entries} if entries else {}
+
 
 USAGE_NOTE = "\n\n".join([
     "HOW TO USE",
@@ -74,12 +82,13 @@ class Graph:
     def add(self, node_type: str, col: int, title: str = None, box=(None, None),
             control: str = None, **widgets) -> int:
         """A node in column ``col``; ``box`` = minimum (width, height) in canvas pixels;
-        ``widgets`` by input name; ``control`` = its control_after_generate mode."""
+        ``widgets`` by input name; ``control`` = its control_after_generate mode. Loader
+        nodes of the manifest's files get its download metadata (:func:`model_metadata`)."""
         node_id = len(self.nodes) + 1
         self.nodes.append({"id": node_id, "type": node_type, "col": col, "title": title,
                            "width": box[0], "height": box[1], "control": control,
                            "band": self.band if col in (1, 2, 3) else None,
-                           "widgets": widgets})
+                           "widgets": widgets, "properties": model_metadata(node_type)})
         return node_id
 
     def link(self, src: int, slot: int, dst: int, name: str) -> None:
@@ -90,7 +99,7 @@ class Graph:
 
     # -- building blocks ---------------------------------------------------------------------
     def models(self):
-        self.add("Note", 0, title="Model files: where they go", box=(420, 330),
+        self.add("Note", 0, title="Model files: where they go", box=(420, 440),
                  text=MODELS_NOTE)
         model = self.add("LumosXModelLoader", 0, box=(340, None), model_name=DIT,
                          weight_dtype="default", compute_dtype="bf16 (released)")

@@ -2,7 +2,9 @@
 test host's own ComfyUI frontend. Every shipped UI workflow loads through the app with no
 missing node types and gives exactly the shipped API workflow; the Person node grows and
 shrinks its attribute inputs; people get the preview's colours in chain order; the Bind node
-shows the binding report of an ``executed`` message; our script logs no console errors.
+shows the binding report of an ``executed`` message; opened without its model files, a
+workflow makes the app offer each one with its download address and folder; our script logs
+no console errors.
 Screenshots go to output/test-artifacts/ (``$LUMOSX_ARTIFACTS``)."""
 
 import pytest
@@ -339,3 +341,68 @@ def test_converter_gives_what_the_app_sends_for_every_node(app, object_info):
             problems.append(f"{label}: converter {got} != app {want} "
                             f"(widgets_values {node.get('widgets_values')})")
     assert not problems, "\n".join(p[:1500] for p in problems)
+
+
+# -- the missing-models offer: each loader's download address and folder ---------------------
+
+MISSING_MODELS_JS = """async () => {
+    // the dialog of frontends that have one (1.32: .comfy-missing-models), else the missing-
+    // model store behind the errors panel (1.49): feature detection, not versions
+    for (let t = 0; t < 100; t++) {
+        const items = [...document.querySelectorAll('.comfy-missing-models li, '
+                                                    + '.comfy-missing-models [role=option]')];
+        if (items.length) return {kind: 'dialog', items: items.map((li) => ({
+            label: (li.textContent || '').split('Download')[0].trim(),
+            urls: [...li.querySelectorAll('button[title]')].map((b) => b.title)}))};
+        const el = document.querySelector('#vue-app');
+        const pinia = el && el.__vue_app__ && el.__vue_app__.config.globalProperties.$pinia;
+        if (pinia) for (const [, st] of pinia._s) {
+            if (st.missingModelCandidates && st.missingModelCandidates.length)
+                return {kind: 'store', items: JSON.parse(JSON.stringify(st.missingModelCandidates))};
+        }
+        await new Promise((r) => setTimeout(r, 100));
+    }
+    return null;
+}"""
+
+
+@pytest.fixture(scope="module")
+def bare_server(tmp_path_factory):
+    """A host with this pack and no model file at all."""
+    from host_server import ComfyServer
+    srv = ComfyServer(str(tmp_path_factory.mktemp("comfy_bare"))).start()
+    yield srv
+    srv.stop()
+
+
+def test_missing_models_are_offered_with_their_download_and_folder(app, bare_server):
+    """A workflow opened without its files: the app offers each one (the manifest's name,
+    folder and download address: the DiT's points at the authors' release folder)."""
+    from lumosx_core.model_files import load_manifest
+    manifest = load_manifest()
+    want = {m.name: m for m in manifest.models if m.kind != "pack"}
+    ui = shipped.load(shipped.ui_path("subject_consistent"))
+    with frontend.another_page(app, bare_server.url) as bare:
+        bare.js("""async () => window.app.extensionManager.setting.set(
+            'Comfy.Workflow.ShowMissingModelsWarning', true)""")
+        bare.js("async (wf) => { await window.app.loadGraphData(wf, true, true, null, {}); }", ui)
+        found = bare.js(MISSING_MODELS_JS)
+        assert found, "the app offered no missing model"
+        if found["kind"] == "dialog":
+            got = {item["label"]: item["urls"] for item in found["items"]}
+            assert got == {f"{m.folder} / {m.name}": [m.url] for m in want.values()}, got
+        else:
+            got = {c["name"]: (c["directory"], c["url"]) for c in found["items"]}
+            assert got == {n: (m.folder, m.url) for n, m in want.items()}, got
+            # and the errors panel shows them with a download button each
+            bare.page.click("[data-testid=error-overlay-see-errors]")
+            bare.page.wait_for_selector("[data-testid=missing-model-importable-rows]")
+            rows = bare.js("""() => document.querySelector(
+                '[data-testid=missing-model-importable-rows]').textContent""")
+            for m in want.values():
+                assert m.name in rows and m.folder in rows, rows
+            assert bare.js("""() => document.querySelectorAll(
+                '[data-testid=missing-model-download]').length""") == len(want)
+        bare.page.screenshot(path=shipped.artifact("browser_missing_models.png"))
+        ours = bare.errors(ours_only=True)
+        assert not ours, ours

@@ -339,6 +339,7 @@ def test_missing_pack_names_the_folder_and_downloads_nothing(faces, tmp_path, mo
     with pytest.raises(FileNotFoundError) as err:
         faces.LumosXFaceEncoder.execute(astronaut()[None], "antelopev2")
     assert target in str(err.value) and "antelopev2" in str(err.value)
+    assert "`lumosx models get --only antelopev2`" in str(err.value)  # how to get it
     assert not root.exists() and not calls                     # nothing created or fetched
     # a folder without .onnx files is no pack; one a level too deep gets a hint
     nested = root / "models" / "antelopev2" / "antelopev2"

@@ -89,6 +89,20 @@ def test_truncated_safetensors(folders, wan_sd):
         _loader().LumosXModelLoader.execute("broken.safetensors", "default")
 
 
+def test_missing_file_error_names_the_command_that_fetches_it(folders):
+    from lumosx_core.model_files import load_manifest
+    dit = load_manifest().get("lumosx_dit")
+    msg = _loader().name_error(dit.name)
+    assert msg.startswith(f"model_name '{dit.name}': not found in models/diffusion_models or "
+                          f"models/lumosx")
+    assert f"`lumosx models get --only {dit.id}` downloads, verifies and converts" in msg
+    assert dit.repo in msg and "LumosX_models/" in msg
+    other = _loader().name_error("my_own_finetune.safetensors")
+    assert "put the file there" in other and f"fetches the shipped {dit.name}" in other
+    with pytest.raises(ValueError, match="lumosx models get"):
+        _loader().LumosXModelLoader.execute(dit.name, "default")
+
+
 def test_path_traversal_refused(folders):
     with pytest.raises(ValueError, match="only files inside the model folders"):
         _loader().resolve_model("../../etc/passwd")

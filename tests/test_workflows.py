@@ -122,6 +122,28 @@ def test_notes_say_which_file_goes_in_which_folder(name):
         assert needle in text, (name, needle)
 
 
+@pytest.mark.parametrize("name", shipped.NAMES)
+def test_loader_nodes_carry_the_download_metadata_of_the_manifest(name):
+    """Each loader of a manifest file offers its download (name, url, folder, sha256 where
+    published) to the frontend's missing-models dialog, for the file its widget names."""
+    from lumosx_core.model_files import load_manifest
+    manifest = load_manifest()
+    seen = set()
+    for node in shipped.load(shipped.ui_path(name))["nodes"]:
+        files = [m for m in manifest.for_node(node["type"]) if m.kind != "pack"]
+        if not files:
+            assert "models" not in node.get("properties", {}), node["type"]
+            continue
+        (m,) = files
+        assert node["properties"]["models"] == [m.frontend_entry()], node["type"]
+        assert m.name in node["widgets_values"]
+        assert m.url.startswith("https://huggingface.co/")  # a source the dialog allows
+        seen.add(m.id)
+    assert seen == {"lumosx_dit", "umt5", "wan_vae"}
+    dit = manifest.get("lumosx_dit").frontend_entry()
+    assert dit["url"].endswith("/tree/main/LumosX_models")  # no direct file: its source folder
+
+
 def _readme_models_section():
     with open(os.path.join(shipped.ROOT, "README.md"), encoding="utf-8") as f:
         readme = f.read()

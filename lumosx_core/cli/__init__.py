@@ -5,24 +5,25 @@ parser and sets ``func`` (called with the parsed args, returning the exit code):
 
 * ``lumosx serve`` -- :mod:`lumosx_core.cli.serve` (start ComfyUI with this pack);
 * ``lumosx run`` -- :mod:`lumosx_core.cli.run` (queue workflows through ComfyUI's HTTP API);
-* ``lumosx eval`` -- :mod:`lumosx_core.cli.eval_cmd` (identity and binding scores).
+* ``lumosx eval`` -- :mod:`lumosx_core.cli.eval_cmd` (identity and binding scores);
+* ``lumosx models`` -- :mod:`lumosx_core.cli.models` (the model files: status, get).
 
-No ComfyUI import: the commands talk to a server or work on files.
+No ComfyUI import: the commands talk to a server, a model hub or work on files.
 """
 from __future__ import annotations
 
 import argparse
 import sys
 
-from . import eval_cmd, run, serve
+from . import eval_cmd, models, run, serve
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="lumosx", description="ComfyUI-LumosX: run workflows on ComfyUI servers, score "
-                                   "generated videos.")
+                                   "generated videos, fetch the model files.")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    for mod in (serve, run, eval_cmd):   # their optional libraries are imported when a command runs
+    for mod in (serve, run, eval_cmd, models):   # their optional libraries are imported when a command runs
         mod.register(sub)
     return parser
 

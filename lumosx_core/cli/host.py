@@ -157,12 +157,24 @@ def running_host() -> Optional[TestHost]:
     return None
 
 
+def installed_in() -> Optional[str]:
+    """The ComfyUI folder this checkout is installed in (``<ComfyUI>/custom_nodes/<pack>``),
+    if it is."""
+    parent = os.path.dirname(REPO_ROOT)
+    if os.path.basename(parent) == "custom_nodes":
+        comfy = os.path.dirname(parent)
+        if os.path.isfile(os.path.join(comfy, "main.py")):
+            return comfy
+    return None
+
+
 def find_comfyui(explicit: Optional[str] = None) -> str:
-    """``explicit``, else ``$LUMOSX_COMFYUI`` / ``$COMFYUI_PATH``, else the test host whose venv
-    runs this interpreter, else the default test host."""
+    """``explicit``, else ``$LUMOSX_COMFYUI`` / ``$COMFYUI_PATH``, else the ComfyUI this pack
+    is installed in, else the test host whose venv runs this interpreter, else the default
+    test host."""
     own = running_host()
     candidates = [explicit] if explicit else [os.environ.get("LUMOSX_COMFYUI"),
-                                               os.environ.get("COMFYUI_PATH"),
+                                               os.environ.get("COMFYUI_PATH"), installed_in(),
                                                own.comfyui if own else None, test_host_dir()]
     for c in candidates:
         if c and os.path.isfile(os.path.join(c, "main.py")):

@@ -203,8 +203,15 @@ def find_pack(pack: str, roots: Sequence[str], target: Optional[str] = None) -> 
             break
     raise FileNotFoundError(
         f"pack: insightface pack {pack!r} not found: put its .onnx files in {target}{hint}. "
-        f"LumosX never downloads models; antelopev2 or buffalo_l (detection + recognition) "
-        f"work.")
+        f"The node never downloads models; antelopev2 or buffalo_l (detection + recognition) "
+        f"work{_fetch_hint(pack)}.")
+
+
+def _fetch_hint(pack: str) -> str:
+    """How to get ``pack`` when the model manifest lists it (``lumosx models get``)."""
+    from ..model_files import load_manifest
+    m = load_manifest().find(pack)
+    return f"; {m.fetch_hint()}" if m is not None and m.kind == "pack" else ""
 
 
 def default_roots() -> List[str]:
