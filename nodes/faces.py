@@ -17,8 +17,7 @@ import comfy.utils
 import folder_paths
 from comfy_api.latest import io
 
-from ..lumosx_core.faces.crop import (crop_resized, face_box, passthrough_box, pixel_box,
-                                     select_face, square_box)
+from ..lumosx_core.faces.crop import face_reference, passthrough_box, select_face
 from ..lumosx_core.faces.detector import (DEFAULT_PACKS, PROVIDER_OPTIONS, detect_insightface,
                                          list_packs, load_face_analysis, unit)
 from ..lumosx_core.faces.detector import find_pack as find_pack_in
@@ -137,6 +136,21 @@ def _embedding(face):
     return None if emb is None else torch.from_numpy(emb)
 
 
+def crop_face(rgb: torch.Tensor, face, size: int = 512, crop: str = CROP_RELEASED,
+              margin: float = 0.3):
+    """The Face Encoder's reference of one detected insightface ``face`` in ``rgb``
+    ``[H, W, 3]`` (People From Photo crops with it too, so its crops are the Face Encoder's):
+    ``(crop [size, size, 3] float, face info fields)``."""
+    bbox = [float(v) for v in face.bbox[:4]]
+    reference, box = face_reference(rgb, bbox, size, square=crop == CROP_SQUARE, margin=margin)
+    kps = getattr(face, "kps", None)
+    return reference.float(), {
+        "detected": True, "bbox": bbox,
+        "kps": None if kps is None else np.asarray(kps, dtype=float).tolist(),
+        "det_score": float(face.det_score), "embedding": _embedding(face),
+        "crop_box": [float(v) for v in box]}
+
+
 def encode_faces(app, images: torch.Tensor, select: str = "largest", index: int = 0,
                  margin: float = 0.3, size: int = 512, det_size: int = 640,
                  crop: str = CROP_RELEASED):
@@ -166,23 +180,14 @@ def encode_faces(app, images: torch.Tensor, select: str = "largest", index: int 
                 face = faces[select_face(bboxes, mode, index)]
             except ValueError as e:
                 raise ValueError(f"photo {b} of the batch: {e}") from e
-            bbox = [float(v) for v in face.bbox[:4]]
-            if crop == CROP_SQUARE:
-                box = pixel_box(square_box(bbox, margin))
-            else:
-                box = face_box(bbox, w, h)
-            crop = crop_resized(rgb, box, size)
-            kps = getattr(face, "kps", None)
-            info.update(detected=True, bbox=bbox,
-                        kps=None if kps is None else np.asarray(kps, dtype=float).tolist(),
-                        det_score=float(face.det_score), embedding=_embedding(face),
-                        crop_box=[float(v) for v in box])
+            reference, found = crop_face(rgb, face, size, crop, margin)
+            info.update(found)
         else:
             log.warning("LumosX Face Encoder: no face detected in photo %d of the batch "
                         "(%dx%d); passing the whole photo through letterboxed on white", b, w, h)
-            crop = letterbox(rgb, size, size)
+            reference = letterbox(rgb, size, size)
             info["crop_box"] = [float(v) for v in passthrough_box(w, h)]
-        crops.append(crop.float())
+        crops.append(reference.float())
         infos.append(info)
         pbar.update(1)
     return torch.stack(crops), infos

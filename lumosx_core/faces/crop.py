@@ -132,6 +132,26 @@ def crop_resized(image: torch.Tensor, box: Sequence[float], size: int) -> torch.
     return canvas
 
 
+def reference_box(bbox: Sequence[float], width: int, height: int, square: bool = False,
+                  margin: float = 0.3) -> PixelBox:
+    """The crop box of a face reference for the detector's ``bbox`` in a ``width x height``
+    photo: the face box as it is (:func:`face_box`, released) or, with ``square``, a square
+    with ``margin`` (:func:`square_box`, may extend past the photo)."""
+    if square:
+        return pixel_box(square_box(bbox, margin))
+    return face_box(bbox, width, height)
+
+
+def face_reference(image: torch.Tensor, bbox: Sequence[float], size: int, square: bool = False,
+                   margin: float = 0.3):
+    """THE face reference of one detected face, for the Face Encoder and People From Photo
+    alike: the :func:`reference_box` of ``bbox`` in ``image`` ``[H, W, C]`` letterboxed on
+    white at ``size`` (:func:`crop_resized`). Returns ``(crop [size, size, 3], box)``."""
+    img = to_rgb(image, drop_alpha=True)
+    box = reference_box(bbox, img.shape[1], img.shape[0], square, margin)
+    return crop_resized(img, box, size), box
+
+
 def box_area(bbox: Sequence[float]) -> float:
     """Area of ``(x1, y1, x2, y2)`` (0 for a degenerate box)."""
     x1, y1, x2, y2 = (float(v) for v in bbox)
