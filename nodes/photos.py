@@ -120,9 +120,8 @@ def give_garments(people: PeopleInPhoto, garments, mode: str, min_overlap: float
     check_size(masks, h, w, "garments", "image")
     for j in range(masks.shape[0]):
         check_not_empty(masks[j], item_name("garments", j, masks.shape[0]), "the garments")
-    centres = [(p.bbox[0] + p.bbox[2]) / 2.0 for p in people.people]
     return people.with_assignment(garments_core.assign_garments(
-        masks, people.regions(), centres, mode, min_overlap))
+        masks, people.regions(), [p.bbox for p in people.people], mode, min_overlap))
 
 
 def preview(people: PeopleInPhoto) -> torch.Tensor:

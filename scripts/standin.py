@@ -332,9 +332,8 @@ def draw_avatar(color=(90, 110, 140)) -> Image.Image:
     return img
 
 
-#: Chandler's red shirt in t1.jpg (left to right person 3), as a user would paint it: a
-#: rough outline, of which only the shirt's red pixels are kept (as a brush that follows the
-#: edge would).
+#: Chandler's red shirt in t1.jpg (left to right person 3), painted as a user would paint it
+#: with the mask editor's brush: its outline, filled.
 T1_RED_SHIRT = [(700, 450), (740, 430), (790, 470), (840, 480), (855, 420), (880, 395),
                 (905, 420), (910, 540), (880, 575), (820, 570), (760, 585), (720, 580),
                 (680, 560), (665, 520)]
@@ -354,14 +353,6 @@ def polygon_mask(size, points) -> np.ndarray:
     m = Image.new("L", size, 0)
     ImageDraw.Draw(m).polygon(points, fill=255)
     return np.asarray(m) > 127
-
-
-def red_shirt_mask(photo: Image.Image) -> np.ndarray:
-    """The red shirt in t1.jpg: the outline :data:`T1_RED_SHIRT`, red pixels only."""
-    rgb = np.asarray(photo.convert("RGB")).astype(np.float32)
-    r, g, b = rgb[..., 0], rgb[..., 1], rgb[..., 2]
-    red = (r > 80) & (r > 1.6 * g) & (r > 1.4 * b)
-    return polygon_mask(photo.size, T1_RED_SHIRT) & red
 
 
 def draw_group(w=640, h=384) -> Image.Image:
@@ -415,7 +406,7 @@ def from_photos_inputs(photo: Optional[Image.Image]) -> Dict[str, Image.Image]:
     the red shirt painted; drawn silhouettes with one body painted when ``photo`` is None)
     and the product photo with the raincoat painted."""
     if photo is not None:
-        group = painted(photo, red_shirt_mask(photo))
+        group = painted(photo, polygon_mask(photo.size, T1_RED_SHIRT))
     else:
         group = draw_group()
         group = painted(group, group_body(*group.size))

@@ -214,6 +214,9 @@ def test_garment_nobody_wears_is_reported_not_given(N, face_root):
     assert "no garments are connected" in blocked.message
 
 
+BOXES = [(3, 0, 7, 4), (13, 0, 17, 4)]     # face height 4: pieces 0 px apart are one part
+
+
 def test_assignment_pure_fractions_and_specks():
     regions = torch.zeros(2, 10, 20, dtype=torch.bool)
     regions[0, :, :10] = True
@@ -221,16 +224,27 @@ def test_assignment_pure_fractions_and_specks():
     mask = torch.zeros(1, 10, 20)
     mask[0, 2:8, 2:12] = 1.0                 # 8 of 10 columns in person 0's region
     mask[0, 0, 19] = 1.0                     # a speck at the far right
-    a = G.assign_garments(mask, regions, [5, 15])
+    a = G.assign_garments(mask, regions, BOXES)
     big, speck = a.shares
     assert big.overlaps == pytest.approx((0.8, 0.2)) and big.person == 0 and big.pieces == 2
     assert speck.person == 1 and speck.pixels == 1
     soft = mask * 0.5
-    assert G.assign_garments(soft, regions, [5, 15]).shares[0].pixels == pytest.approx(30)
+    assert G.assign_garments(soft, regions, BOXES).shares[0].pixels == pytest.approx(30)
+    # pieces a fold apart are one part; garments painted apart stay apart
+    pieces = torch.zeros(1, 10, 200)
+    pieces[0, 2:8, 2:60] = 1
+    pieces[0, 2:8, 63:100] = 1            # 3 px gap: one part with faces 100 px tall
+    pieces[0, 2:8, 140:180] = 1           # 40 px gap: a part of its own
+    wide = torch.zeros(2, 10, 200, dtype=torch.bool)
+    wide[0, :, :120] = True
+    wide[1, :, 120:] = True
+    tall = [(40, 0, 80, 100), (140, 0, 180, 100)]
+    a = G.assign_garments(pieces, wide, tall)
+    assert [(s.pixels, s.person) for s in a.shares] == [(6 * 95, 0), (6 * 40, 1)]
     with pytest.raises(ValueError, match="mode"):
-        G.assign_garments(mask, regions, [5, 15], mode="nearest")
+        G.assign_garments(mask, regions, BOXES, mode="nearest")
     with pytest.raises(ValueError, match="min_overlap"):
-        G.assign_garments(mask, regions, [5, 15], min_overlap=1.5)
+        G.assign_garments(mask, regions, BOXES, min_overlap=1.5)
 
 
 # ---------------------------------------------------------------------- errors

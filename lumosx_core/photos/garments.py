@@ -12,7 +12,9 @@ Modes (``mode``):
 
 * :data:`BY_PART` (default): each connected part of a mask separately -- a user who painted
   two people's garments in one mask gets each to its wearer, and a garment in one piece stays
-  whole (parts under 2 % of the mask travel together as one piece);
+  whole. Pieces closer to each other than :data:`GAP` face heights are one part (a fold, a
+  hand or a strap across a garment splits a colour or segmentation mask into pieces a few
+  pixels apart), and parts under 2 % of the mask travel together as one piece;
 * :data:`WHOLE`: each mask as a whole to the person it overlaps most;
 * :data:`SPLIT`: each mask cut at the region borders: every person it overlaps by at least
   ``min_overlap`` gets the pixels whose column is nearer their face centre than any other
@@ -26,6 +28,7 @@ from dataclasses import dataclass
 from typing import List, Optional, Sequence, Tuple
 
 import torch
+import torch.nn.functional as F
 
 from .masks import kept, part_masks
 
@@ -34,6 +37,9 @@ WHOLE = "whole mask to its main wearer"
 SPLIT = "split at region borders"
 MODES = (BY_PART, WHOLE, SPLIT)
 DEFAULT_MIN_OVERLAP = 0.2
+#: In :data:`BY_PART`, pieces closer than this many face heights (the people's median) are
+#: one part.
+GAP = 0.1
 #: In :data:`BY_PART`, parts under this fraction of their mask go together as one piece.
 SPECK = 0.02
 
@@ -148,10 +154,16 @@ def _split(mask: torch.Tensor, keep: torch.Tensor, regions: torch.Tensor,
     return shares
 
 
-def _parts(keep: torch.Tensor, mask: torch.Tensor) -> List[torch.Tensor]:
-    """The connected parts of ``keep``, largest first; parts under :data:`SPECK` of the
-    mask's weight travel together as one last piece (a noisy mask gives a short report)."""
-    parts = part_masks(keep)
+def _parts(keep: torch.Tensor, mask: torch.Tensor, gap: int) -> List[torch.Tensor]:
+    """The connected parts of ``keep`` (pieces less than ``gap`` pixels apart joined), largest
+    first; parts under :data:`SPECK` of the mask's weight travel together as one last piece
+    (a noisy mask gives a short report)."""
+    r = max(0, (int(gap) + 1) // 2)
+    if r:
+        grown = F.max_pool2d(keep[None, None].float(), 2 * r + 1, stride=1, padding=r)[0, 0]
+        parts = [p & keep for p in part_masks(grown > 0.5)]
+    else:
+        parts = part_masks(keep)
     total = float(torch.where(keep, mask, 0.0).sum())
     big = [k for k in parts if float(torch.where(k, mask, 0.0).sum()) >= SPECK * total]
     small = [k for k in parts if float(torch.where(k, mask, 0.0).sum()) < SPECK * total]
@@ -168,13 +180,13 @@ def _pieces(mask, keeps, regions, min_overlap, index) -> List[Share]:
     return shares
 
 
-def assign_garments(masks: torch.Tensor, regions: torch.Tensor, centres_x: Sequence[float],
-                    mode: str = BY_PART, min_overlap: float = DEFAULT_MIN_OVERLAP
-                    ) -> Assignment:
+def assign_garments(masks: torch.Tensor, regions: torch.Tensor,
+                    face_boxes: Sequence[Sequence[float]], mode: str = BY_PART,
+                    min_overlap: float = DEFAULT_MIN_OVERLAP) -> Assignment:
     """Give each garment mask (float ``[M, H, W]``, checked by the caller: same size as the
     photo, none empty) to the people whose ``regions`` (bool ``[N, H, W]``) it overlaps, in
-    ``mode`` (see the module). ``centres_x``: each person's face centre x (for :data:`SPLIT`).
-    """
+    ``mode`` (see the module). ``face_boxes``: each person's face box ``(x1, y1, x2, y2)``
+    (their centres split masks in :data:`SPLIT`, their heights set :data:`GAP`)."""
     if mode not in MODES:
         raise ValueError(f"mode = {mode!r} is not one of {MODES}")
     if not 0.0 <= float(min_overlap) <= 1.0:
@@ -182,11 +194,16 @@ def assign_garments(masks: torch.Tensor, regions: torch.Tensor, centres_x: Seque
     if masks.shape[1:] != regions.shape[1:]:
         raise ValueError(f"garment masks are {tuple(masks.shape[1:])} but the regions "
                          f"{tuple(regions.shape[1:])}")
+    if len(face_boxes) != regions.shape[0]:
+        raise ValueError(f"{len(face_boxes)} face boxes for {regions.shape[0]} regions")
+    centres_x = [(float(b[0]) + float(b[2])) / 2.0 for b in face_boxes]
+    heights = sorted(float(b[3]) - float(b[1]) for b in face_boxes)
+    gap = round(GAP * heights[len(heights) // 2]) if heights else 0
     shares: List[Share] = []
     for i in range(masks.shape[0]):
         keep = kept(masks[i])
         if mode == BY_PART:
-            shares += _pieces(masks[i], _parts(keep, masks[i]), regions, min_overlap, i)
+            shares += _pieces(masks[i], _parts(keep, masks[i], gap), regions, min_overlap, i)
         elif mode == WHOLE:
             shares += _pieces(masks[i], [keep], regions, min_overlap, i)
         else:
