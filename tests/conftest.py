@@ -114,9 +114,10 @@ _host_cpu_mode()
 #: as a subprocess), which the full suite runs.
 FAST_MODULES = {"test_layout", "test_positions", "test_phrases", "test_image_prep", "test_solver",
                 "test_relational_attention", "test_forward", "test_nodes", "test_loader",
-                "test_prompt", "test_hostile_inputs", "test_cli_follow"}
+                "test_prompt", "test_hostile_inputs", "test_cli_follow", "test_cutout"}
 FAST_EXCLUDED = {"test_efficient_equals_dense_reference", "test_reference_cases_bind_every_phrase",
-                 "test_convert_cli"}
+                 "test_convert_cli", "test_cut_out_recovers_the_released_cutouts_from_busy_photos",
+                 "test_cut_out_recovers_rescaled_cutouts"}
 
 
 def pytest_collection_modifyitems(config, items):
