@@ -25,7 +25,8 @@ from ..lumosx_core.evaluation.appearance import clip_vision_embedder
 from ..lumosx_core.evaluation.render import render_matrix, render_overlay, stack_images
 from ..lumosx_core.evaluation.report import json_safe
 from ..lumosx_core.evaluation.video import sample_indices
-from .faces import detector_inputs, load_analyzer, pack_input, validate_face_inputs
+from .faces import (body_region_inputs, detector_inputs, load_analyzer, pack_input,
+                    validate_face_inputs)
 from .references import Refs
 from .validation import check_inputs
 
@@ -116,11 +117,7 @@ class LumosXEvaluate(io.ComfyNode):
                                tooltip="A detected face is only given to a person when its "
                                        "ArcFace similarity reaches this; below it the face "
                                        "is a stranger and the person counts as not found."),
-                io.Float.Input("body_width", default=2.8, min=0.5, max=8.0, step=0.1,
-                               tooltip="Width of a person's body region, in face widths."),
-                io.Float.Input("body_height", default=3.5, min=0.5, max=12.0, step=0.1,
-                               tooltip="Height of the body region under the face, in face "
-                                       "heights."),
+                *body_region_inputs(),
                 *detector_inputs(),
                 io.ClipVision.Input("clip_vision", optional=True,
                                     tooltip="Optional CLIP vision model (Load CLIP Vision): "

@@ -21,8 +21,8 @@ from ..lumosx_core.photos.masks import (as_images, as_masks, check_not_empty, ch
                                         item_name)
 from ..lumosx_core.photos.people import (LEFT_TO_RIGHT, ORDERS, PeopleInPhoto, PhotoPerson,
                                          body_regions, order_faces, render_people)
-from .faces import (CROP_OPTIONS, CROP_RELEASED, crop_face, detector_inputs, load_analyzer,
-                    pack_input, validate_face_inputs)
+from .faces import (CROP_OPTIONS, CROP_RELEASED, body_region_inputs, crop_face, crop_inputs,
+                    detector_inputs, load_analyzer, pack_input, validate_face_inputs)
 from .validation import check_inputs, validate
 
 PEOPLE_TYPE = io.Custom("LUMOSX_PEOPLE")
@@ -161,18 +161,9 @@ class LumosXPeopleFromPhoto(io.ComfyNode):
                 io.Combo.Input("crop", options=list(CROP_OPTIONS), default=CROP_RELEASED,
                                tooltip="The Face Encoder's crop: the detector's face box "
                                        "(released) or a square with 'margin'."),
-                io.Float.Input("margin", default=0.3, min=0.0, max=2.0, step=0.01,
-                               tooltip="With 'square with margin': space around the face on "
-                                       "each side, as a fraction of the face box's longer "
-                                       "side."),
-                io.Int.Input("size", default=512, min=64, max=2048, step=8,
-                             tooltip="Side of the square face crops, in pixels."),
+                *crop_inputs(),
                 *detector_inputs(),
-                io.Float.Input("body_width", default=2.8, min=0.5, max=8.0, step=0.1,
-                               tooltip="Width of a person's body region, in face widths."),
-                io.Float.Input("body_height", default=3.5, min=0.5, max=12.0, step=0.1,
-                               tooltip="Height of the body region under the face, in face "
-                                       "heights."),
+                *body_region_inputs(),
                 io.Combo.Input("assign", options=list(garments_core.MODES),
                                default=garments_core.BY_PART,
                                tooltip="How garment masks go to people: each connected part "
@@ -293,8 +284,8 @@ class LumosXPickPerson(io.ComfyNode):
             why = ("no garments are connected to People From Photo" if a is None else
                    "People From Photo gave this person no garment (see its report)")
             garment = ExecutionBlocker(
-                f"LumosX Pick Person: person {index} has no garment: {why}. Paint the "
-                f"garment on the group photo and connect that mask to People From Photo's "
+                f"LumosX Pick Person: person {index} (index = {index}) has no garment: {why}. "
+                f"Paint the garment on the group photo and connect that mask to People From Photo's "
                 f"garments, or do not use the garment output of this person.")
         return io.NodeOutput(person.face.unsqueeze(0), garment,
                              person.region.float().unsqueeze(0), worn.unsqueeze(0))

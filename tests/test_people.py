@@ -92,11 +92,13 @@ def test_face_encoder_batch_crops_each_photo_the_same_way(faces, face_root):
         assert x2 - x1 == y2 - y1
 
 
-def test_largest_first_and_max_people(N, face_root):
+def test_largest_first_and_max_people(N, faces, face_root):
     photo = vectron_image("players.jpg")
     everyone = people_from(N, photo).result[2]
     assert len(everyone.people) >= 20
-    by_size = people_from(N, photo, order=LARGEST_FIRST).result[2]
+    crops, _, by_size, _, _ = people_from(N, photo, order=LARGEST_FIRST).result
+    largest = faces.LumosXFaceEncoder.execute(photo[None], VECTRON_PACK).result[0]
+    assert torch.equal(crops[0], largest[0])                 # the Face Encoder's "largest"
     areas = [box_area(p.bbox) for p in by_size.people]
     assert areas == sorted(areas, reverse=True)
     assert sorted(p.bbox for p in by_size.people) == sorted(p.bbox for p in everyone.people)
@@ -208,7 +210,7 @@ def test_garment_nobody_wears_is_reported_not_given(N, face_root):
     face, garment, _, worn = N["LumosXPickPerson"].execute(people, 2).result
     from comfy_execution.graph_utils import ExecutionBlocker
     assert isinstance(garment, ExecutionBlocker)
-    assert "person 2 has no garment" in garment.message and worn.sum() == 0
+    assert "person 2 (index = 2) has no garment" in garment.message and worn.sum() == 0
     plain = people_from(N, photo).result[2]
     blocked = N["LumosXPickPerson"].execute(plain, 0).result[1]
     assert "no garments are connected" in blocked.message
