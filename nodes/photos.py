@@ -18,7 +18,7 @@ from ..lumosx_core.image_prep import to_rgb
 from ..lumosx_core.photos import garments as garments_core
 from ..lumosx_core.photos.cutout import cut_out, cut_out_batch, stack
 from ..lumosx_core.photos.masks import (as_images, as_masks, check_not_empty, check_size,
-                                        item_name)
+                                        item_name, kept)
 from ..lumosx_core.photos.people import (LEFT_TO_RIGHT, ORDERS, PeopleInPhoto, PhotoPerson,
                                          body_regions, order_faces, render_people)
 from .faces import (CROP_OPTIONS, CROP_RELEASED, body_region_inputs, crop_face, crop_inputs,
@@ -125,6 +125,7 @@ def give_garments(people: PeopleInPhoto, garments, mode: str, min_overlap: float
 
 
 def preview(people: PeopleInPhoto) -> torch.Tensor:
+    """People From Photo's preview IMAGE ``[1, H, W, 3]`` (:func:`render_people`)."""
     a = people.assignment
     worn = [a.person_keep(k) for k in range(len(people.people))] if a is not None else None
     return _image(render_people(people.photo, [p.bbox for p in people.people],
@@ -277,7 +278,7 @@ class LumosXPickPerson(io.ComfyNode):
         person = people.person(index)
         a = people.assignment
         worn = a.person_mask(int(index)) if a is not None else torch.zeros(people.photo.shape[:2])
-        if bool(worn.any()):
+        if bool(kept(worn).any()):
             cut = cut_out(people.photo, worn)
             garment = cut.image.unsqueeze(0)
         else:
@@ -285,8 +286,8 @@ class LumosXPickPerson(io.ComfyNode):
                    "People From Photo gave this person no garment (see its report)")
             garment = ExecutionBlocker(
                 f"LumosX Pick Person: person {index} (index = {index}) has no garment: {why}. "
-                f"Paint the garment on the group photo and connect that mask to People From Photo's "
-                f"garments, or do not use the garment output of this person.")
+                f"Paint the garment on the group photo and connect that mask to People From "
+                f"Photo's garments, or do not use the garment output of this person.")
         return io.NodeOutput(person.face.unsqueeze(0), garment,
                              person.region.float().unsqueeze(0), worn.unsqueeze(0))
 

@@ -98,7 +98,8 @@ def test_cut_out_recovers_the_released_cutouts_from_busy_photos(photo_name):
         h, w = ref.shape[:2]
         if h > photo.shape[0] or w > photo.shape[1]:
             continue
-        x, y = int(rng.integers(0, photo.shape[1] - w + 1)), int(rng.integers(0, photo.shape[0] - h + 1))
+        x = int(rng.integers(0, photo.shape[1] - w + 1))
+        y = int(rng.integers(0, photo.shape[0] - h + 1))
         pasted, mask = composite(photo, ref, non_white(ref), x, y)
         (c,) = cut_out_batch(pasted.unsqueeze(0), mask.unsqueeze(0))
         assert c.box == (x, y, x + w, y + h), name
@@ -121,7 +122,8 @@ def test_cut_out_recovers_rescaled_cutouts(scale):
         if h > photo.shape[0] or w > photo.shape[1]:
             continue
         small = np.asarray(im.resize((w, h), Image.BICUBIC))
-        x, y = int(rng.integers(0, photo.shape[1] - w + 1)), int(rng.integers(0, photo.shape[0] - h + 1))
+        x = int(rng.integers(0, photo.shape[1] - w + 1))
+        y = int(rng.integers(0, photo.shape[0] - h + 1))
         pasted, mask = composite(photo, small, non_white(small), x, y)
         (c,) = cut_out_batch(pasted, mask)
         assert c.box == (x, y, x + w, y + h), name

@@ -125,10 +125,10 @@ class PeopleInPhoto:
 def render_people(photo: torch.Tensor, bboxes: Sequence[Sequence[float]],
                   regions: torch.Tensor, garments: Optional[Sequence[torch.Tensor]] = None,
                   unassigned: Optional[torch.Tensor] = None) -> np.ndarray:
-    """The photo ``[H, W, 3]`` with each person's region tinted and outlined in their colour
-    (the binding preview's person colours, person k = colour k), the face box framed and
-    numbered k, each person's ``garments`` pixels (bool ``[H, W]`` per person) strongly tinted,
-    ``unassigned`` garment pixels hatched grey. Returns uint8 ``[H, W, 3]``."""
+    """The photo ``[H, W, 3]`` with each person's region (bool ``[N, H, W]``) tinted in their
+    colour (the binding preview's person colours, person k = colour k), the face box framed
+    and labelled "person k", each person's ``garments`` pixels (bool ``[H, W]`` per person)
+    strongly tinted, ``unassigned`` garment pixels hatched grey. Returns uint8 ``[H, W, 3]``."""
     base = Image.fromarray((photo.clamp(0, 1).numpy() * 255).round().astype(np.uint8))
     h, w = photo.shape[:2]
     layer = np.zeros((h, w, 4), dtype=np.float32)
