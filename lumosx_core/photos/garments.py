@@ -27,10 +27,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import List, Optional, Sequence, Tuple
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .masks import kept, part_masks
+from .masks import kept, label_parts, part_weights
 
 BY_PART = "each part to its main wearer"
 WHOLE = "whole mask to its main wearer"
@@ -157,19 +158,22 @@ def _split(mask: torch.Tensor, keep: torch.Tensor, regions: torch.Tensor,
 def _parts(keep: torch.Tensor, mask: torch.Tensor, gap: int) -> List[torch.Tensor]:
     """The connected parts of ``keep`` (pieces less than ``gap`` pixels apart joined), largest
     first; parts under :data:`SPECK` of the mask's weight travel together as one last piece
-    (a noisy mask gives a short report)."""
+    (a noisy mask gives a short report, and at most 1 / SPECK + 1 masks are made)."""
     r = max(0, (int(gap) + 1) // 2)
+    grown = keep
     if r:
-        grown = F.max_pool2d(keep[None, None].float(), 2 * r + 1, stride=1, padding=r)[0, 0]
-        parts = [p & keep for p in part_masks(grown > 0.5)]
-    else:
-        parts = part_masks(keep)
-    total = float(torch.where(keep, mask, 0.0).sum())
-    big = [k for k in parts if float(torch.where(k, mask, 0.0).sum()) >= SPECK * total]
-    small = [k for k in parts if float(torch.where(k, mask, 0.0).sum()) < SPECK * total]
+        grown = F.max_pool2d(keep[None, None].float(), 2 * r + 1, stride=1, padding=r)[0, 0] > 0.5
+    labels, n = label_parts(grown)
+    weights = part_weights(labels, n, torch.where(keep, mask, torch.zeros_like(mask)))
+    total = float(weights.sum())
+    order = sorted(range(n), key=lambda i: (-weights[i], i))
+    big = [i + 1 for i in order if weights[i] > 0 and weights[i] >= SPECK * total]
+    small = [i + 1 for i in order if 0 < weights[i] < SPECK * total]
+    lab = torch.from_numpy(labels)
+    parts = [(lab == i) & keep for i in big]
     if small:
-        big.append(torch.stack(small).any(dim=0))
-    return big
+        parts.append(torch.from_numpy(np.isin(labels, small)) & keep)
+    return parts
 
 
 def _pieces(mask, keeps, regions, min_overlap, index) -> List[Share]:

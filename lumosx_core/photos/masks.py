@@ -143,19 +143,18 @@ def label_parts(keep: torch.Tensor) -> Tuple[np.ndarray, int]:
     return labels, int(n)
 
 
-def part_masks(keep: torch.Tensor) -> List[torch.Tensor]:
-    """The connected parts of bool ``keep`` ``[H, W]`` as bool masks, largest first (ties:
-    the one met first scanning rows top-down)."""
-    labels, n = label_parts(keep)
-    if n == 0:
-        return []
-    sizes = np.bincount(labels.ravel(), minlength=n + 1)[1:]
-    order = sorted(range(n), key=lambda i: (-int(sizes[i]), i))
-    lab = torch.from_numpy(labels)
-    return [lab == (i + 1) for i in order]
+def part_weights(labels: np.ndarray, count: int, weights: torch.Tensor) -> np.ndarray:
+    """float64 ``[count]``: the sum of ``weights`` (``[H, W]``) over each labelled part (label
+    k at position k - 1)."""
+    return np.bincount(labels.ravel(), weights=weights.double().cpu().numpy().ravel(),
+                       minlength=count + 1)[1:]
 
 
 def largest_part(keep: torch.Tensor) -> torch.Tensor:
-    """bool ``[H, W]``: the largest connected part of ``keep`` (by pixel count)."""
-    parts = part_masks(keep)
-    return parts[0] if parts else keep.clone()
+    """bool ``[H, W]``: the largest connected part of ``keep`` (by pixel count; ties: the one
+    met first scanning rows top-down)."""
+    labels, n = label_parts(keep)
+    if n == 0:
+        return keep.clone()
+    sizes = part_weights(labels, n, keep)
+    return torch.from_numpy(labels == int(np.argmax(sizes)) + 1)
