@@ -4,10 +4,9 @@ equal to the Face Encoder's, body regions, garment masks drawn by the test given
 wearers, the report, and the errors."""
 import importlib
 
-import numpy as np
 import pytest
+import standin
 import torch
-from PIL import Image, ImageDraw
 
 from face_fixtures import VECTRON_PACK, astronaut, insightface_image, vectron_image
 from lumosx_core.faces.crop import box_area
@@ -36,9 +35,7 @@ def centre_x(b):
 
 def polygon(size, points) -> torch.Tensor:
     """A mask drawn by the test: the inside of ``points`` on a ``(W, H)`` canvas, [1, H, W]."""
-    m = Image.new("L", size, 0)
-    ImageDraw.Draw(m).polygon(points, fill=255)
-    return torch.from_numpy(np.asarray(m) > 127).float()[None]
+    return torch.from_numpy(standin.polygon_mask(size, points)).float()[None]
 
 
 def red_pixels(photo, points):
@@ -48,10 +45,10 @@ def red_pixels(photo, points):
     return polygon((photo.shape[1], photo.shape[0]), points) * red.float()
 
 
-# t1.jpg, drawn by looking at the photo: Chandler's red shirt (person 3 left to right), Joey's
-# grey shirt (person 4), Ross's dark shirt (person 2)
-RED_SHIRT = [(700, 450), (740, 430), (790, 470), (840, 480), (855, 420), (880, 395), (905, 420),
-             (910, 540), (880, 575), (820, 570), (760, 585), (720, 580), (680, 560), (665, 520)]
+# t1.jpg, drawn by looking at the photo: Chandler's red shirt (person 3 left to right; the
+# outline the from_photos picture paints), Joey's grey shirt (person 4), Ross's dark shirt
+# (person 2)
+RED_SHIRT = standin.T1_RED_SHIRT
 GREY_SHIRT = [(905, 235), (1010, 215), (1060, 250), (1060, 450), (950, 470), (900, 420)]
 ROSS_SHIRT = [(440, 420), (560, 400), (600, 450), (590, 560), (470, 600), (430, 520)]
 
