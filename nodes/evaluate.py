@@ -21,7 +21,7 @@ from ..lumosx_core.evaluation.render import render_matrix, render_overlay, stack
 from ..lumosx_core.evaluation.report import json_safe
 from ..lumosx_core.evaluation.video import sample_indices
 from ..lumosx_core.image_limits import fit_picture
-from .faces import FACE_CHECKS, detector_inputs, load_analyzer, pack_input
+from .faces import FACE_CHECKS, body_region_inputs, detector_inputs, load_analyzer, pack_input
 from .references import Refs
 from .validation import LumosXNode, check_inputs
 
@@ -108,11 +108,7 @@ class LumosXEvaluate(LumosXNode):
                                tooltip="A detected face is only given to a person when its "
                                        "ArcFace similarity reaches this; below it the face "
                                        "is a stranger and the person counts as not found."),
-                io.Float.Input("body_width", default=2.8, min=0.5, max=8.0, step=0.1,
-                               tooltip="Width of a person's body region, in face widths."),
-                io.Float.Input("body_height", default=3.5, min=0.5, max=12.0, step=0.1,
-                               tooltip="Height of the body region under the face, in face "
-                                       "heights."),
+                *body_region_inputs(),
                 *detector_inputs(),
                 io.ClipVision.Input("clip_vision", optional=True,
                                     tooltip="Optional CLIP vision model (Load CLIP Vision): "

@@ -11,6 +11,7 @@ import comfy.utils
 import folder_paths
 from comfy_api.latest import io
 
+from ..lumosx_core.evaluation.regions import DEFAULT_BODY_HEIGHT, DEFAULT_BODY_WIDTH
 from ..lumosx_core.faces.detector import DEFAULT_PACKS, PROVIDER_OPTIONS, list_packs
 from ..lumosx_core.faces.detector import find_pack as find_pack_in
 from ..lumosx_core.faces.detector import load_face_analysis
@@ -65,6 +66,28 @@ def pack_error(pack):
     except ValueError:          # a path, not a name
         pass
     return f"pack = {pack!r:.80}: give the name of a folder in models/insightface/models"
+
+
+def crop_inputs() -> list:
+    """``margin`` and ``size`` of the face crop, shared by the Face Encoder and People From
+    Photo (one crop, one set of inputs)."""
+    return [io.Float.Input("margin", default=0.3, min=0.0, max=2.0, step=0.01,
+                           tooltip="With 'square with margin': space around the face on "
+                                   "each side, as a fraction of the face box's longer "
+                                   "side."),
+            io.Int.Input("size", default=512, min=64, max=2048, step=8,
+                         tooltip="Side of the square output crops, in pixels.")]
+
+
+def body_region_inputs() -> list:
+    """``body_width`` and ``body_height`` of the body region under a face (the prior of
+    ``lumosx_core.evaluation.regions``), shared by Evaluate and People From Photo."""
+    return [io.Float.Input("body_width", default=DEFAULT_BODY_WIDTH, min=0.5, max=8.0, step=0.1,
+                           tooltip="Width of a person's body region, in face widths."),
+            io.Float.Input("body_height", default=DEFAULT_BODY_HEIGHT, min=0.5, max=12.0,
+                           step=0.1,
+                           tooltip="Height of the body region under the face, in face "
+                                   "heights.")]
 
 
 #: The checks of a node with :func:`pack_input` and :func:`detector_inputs`.
@@ -122,12 +145,7 @@ class LumosXFaceEncoder(LumosXNode):
                                        "or the one at 'index' counted left to right."),
                 io.Int.Input("index", default=0, min=0, max=4096, step=1,
                              tooltip="With 'index (left to right)': 0 = leftmost face."),
-                io.Float.Input("margin", default=0.3, min=0.0, max=2.0, step=0.01,
-                               tooltip="With 'square with margin': space around the face on "
-                                       "each side, as a fraction of the face box's longer "
-                                       "side."),
-                io.Int.Input("size", default=512, min=64, max=2048, step=8,
-                             tooltip="Side of the square output crops, in pixels."),
+                *crop_inputs(),
                 *detector_inputs(),
                 io.Combo.Input("crop", options=list(CROP_OPTIONS), default=CROP_RELEASED,
                                optional=True,  # graphs saved before it keep working

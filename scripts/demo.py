@@ -102,15 +102,40 @@ def extra_paths_yaml(path: str, models_dir: str) -> str:
     return path
 
 
-def standin_overrides(spiece_path: str, size=None, steps: int = STANDIN_STEPS) -> list:
+#: The nodes that load an insightface pack (their ``pack`` input).
+FACE_PACK_NODES = ("LumosXFaceEncoder", "LumosXPeopleFromPhoto")
+
+
+def workflow_classes(path: str) -> set:
+    """The node types of a workflow file, API format (``class_type``) or UI (``type``)."""
+    with open(path, encoding="utf-8") as f:
+        data = json.load(f)
+    if isinstance(data, dict) and isinstance(data.get("nodes"), list):
+        return {n.get("type") for n in data["nodes"] if isinstance(n, dict)}
+    return {n.get("class_type") for n in data.values() if isinstance(n, dict)}
+
+
+def pack_overrides(pack: str, classes=FACE_PACK_NODES) -> list:
+    """``--set NODE.pack=pack`` for every face-pack node type among ``classes`` (``lumosx
+    run`` refuses a ``--set`` for a node the workflow does not have)."""
+    args = []
+    for kind in FACE_PACK_NODES:
+        if kind in classes:
+            args += ["--set", f"{kind}.pack={pack}"]
+    return args
+
+
+def standin_overrides(spiece_path: str, size=None, steps: int = STANDIN_STEPS,
+                      classes=("LumosXFaceEncoder",)) -> list:
     """``lumosx run`` options that turn a shipped workflow into its stand-in run: the tiny
-    umT5 of the test-only pack instead of the CLIP loader, the stand-in face pack, a tiny
-    size and few steps. (The DiT and VAE keep their names: the stand-ins carry them.)"""
+    umT5 of the test-only pack instead of the CLIP loader, the stand-in face pack (on the
+    face-pack nodes among the workflow's node types ``classes``), a tiny size and few steps.
+    (The DiT and VAE keep their names: the stand-ins carry them.)"""
     size = dict(STANDIN_SIZE if size is None else size)
     args = ["--replace", "Load CLIP=LumosXTestTinyTextEncoder",
             "--set", f"Load CLIP.spiece_path={spiece_path}",
             "--set", "Load CLIP.seed=0",
-            "--set", f"LumosXFaceEncoder.pack={standin.VECTRON_PACK}",
+            *pack_overrides(standin.VECTRON_PACK, classes),
             "--set", f"LumosXSampler.steps={steps}"]
     for key, value in size.items():
         args += ["--set", f"LumosXBind.{key}={value}"]
@@ -162,13 +187,14 @@ def main(argv=None) -> int:
                            extra_paths_yaml(os.path.join(base, "extra_model_paths.yaml"),
                                             models_dir)]
         if found["face_pack"] != specs.FACE_PACK:
-            overrides += ["--set", f"LumosXFaceEncoder.pack={found['face_pack']}"]
+            overrides += pack_overrides(found["face_pack"], workflow_classes(args.workflow))
     else:
         say("making stand-in models (tiny, generated) ...")
         paths = standin.prepare_models(os.path.join(base, "models"), specs.DIT, specs.VAE,
                                        STANDIN_SPIECE, specs.all_prompts() + STANDIN_PHRASES)
         extra_packs.append(standin.TEST_PACK)
-        overrides += standin_overrides(paths["spiece"])
+        overrides += standin_overrides(paths["spiece"],
+                                       classes=workflow_classes(args.workflow))
 
     host = Host(find_comfyui(), base_directory=base, port=args.port or None,
                       extra_packs=extra_packs, cpu=None if real else True,

@@ -76,9 +76,12 @@ def shoot_bind_report(app, workflow: dict, path: str) -> str:
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--out", default=DOCS)
+    ap.add_argument("--only", action="append",
+                    help="only this workflow (name; repeatable), and no Bind report picture")
     args = ap.parse_args(argv)
     files = sorted(f for f in glob.glob(os.path.join(WORKFLOWS, "*.json"))
-                   if not f.endswith(".api.json"))
+                   if not f.endswith(".api.json")
+                   and (not args.only or os.path.basename(f)[:-5] in args.only))
     with tempfile.TemporaryDirectory(prefix="lumosx-shots-") as tmp:
         standin.demo_inputs(os.path.join(tmp, "input"), photos=False)
         host = frontend.start_host(tmp)
@@ -95,12 +98,13 @@ def main(argv=None) -> int:
                     out = shrink_png(app.screenshot(
                         os.path.join(args.out, f"workflow_{name}.png")))
                     print(f"wrote {os.path.relpath(out, ROOT)}")
-                app.page.set_viewport_size({"width": 1000, "height": 900})
-                sub = os.path.join(WORKFLOWS, "subject_consistent.json")
-                with open(sub, encoding="utf-8") as f:
-                    out = shrink_png(shoot_bind_report(
-                        app, json.load(f), os.path.join(args.out, "bind_report.png")))
-                print(f"wrote {os.path.relpath(out, ROOT)}")
+                if not args.only:
+                    app.page.set_viewport_size({"width": 1000, "height": 900})
+                    sub = os.path.join(WORKFLOWS, "subject_consistent.json")
+                    with open(sub, encoding="utf-8") as f:
+                        out = shrink_png(shoot_bind_report(
+                            app, json.load(f), os.path.join(args.out, "bind_report.png")))
+                    print(f"wrote {os.path.relpath(out, ROOT)}")
                 ours = app.errors(ours_only=True)
                 if ours:
                     print("errors from the LumosX script:", *ours, sep="\n", file=sys.stderr)

@@ -12,7 +12,9 @@ folder the caller gives; nothing here is committed or downloaded.
   (insightface's SCRFD-500M + MobileFaceNet ArcFace, research licence: never imported, never
   copied, never a runtime default);
 * face photos cropped from ``insightface/data/images/t1.jpg`` (it ships in the insightface
-  wheel) and drawn attribute / background / object pictures.
+  wheel) and drawn attribute / background / object pictures; for the ``from_photos``
+  workflow t1.jpg itself with a garment painted as the mask editor saves it, and a drawn
+  product photo with the product painted.
 
 The torch/ComfyUI imports are lazy so that importing this module is cheap.
 """
@@ -343,6 +345,90 @@ def draw_avatar(color=(90, 110, 140)) -> Image.Image:
     return img
 
 
+#: Chandler's red shirt in t1.jpg (left to right person 3), painted as a user would paint it
+#: with the mask editor's brush: its outline, filled.
+T1_RED_SHIRT = [(700, 450), (740, 430), (790, 470), (840, 480), (855, 420), (880, 395),
+                (905, 420), (910, 540), (880, 575), (820, 570), (760, 585), (720, 580),
+                (680, 560), (665, 520)]
+
+
+def painted(img: Image.Image, mask: np.ndarray) -> Image.Image:
+    """``img`` as ComfyUI's mask editor saves a painted picture: RGBA, the painted pixels
+    (``mask`` True) transparent, their colours kept. Load Image's MASK is 1 there."""
+    rgba = img.convert("RGBA")
+    alpha = np.where(mask, 0, 255).astype(np.uint8)
+    rgba.putalpha(Image.fromarray(alpha))
+    return rgba
+
+
+def polygon_mask(size, points) -> np.ndarray:
+    """bool ``[H, W]``: the inside of ``points`` on a ``size = (W, H)`` canvas."""
+    m = Image.new("L", size, 0)
+    ImageDraw.Draw(m).polygon(points, fill=255)
+    return np.asarray(m) > 127
+
+
+def draw_group(w=640, h=384) -> Image.Image:
+    """Four drawn head-and-shoulders silhouettes in a row (where a photo cannot be shown)."""
+    img = draw_room(w, h)
+    d = ImageDraw.Draw(img)
+    colors = [(90, 110, 140), (140, 90, 110), (100, 130, 90), (150, 120, 80)]
+    for k, color in enumerate(colors):
+        cx = int(w * (k + 0.5) / len(colors))
+        d.ellipse([cx - 40, 70, cx + 40, 160], fill=(235, 205, 180))
+        d.pieslice([cx - 90, 175, cx + 90, 175 + 360], 180, 360, fill=color)
+    return img
+
+
+def group_body(w=640, h=384) -> np.ndarray:
+    """The third silhouette's body of :func:`draw_group` (its 'garment')."""
+    yy, xx = np.mgrid[:h, :w]
+    cx, cy = int(w * 2.5 / 4), 175 + 180
+    return ((xx - cx) ** 2 + (yy - cy) ** 2 <= 180 ** 2 / 4) & (yy < cy) & (yy >= 175)
+
+
+PRODUCT_RAINCOAT = [(250, 110), (390, 110), (470, 170), (450, 330), (410, 320), (410, 380),
+                    (230, 380), (230, 320), (190, 330), (170, 170)]
+
+
+def draw_product_photo(w=640, h=480) -> Image.Image:
+    """A product shot: a yellow raincoat laid on a wooden table in front of a patterned wall,
+    with a mug and a plant beside it (a busy background to cut from)."""
+    rng = np.random.default_rng(7)
+    wall = np.zeros((h, w, 3), np.uint8)
+    wall[:] = (200, 190, 170)
+    yy, xx = np.mgrid[:h, :w]
+    wall[((xx // 24 + yy // 24) % 2) == 0] = (180, 165, 150)          # tiles
+    table = yy > h * 0.55
+    grain = (np.sin(xx / 7.0 + rng.normal(0, 0.3, (h, w))) * 18).astype(np.int16)
+    wall[table] = np.clip(np.array([130, 85, 50]) + grain[table, None], 0, 255)
+    img = Image.fromarray(wall)
+    d = ImageDraw.Draw(img)
+    d.rectangle([500, 250, 570, 340], fill=(40, 90, 160), outline=(20, 40, 80), width=3)  # mug
+    d.ellipse([40, 160, 150, 270], fill=(40, 120, 50))                                    # plant
+    d.rectangle([75, 260, 115, 330], fill=(150, 70, 40))
+    d.polygon(PRODUCT_RAINCOAT, fill=(245, 205, 30), outline=(170, 130, 0), width=4)
+    d.line([(320, 115), (320, 380)], fill=(170, 130, 0), width=3)
+    for y in (180, 240, 300):
+        d.ellipse([326, y, 340, y + 14], fill=(90, 70, 20))
+    return img
+
+
+def from_photos_inputs(photo: Optional[Image.Image]) -> Dict[str, Image.Image]:
+    """The ``from_photos`` workflow's two painted pictures: the group photo (t1.jpg with
+    the red shirt painted; drawn silhouettes with one body painted when ``photo`` is None)
+    and the product photo with the raincoat painted."""
+    if photo is not None:
+        group = painted(photo, polygon_mask(photo.size, T1_RED_SHIRT))
+    else:
+        group = draw_group()
+        group = painted(group, group_body(*group.size))
+    product = draw_product_photo()
+    return {"lumosx_group_photo.png": group,
+            "lumosx_product_photo.png": painted(product,
+                                                polygon_mask(product.size, PRODUCT_RAINCOAT))}
+
+
 #: The pictures the shipped workflows load (LoadImage names), made by :func:`demo_inputs`.
 DEMO_FACES = {"lumosx_man.png": 2, "lumosx_woman.png": 5, "lumosx_man_2.png": 4}
 
@@ -380,6 +466,10 @@ def demo_inputs(input_dir: str, photos: bool = True) -> Dict[str, str]:
     for name, img in drawn.items():
         img.save(os.path.join(input_dir, name))
         made[name] = "drawn"
+    for name, img in from_photos_inputs(photo if exact else None).items():
+        img.save(os.path.join(input_dir, name))
+        made[name] = ("insightface's t1.jpg, the red shirt painted" if exact and "group" in name
+                      else "drawn, painted")
     return made
 
 

@@ -177,7 +177,7 @@ class Graph:
         return save
 
 
-# -- the four workflows ------------------------------------------------------------------------
+# -- the workflows ------------------------------------------------------------------------
 IDENTITY_PROMPT = ("A man and a woman walk side by side along a city street at sunset, smiling "
                    "at each other, cinematic light.")
 SUBJECT_PROMPT = ("A man in a white jacket and a woman in a yellow scarf sit at a wooden table "
@@ -323,8 +323,70 @@ def dual_cfg() -> Graph:
     return g
 
 
-WORKFLOWS = [identity_consistent, subject_consistent, three_people, ab_relational, dual_cfg]
+FROM_PHOTOS_PROMPT = ("A man in a red shirt and a woman in a yellow raincoat laugh together at "
+                      "a wooden table, playing cards, warm evening light.")
+#: People From Photo's settings: the Face Encoder's (released face box crops) plus the body
+#: regions and the garment assignment
+PEOPLE = {"pack": FACE_PACK, "order": "left to right", "max_people": 0,
+          "crop": "face box (released)", "margin": 0.3, "size": 512, "det_size": 640,
+          "provider": "auto", "body_width": 2.8, "body_height": 3.5,
+          "assign": "each part to its main wearer", "min_overlap": 0.2}
+GROUP_PHOTO = "lumosx_group_photo.png"
+PRODUCT_PHOTO = "lumosx_product_photo.png"
+FROM_PHOTOS_NOTE = (
+    "FROM ORDINARY PHOTOS\nNo clean references needed: People From Photo finds everyone in "
+    "one group photo (the same face crops as the Face Encoder, counted left to right from 0) "
+    "and gives each garment painted on that photo to the person it overlaps most; its report "
+    "and preview show who is who and who wears what. Pick Person takes person k (face + "
+    "garment) for a Person node. Cut Out turns a product photo with a painted mask into an "
+    "attribute on white, cropped tight like the released references.\nPaint a mask: "
+    "right-click a Load Image node > Open in MaskEditor, paint the garment / product, save "
+    "(the painted area is the mask, value 1 = keep).")
+
+
+def from_photos() -> Graph:
+    g = Graph("from_photos", "From ordinary photos: people from a group photo, a product "
+              "cut out", "A group photo and a product photo with painted masks become the "
+              "references.")
+    g.add("Note", 0, title="About this workflow", box=(420, 300), text=FROM_PHOTOS_NOTE)
+    model, clip, vae = g.models()
+    g.band = 1
+    group = g.add("LoadImage", 1, title="Load group photo (garments painted)",
+                  image=GROUP_PHOTO)
+    people = g.add("LumosXPeopleFromPhoto", 2, title="People from the group photo",
+                   box=(380, None), **PEOPLE)
+    g.link(group, 0, people, "image")
+    g.link(group, 1, people, "garments")
+    shown = g.add("PreviewImage", 3, title="Who is who, who wears what")
+    g.link(people, 3, shown, "images")
+    g.band = 2
+    man = g.add("LumosXPickPerson", 2, title="Pick person 3: the man in the red shirt", index=3)
+    g.link(people, 2, man, "people")
+    p1 = g.add("LumosXPerson", 3, title="Person 1: man", box=(300, None), face_phrase="man",
+               phrase_1="red shirt")
+    g.link(man, 0, p1, "face")
+    g.link(man, 1, p1, "attribute_1")
+    g.band = 3
+    woman = g.add("LumosXPickPerson", 2, title="Pick person 5: the woman on the right",
+                  index=5)
+    g.link(people, 2, woman, "people")
+    product = g.add("LoadImage", 1, title="Load product photo (product painted)",
+                    image=PRODUCT_PHOTO)
+    cut = g.add("LumosXCutOut", 2, title="Cut out: yellow raincoat", parts="all parts")
+    g.link(product, 0, cut, "image")
+    g.link(product, 1, cut, "mask")
+    p2 = g.add("LumosXPerson", 3, title="Person 2: woman", box=(300, None), face_phrase="woman",
+               phrase_1="yellow raincoat")
+    g.link(p1, 0, p2, "references")
+    g.link(woman, 0, p2, "face")
+    g.link(cut, 0, p2, "attribute_1")
+    g.finish(model, clip, vae, p2, FROM_PHOTOS_PROMPT, "lumosx_from_photos")
+    return g
+
+
+WORKFLOWS = [identity_consistent, subject_consistent, three_people, ab_relational, dual_cfg,
+             from_photos]
 
 
 def all_prompts():
-    return [IDENTITY_PROMPT, SUBJECT_PROMPT, THREE_PROMPT, AB_PROMPT]
+    return [IDENTITY_PROMPT, SUBJECT_PROMPT, THREE_PROMPT, AB_PROMPT, FROM_PHOTOS_PROMPT]

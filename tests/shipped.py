@@ -11,7 +11,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SCRIPTS = os.path.join(ROOT, "scripts")
 WORKFLOWS = os.path.join(ROOT, "workflows")
 NAMES = ["identity_consistent", "subject_consistent", "three_people", "ab_relational",
-         "dual_cfg"]
+         "dual_cfg", "from_photos"]
 ARTIFACTS = os.environ.get("LUMOSX_ARTIFACTS", os.path.join(ROOT, "output", "test-artifacts"))
 
 
@@ -109,10 +109,11 @@ def standin_prompt(prompt: dict, spiece: str, seed: int, steps: int = 1, size=No
     from lumosx_core.cli import workflow_edit
     demo = load_script("demo")
     prompt = copy.deepcopy(prompt)
-    args = demo.standin_overrides(spiece, size=size or STANDIN_SIZE, steps=steps)
+    classes = {n["class_type"] for n in prompt.values()}
+    args = demo.standin_overrides(spiece, size=size or STANDIN_SIZE, steps=steps,
+                                  classes=classes)
     pairs = list(zip(args[::2], args[1::2]))
     sets = [workflow_edit.parse_assignment(v) for k, v in pairs if k == "--set"]
-    classes = {n["class_type"] for n in prompt.values()}
     if "LumosXSampler" in classes:
         sets.append(("LumosXSampler", "seed", seed))
     else:  # a custom-sampling graph (dual CFG): steps and seed live in core nodes

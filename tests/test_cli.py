@@ -1,5 +1,5 @@
 """The ``lumosx`` command against live test hosts: ``serve`` starts a second ComfyUI, ``run``
-fans the four shipped workflows (stand-in models, one of them in UI format) out over both
+fans the shipped workflows (stand-in models, in UI and API format) out over both
 servers, follows them, downloads the videos and previews; failures exit non-zero with the
 node's error text. Plus the command-line editing helpers on their own."""
 import json
@@ -74,8 +74,9 @@ def second_server(tmp_path_factory):
             log.close()
 
 
-def _overrides(server, **size):
-    return demo.standin_overrides(server.assets["standin_spiece"], size=size or SIZE, steps=2)
+def _overrides(server, classes=("LumosXFaceEncoder",), **size):
+    return demo.standin_overrides(server.assets["standin_spiece"], size=size or SIZE, steps=2,
+                                  classes=classes)
 
 
 #: batches that together run every shipped workflow in both formats (UI and API); the dual-CFG
@@ -88,6 +89,9 @@ BATCHES = {
                 ["--set", "LumosXSampler.seed=31337"]),  # not answered from ComfyUI's cache
     "dual_cfg": ([shipped.ui_path("dual_cfg"), shipped.api_path("dual_cfg")],
                  ["--set", "BasicScheduler.steps=2"]),
+    # People From Photo instead of Face Encoders: its face pack is set on it
+    "from_photos": ([shipped.api_path("from_photos"), shipped.ui_path("from_photos")],
+                    ["--set", "LumosXSampler.seed=4242"]),
 }
 
 
@@ -97,7 +101,8 @@ def test_batch_fans_out_over_two_servers(server, second_server, tmp_path, batch)
     every = sorted(os.path.basename(f) for fs, _ in BATCHES.values() for f in fs)
     assert every == sorted([n + ".json" for n in shipped.NAMES]
                            + [n + ".api.json" for n in shipped.NAMES])
-    opts = _overrides(server)
+    opts = _overrides(server, classes=("LumosXPeopleFromPhoto",) if batch == "from_photos"
+                      else ("LumosXFaceEncoder",))
     if batch == "dual_cfg":  # the stand-in options as pairs, without the LumosX Sampler's
         opts = [a for opt, value in zip(opts[::2], opts[1::2])
                 if not value.startswith("LumosXSampler.") for a in (opt, value)]
@@ -127,6 +132,8 @@ def test_batch_fans_out_over_two_servers(server, second_server, tmp_path, batch)
         assert width == (2 * SIZE["width"] + 16 if ab else SIZE["width"])
         assert os.path.getsize(os.path.join(shipped.ROOT, preview)) > 1000
     assert "person 1 face 'man'" in r.stdout  # the binding report is printed
+    if batch == "from_photos":  # and People From Photo's: who wears the painted shirt
+        assert "person 3 wears: mask 1" in r.stdout, r.stdout
     assert "[#" in r.stderr  # progress from the websocket
     assert batch == "dual_cfg" or "LumosX Sampler" in r.stderr
     assert "success" in r.stderr

@@ -45,8 +45,9 @@ def srv(tmp_path_factory):
 
 
 def base_graph(srv, seed=0, prefix="fuzz"):
-    """The end-to-end graph plus every LumosX node it lacks: Apply, Evaluate and the released
-    sampler + schedule driving SamplerCustom."""
+    """The end-to-end graph plus every LumosX node it lacks: Apply, Evaluate, the released
+    sampler + schedule driving SamplerCustom, and the photo nodes (Cut Out, People From Photo,
+    Pick Person)."""
     g = e2e_setup.lumosx_graph(srv.assets["spiece"], prefix=prefix, seed=seed)
     g["19"] = {"class_type": "LumosXEvaluate",
                "inputs": {"frames": ["16", 0], "references": ["13", 0],
@@ -66,6 +67,23 @@ def base_graph(srv, seed=0, prefix="fuzz"):
     g["25"] = {"class_type": "SaveAnimatedWEBP",
                "inputs": {"images": ["24", 0], "filename_prefix": prefix + "_released",
                           "fps": 16.0, "lossless": False, "quality": 80, "method": "fastest"}}
+    # the photo nodes, on the from_photos workflow's painted pictures
+    g["26"] = {"class_type": "LoadImage", "inputs": {"image": "lumosx_product_photo.png"}}
+    g["27"] = {"class_type": "LumosXCutOut",
+               "inputs": {"image": ["26", 0], "mask": ["26", 1], "parts": "all parts"}}
+    g["28"] = {"class_type": "LoadImage", "inputs": {"image": "lumosx_group_photo.png"}}
+    g["29"] = {"class_type": "LumosXPeopleFromPhoto",
+               "inputs": {"image": ["28", 0], "garments": ["28", 1], "pack": e2e_setup.FACE_PACK,
+                          "order": "left to right", "max_people": 0,
+                          "crop": "face box (released)", "margin": 0.3, "size": 128,
+                          "det_size": 320, "provider": "CPU", "body_width": 2.8,
+                          "body_height": 3.5, "assign": "each part to its main wearer",
+                          "min_overlap": 0.2}}
+    g["30"] = {"class_type": "LumosXPickPerson", "inputs": {"people": ["29", 2], "index": 3}}
+    g["31"] = {"class_type": "SaveImage",
+               "inputs": {"images": ["27", 0], "filename_prefix": prefix + "_cutout"}}
+    g["32"] = {"class_type": "SaveImage",
+               "inputs": {"images": ["30", 0], "filename_prefix": prefix + "_person"}}
     return g
 
 

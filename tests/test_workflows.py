@@ -168,7 +168,9 @@ def test_model_names_are_the_readme_ones(name):
                          (vae["vae_name"], "models/vae/")):
         assert f"`{file}`" in section, file
         assert folder in section
-    for face in by_class["LumosXFaceEncoder"]:
+    faces = by_class.get("LumosXFaceEncoder", []) + by_class.get("LumosXPeopleFromPhoto", [])
+    assert faces
+    for face in faces:
         assert face["pack"] in section
 
 
@@ -185,6 +187,10 @@ def test_shipped_defaults_are_the_released_ones():
     assert loader["compute_dtype"] == "bf16 (released)"
     for face in [n["inputs"] for n in api.values() if n["class_type"] == "LumosXFaceEncoder"]:
         assert face["crop"] == "face box (released)"
+    photos = shipped.load(shipped.api_path("from_photos"))
+    (people,) = [n["inputs"] for n in photos.values()
+                 if n["class_type"] == "LumosXPeopleFromPhoto"]
+    assert people["crop"] == "face box (released)" and people["order"] == "left to right"
     refs = [n for n in api.values() if n["class_type"] in ("LumosXPerson", "LumosXReference")]
     phrases = [n["inputs"].get("face_phrase") or n["inputs"].get("phrase") for n in refs]
     phrases += [n["inputs"]["phrase_1"] for n in refs if n["class_type"] == "LumosXPerson"]

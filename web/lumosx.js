@@ -3,10 +3,12 @@
 // * LumosX Person grows and shrinks its attribute inputs: the connected attribute_N / phrase_N
 //   pairs plus one empty pair are shown (up to 6); the rest stay hidden.
 // * Each person gets a colour (the same list as the Bind node's binding preview,
-//   lumosx_core/drawing.py PERSON_COLORS), used on its Person node, on the Face Encoder / Load Image
-//   nodes that feed only that person, and in a "person N" badge; Reference nodes are grey.
+//   lumosx_core/drawing.py PERSON_COLORS), used on its Person node, on the image nodes (Load
+//   Image, Face Encoder, Pick Person, Cut Out) that feed only that person, and in a "person N"
+//   badge; Reference nodes are grey.
 //   Colours follow the chain order, so they match the preview's.
-// * LumosX Bind shows its binding report (matched phrases, warnings) on the node after a run.
+// * LumosX Bind shows its binding report (matched phrases, warnings) on the node after a run,
+//   LumosX People From Photo its people report (who was found, who wears which garment).
 //
 // Uses only app.registerExtension hooks (beforeRegisterNodeDef, nodeCreated,
 // afterConfigureGraph) and LGraphNode methods that ComfyUI's frontend has kept stable
@@ -23,8 +25,15 @@ const PERSON = "LumosXPerson";
 const REFERENCE = "LumosXReference";
 const BIND = "LumosXBind";
 const FACE_ENCODER = "LumosXFaceEncoder";
-const IMAGE_SOURCES = new Set(["LoadImage", FACE_ENCODER]);
+const PEOPLE_FROM_PHOTO = "LumosXPeopleFromPhoto";
+const IMAGE_SOURCES = new Set(["LoadImage", FACE_ENCODER, "LumosXPickPerson", "LumosXCutOut"]);
 const REPORT_WIDGET = "binding_report";
+// the nodes that show their text report after a run, and what the empty report says
+const REPORT_NODES = {
+  [BIND]: "binding report: run the graph to see which words each reference matched",
+  [PEOPLE_FROM_PHOTO]: "people report: run the graph to see who was found and who wears "
+    + "which garment mask",
+};
 const INPUT = 1; // LiteGraph.INPUT
 const HOLLOW_CIRCLE = 7; // RenderShape.HollowCircle: how the app draws optional inputs
 
@@ -274,7 +283,7 @@ function addReportWidget(node) {
   el.className = "lumosx-report";
   el.readOnly = true;
   el.spellcheck = false;
-  el.placeholder = "binding report: run the graph to see which words each reference matched";
+  el.placeholder = REPORT_NODES[node.comfyClass ?? node.type] ?? REPORT_NODES[BIND];
   Object.assign(el.style, {
     fontFamily: "monospace", fontSize: "11px", lineHeight: "1.35", whiteSpace: "pre",
     overflow: "auto", resize: "none", boxSizing: "border-box", width: "100%",
@@ -296,7 +305,7 @@ function addReportWidget(node) {
 
 function setReport(el, text) {
   el.value = text ?? "";
-  const bad = /NOT FOUND|^warning:|^error:/m.test(el.value);
+  const bad = /NOT FOUND|NOBODY|^warning:|^error:/m.test(el.value);
   el.dataset.lumosxStatus = el.value ? (bad ? "warning" : "ok") : "";
   el.style.borderColor = !el.value ? "#445" : bad ? "#d00000" : "#3cb44b";
 }
@@ -329,7 +338,7 @@ app.registerExtension({
         this.color = LUMOSX_COLOR;
         this.bgcolor = LUMOSX_BGCOLOR;
       }
-      if (name === BIND) addReportWidget(this);
+      if (name in REPORT_NODES) addReportWidget(this);
       return r;
     };
 
@@ -378,7 +387,7 @@ app.registerExtension({
       };
     }
 
-    if (name === BIND) {
+    if (name in REPORT_NODES) {
       const onExecuted = nodeType.prototype.onExecuted;
       nodeType.prototype.onExecuted = function (message) {
         const r = onExecuted?.apply(this, arguments);

@@ -72,7 +72,17 @@ def face_reference(app, image: torch.Tensor, select: str = "largest", index: int
     if not faces:
         return FaceReference(Region(rgb, (0, 0, w, h)), None, 0)
     face = faces[select_face([[float(v) for v in f.bbox[:4]] for f in faces], select, index)]
+    return reference_of(app, rgb, face, crop, margin, det_size, len(faces), refine)
+
+
+def reference_of(app, rgb: torch.Tensor, face, crop: str = RELEASED, margin: float = 0.3,
+                 det_size: int = 640, faces_found: int = 1,
+                 refine: bool = True) -> FaceReference:
+    """The face reference of one face already detected in ``rgb`` ``[H, W, 3]`` (what
+    :func:`face_reference` does after choosing it; People From Photo calls it for everyone):
+    the face measured again at one fixed scale (``refine``), cut with :func:`reference_box`."""
+    h, w = rgb.shape[:2]
     if refine:
         face = refine_face(app, rgb, face, det_size)
     box = reference_box([float(v) for v in face.bbox[:4]], w, h, crop, margin)
-    return FaceReference(Region(rgb, box), face, len(faces))
+    return FaceReference(Region(rgb, box), face, faces_found)
