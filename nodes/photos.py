@@ -205,11 +205,12 @@ class LumosXPeopleFromPhoto(LumosXNode):
                 body_height=3.5, assign=garments_core.BY_PART,
                 min_overlap=garments_core.DEFAULT_MIN_OVERLAP,
                 garments=None) -> io.NodeOutput:
-        check_inputs(cls, locals())
         photos = as_images(image, "image")
         if photos.shape[0] != 1:
-            raise ValueError(f"image: a batch of {photos.shape[0]} pictures; People From Photo "
-                             f"reads one group photo (pick one with Image From Batch)")
+            raise ValueError(f"image: a batch of {photos.shape[0]} images (several photos, or "
+                             f"the frames of an animated picture) where one group photo is "
+                             f"expected; pick one (e.g. ImageFromBatch)")
+        check_inputs(cls, locals())
         photo = image.detach().cpu()
         app = load_analyzer(pack, provider, det_size)
         people = find_people(app, photo[0] if photo.ndim == 4 else photo, det_size, order,

@@ -61,7 +61,10 @@ def test_reference_node_errors_name_the_input(N, call, match):
 #: and README say); every other IMAGE / MASK input takes one picture.
 BATCH_INPUTS = {("LumosXFaceEncoder", "images"): "one crop per photo",
                 ("LumosXEvaluate", "frames"): "the video's frames",
-                ("LumosXEvaluate", "masks"): "one mask per person, or per frame and person"}
+                ("LumosXEvaluate", "masks"): "one mask per person, or per frame and person",
+                ("LumosXCutOut", "image"): "one cut-out per photo",
+                ("LumosXCutOut", "mask"): "one cut-out per mask",
+                ("LumosXPeopleFromPhoto", "garments"): "one mask per garment"}
 #: how to hand a batch to each single-picture input
 SINGLE_INPUTS = {
     ("LumosXPerson", "face"): lambda N, two: N["LumosXPerson"].execute(two, "man"),
@@ -74,16 +77,24 @@ SINGLE_INPUTS = {
 }
 
 
+#: single-picture inputs whose one-picture run needs a face detector (``test_people.py``)
+SINGLE_NEEDS_DETECTOR = {
+    ("LumosXPeopleFromPhoto", "image"): lambda N, two: N["LumosXPeopleFromPhoto"].execute(
+        two, "no-such-pack"),
+}
+
+
 def test_every_image_input_uses_its_whole_batch_or_refuses_one(N):
     """A batch of several pictures (several photos, an animated GIF's frames) into an input
     that takes one is an error naming the input, never a silent first picture."""
     picture_inputs = {(node_id, i.id) for node_id, cls in N.items()
                       for i in cls.GET_SCHEMA().inputs if i.io_type in ("IMAGE", "MASK")}
-    assert picture_inputs == set(BATCH_INPUTS) | set(SINGLE_INPUTS)
+    assert picture_inputs == set(BATCH_INPUTS) | set(SINGLE_INPUTS) | set(SINGLE_NEEDS_DETECTOR)
     two = torch.cat([img(), img((30, 30, 200), seed=1)])
-    for (node_id, name), call in SINGLE_INPUTS.items():
+    for (node_id, name), call in {**SINGLE_INPUTS, **SINGLE_NEEDS_DETECTOR}.items():
         with pytest.raises(ValueError, match=rf"^{name}: a batch of 2 images"):
             call(N, two)
+    for (node_id, name), call in SINGLE_INPUTS.items():
         call(N, two[1:])                                   # a batch of one is one picture
 
 
