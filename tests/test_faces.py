@@ -20,7 +20,6 @@ from lumosx_core.image_prep import letterbox, region_of, to_rgb
 INDEX = "index (left to right)"
 SQUARE = "square with margin"
 # insightface's own alignment code calls a scikit-image API deprecated in 0.26
-pytestmark = pytest.mark.filterwarnings("ignore:`estimate` is deprecated:FutureWarning")
 
 
 # --------------------------------------------------------------------------- pure torch
@@ -109,6 +108,20 @@ def test_schema(faces, face_root):
     faces.LumosXFaceEncoder.GET_SCHEMA()
     assert faces.LumosXFaceEncoder.RETURN_TYPES == ["IMAGE", "LUMOSX_FACES"]
     assert faces.LumosXFaceEncoder.RETURN_NAMES == ["faces", "face_info"]
+
+
+def test_encoding_a_photo_warns_nothing(faces, face_root):
+    """insightface's alignment calls scikit-image's deprecated ``estimate`` on every face: the
+    Face Encoder (detection, the re-detection at one scale, the embedding) and the metrics'
+    detector run on a photo without any FutureWarning reaching the user."""
+    import warnings
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        _, infos = encode(faces, astronaut())
+        app = detector.load_face_analysis(os.path.join(face_root, "models", VECTRON_PACK))
+        found = detector.InsightFaceDetector(app)(astronaut())
+    assert infos[0]["detected"] and len(found) == 1   # the alignment did run
+    assert [str(w.message) for w in caught if issubclass(w.category, FutureWarning)] == []
 
 
 def test_astronaut_face_crop(faces, face_root):

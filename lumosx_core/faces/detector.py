@@ -16,6 +16,7 @@ import glob
 import logging
 import os
 import threading
+import warnings
 from dataclasses import dataclass
 from typing import List, Optional, Sequence, Tuple
 
@@ -72,6 +73,17 @@ def to_bgr_uint8(rgb: torch.Tensor) -> np.ndarray:
     return np.ascontiguousarray(to_uint8(rgb)[..., ::-1])
 
 
+def analyse(app, bgr: np.ndarray) -> list:
+    """``app.get(bgr)``: the faces insightface finds, without the FutureWarning its alignment
+    raises on every face (``SimilarityTransform.estimate``, deprecated since scikit-image
+    0.26 and still there below 2.2, which requirements.txt caps): ignored here only, for that
+    message from insightface's own modules."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="`estimate` is deprecated",
+                                category=FutureWarning, module=r"insightface\.")
+        return list(app.get(bgr))
+
+
 def detect_in_box(app, rgb: torch.Tensor, box: Sequence[int], width: int, height: int):
     """insightface faces of the ``box`` ``(x0, y0, x1, y1)`` of ``rgb`` ``[H, W, 3]`` (white
     where the box reaches past the photo), fitted into ``width x height`` with THE resize
@@ -79,7 +91,7 @@ def detect_in_box(app, rgb: torch.Tensor, box: Sequence[int], width: int, height
     x0, y0, x1, y1 = box
     nw, nh, ox, oy = letterbox_size(x1 - x0, y1 - y0, width, height)
     sx, sy = nw / (x1 - x0), nh / (y1 - y0)
-    faces = list(app.get(to_bgr_uint8(letterbox(rgb, width, height, box=box))))
+    faces = analyse(app, to_bgr_uint8(letterbox(rgb, width, height, box=box)))
     for f in faces:
         f.bbox = ((np.asarray(f.bbox, dtype=np.float64) - [ox, oy, ox, oy]) / [sx, sy, sx, sy]
                   + [x0, y0, x0, y0]).astype(np.float32)
@@ -96,9 +108,9 @@ def detect_insightface(app, rgb: torch.Tensor, det_size: int = 640, retry: bool 
     h, w = rgb.shape[:2]
     if min(h, w) < MIN_DETECT_SIDE:
         return []
-    faces = app.get(to_bgr_uint8(rgb))
+    faces = analyse(app, to_bgr_uint8(rgb))
     if faces or not retry:
-        return list(faces)
+        return faces
     pad = int(round(RETRY_PAD * max(h, w)))
     box = (-pad, -pad, w + pad, h + pad)
     scale = min(1.0, 2.0 * det_size / (max(h, w) + 2 * pad))
