@@ -1,9 +1,12 @@
 # ComfyUI-LumosX developer commands.
 #   make host   build the test hosts (.host/<version>/{ComfyUI,venv}: ComfyUI 0.33.0 when
-#               ../shared/hosts has it, and 0.3.75), idempotent
+#               ../shared/hosts has it, and 0.3.75; the newest also gets the newest ComfyUI
+#               frontend), idempotent; fails when it cannot provide Chromium for the browser
+#               tests unless LUMOSX_NO_BROWSER=1 (docs/development-browser.md)
 #   make test   build the hosts if needed, run the whole suite on the newest one and the
 #               host_matrix tests (server, shipped workflows end to end, CLI, browser) on the
-#               other (scripts/run_tests.py)
+#               other (scripts/run_tests.py); the browser tests run with each host's pinned
+#               frontend and, on the newest host, with the newest frontend too
 #   make test COMFYUI=~/ComfyUI   the whole suite on YOUR ComfyUI folder instead (a test venv
 #               that sees its packages; nothing is installed into your Python)
 #   make test-fast  the fast tier on the newest built host (core math + every node in-process;

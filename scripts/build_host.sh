@@ -12,6 +12,11 @@
 #                                         only the test requirements they lack; nothing is
 #                                         installed into DIR or its Python
 #
+# The newest host also gets the newest ComfyUI frontend (comfyui-frontend-package, pinned in
+# lumosx_core/cli/host.py) in a folder of its own, beside its venv; and Chromium is required
+# for the browser tests: the build fails when it cannot provide it, unless LUMOSX_NO_BROWSER=1
+# (no browser; the browser tests then skip; see docs/development-browser.md).
+#
 # Where things go is decided by lumosx_core/cli/host.py (the one place that knows the layout:
 # .host/<version>/{ComfyUI,venv,stamps}); this script asks it. Idempotent: every step is
 # skipped when its stamp says it is done. $PYTHON (default python3.11) makes the venvs.
@@ -107,7 +112,7 @@ lumosx_command() {
 
 build_one() {
   local version="$1" t0=$SECONDS
-  local HOST_ROOT COMFY VENV PY STAMPS
+  local HOST_ROOT COMFY VENV PY STAMPS FRONTEND_VERSION FRONTEND_DIR FRONTEND_ROOT
   eval "$(layout shell "$version")"
   mkdir -p "$STAMPS"
   # 1. venv
@@ -140,7 +145,16 @@ build_one() {
     touch "$STAMPS/reqs-$hash"
   fi
   lumosx_command "$STAMPS" "$version"
-  # 5. this repository in custom_nodes (for `make serve`; tests use their own base directory)
+  # 5. on the newest host, the newest frontend in a folder of its own (the venv keeps the
+  #    frontend its ComfyUI pins); the browser tests run with both (--front-end-root)
+  if [ "$version" = "$(buildable | head -n 1)" ] && [ ! -f "$FRONTEND_ROOT/index.html" ]; then
+    log "$version: installing comfyui-frontend-package==$FRONTEND_VERSION into $FRONTEND_DIR"
+    rm -rf "$FRONTEND_DIR"
+    pipi --no-deps --target "$FRONTEND_DIR" "comfyui-frontend-package==$FRONTEND_VERSION" \
+        || die "could not install comfyui-frontend-package==$FRONTEND_VERSION"
+    [ -f "$FRONTEND_ROOT/index.html" ] || die "$FRONTEND_ROOT/index.html is missing"
+  fi
+  # 6. this repository in custom_nodes (for `make serve`; tests use their own base directory)
   local link="$COMFY/custom_nodes/ComfyUI-LumosX"
   if [ -L "$link" ] && [ ! -e "$link" ]; then rm -f "$link"; fi
   if [ ! -e "$link" ]; then ln -s "$ROOT" "$link"; fi
@@ -183,17 +197,25 @@ PYEOF
   log "your ComfyUI ready in $((SECONDS - t0)) s: $COMFY (test python: $VPY)"
 }
 
-# a headless browser for the frontend tests (Debian's chromium; root on dev/CI machines)
+# a headless browser for the frontend tests (Debian's chromium; root on dev/CI machines): a
+# build that cannot provide it fails, unless LUMOSX_NO_BROWSER=1 says to go without
 browser() {
-  if [ ! -x /usr/bin/chromium ] && [ "${LUMOSX_NO_BROWSER:-0}" != "1" ]; then
-    log "installing Debian chromium for the browser tests"
-    if [ "$(id -u)" = "0" ]; then
-      (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium \
-          chromium-driver >/dev/null) || log "warning: could not install chromium; browser tests will skip"
-    else
-      log "warning: not root, cannot install chromium; browser tests will skip"
-    fi
+  local chromium="${LUMOSX_CHROMIUM:-/usr/bin/chromium}"
+  local optout="set LUMOSX_NO_BROWSER=1 to build and test without the browser tests"
+  if [ "${LUMOSX_NO_BROWSER:-0}" = "1" ]; then
+    log "LUMOSX_NO_BROWSER=1: no browser; the browser tests will skip"
+    return 0
   fi
+  if [ ! -x "$chromium" ]; then
+    [ "$chromium" = /usr/bin/chromium ] || die "LUMOSX_CHROMIUM=$chromium is not an executable ($optout)"
+    [ "$(id -u)" = "0" ] || die "$chromium is missing and only root can install it: run \
+'apt-get install chromium' as root, or $optout"
+    log "installing Debian chromium for the browser tests"
+    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium \
+        >/dev/null) || die "could not install chromium with apt-get ($optout)"
+  fi
+  "$chromium" --headless --no-sandbox --disable-gpu --version >/dev/null 2>&1 \
+      || die "$chromium does not start ($optout)"
 }
 
 case "${1:-}" in
@@ -203,7 +225,7 @@ case "${1:-}" in
     build_own "$2"
     browser
     ;;
-  -h|--help) sed -n '2,17p' "$0"; exit 0 ;;
+  -h|--help) sed -n '2,22p' "$0"; exit 0 ;;
   *)
     if [ $# -eq 0 ]; then set -- $(buildable); fi
     for v in "$@"; do build_one "$v"; done

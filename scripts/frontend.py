@@ -2,7 +2,11 @@
 tests and the scripts that make the shipped workflows and their screenshots.
 
 Uses Debian's ``/usr/bin/chromium`` (``$LUMOSX_CHROMIUM`` overrides), never a downloaded
-browser, with background networking off and a fresh profile.
+browser, with background networking off and a fresh profile. A missing browser is a failure of
+the browser tests, not a skip, unless ``LUMOSX_NO_BROWSER=1`` (docs/development-browser.md).
+
+The frontends the browser tests run (:func:`frontends`): the host's own pinned one, and on the
+newest test host also :data:`~lumosx_core.cli.host.NEWEST_FRONTEND` (``--front-end-root``).
 """
 from __future__ import annotations
 
@@ -14,9 +18,16 @@ import tempfile
 import time
 import urllib.request
 
-from lumosx_core.cli.host import Host, find_comfyui
+from typing import List, Optional, Tuple
+
+from lumosx_core.cli.host import NEWEST_FRONTEND, Host, built_hosts, find_comfyui, host_of
 
 CHROMIUM = os.environ.get("LUMOSX_CHROMIUM", "/usr/bin/chromium")
+#: ``LUMOSX_NO_BROWSER=1``: no browser here (your own install): the build does not ask for one
+#: and the browser tests skip instead of failing
+NO_BROWSER_ENV = "LUMOSX_NO_BROWSER"
+#: the frontend ComfyUI pins (served from its venv's comfyui-frontend-package)
+PINNED = "pinned"
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu",
                  "--disable-background-networking", "--disable-component-update",
                  "--disable-sync", "--no-first-run", "--disable-dev-shm-usage"]
@@ -35,6 +46,33 @@ SETTINGS = {
 
 def chromium_available() -> bool:
     return os.path.isfile(CHROMIUM) and os.access(CHROMIUM, os.X_OK)
+
+
+def browser_opted_out() -> bool:
+    return os.environ.get(NO_BROWSER_ENV) == "1"
+
+
+def browser_missing() -> Optional[str]:
+    """Why the browser tests cannot run here (no Chromium, no Playwright), or None."""
+    if not chromium_available():
+        return f"{CHROMIUM} is not installed (apt-get install chromium; or LUMOSX_CHROMIUM=PATH)"
+    try:
+        import playwright.sync_api  # noqa: F401
+    except ImportError:
+        return "Playwright is not installed (pip install -r requirements-test.txt)"
+    return None
+
+
+def frontends(comfy_dir: str) -> List[Tuple[str, Optional[str]]]:
+    """``[(name, --front-end-root folder or None)]`` to run the browser tests with on the
+    ComfyUI ``comfy_dir``: its pinned frontend, and on the newest built test host also
+    :data:`NEWEST_FRONTEND` from the folder the host build installs it in (listed even when
+    that folder is missing, so that a broken build fails the tests instead of skipping)."""
+    out = [(PINNED, None)]
+    host, hosts = host_of(comfy_dir), built_hosts()
+    if host is not None and hosts and host.version == hosts[0].version:
+        out.append((NEWEST_FRONTEND, host.newest_frontend))
+    return out
 
 
 def start_host(base_dir: str) -> Host:

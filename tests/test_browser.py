@@ -1,23 +1,67 @@
 """The frontend extension in a real browser: Debian's headless chromium (Playwright) on the
-test host's own ComfyUI frontend. Every shipped UI workflow loads through the app with no
+test host's own pinned ComfyUI frontend and, on the newest test host, also on the newest
+frontend (``frontend.frontends``: a second server with ``--front-end-root``; every test that
+takes ``app`` runs once per frontend). Every shipped UI workflow loads through the app with no
 missing node types and gives exactly the shipped API workflow; the Person node grows and
 shrinks its attribute inputs; people get the preview's colours in chain order; the Bind node
 shows the binding report of an ``executed`` message; opened without its model files, a
 workflow makes the app offer each one with its download address and folder; our script logs
 no console errors.
+A missing browser fails these tests (it does not skip them) unless ``LUMOSX_NO_BROWSER=1``.
 Screenshots go to output/test-artifacts/ (``$LUMOSX_ARTIFACTS``)."""
+import os
 
 import pytest
 
 import frontend
 import shipped
+from host_server import COMFY, e2e_server, ComfyServer
+from lumosx_core.cli.host import NEWEST_FRONTEND
 from lumosx_core.cli.workflow_format import ui_to_api
 from lumosx_core.drawing import PERSON_COLORS
 
+FRONTENDS = frontend.frontends(COMFY)
 
 pytestmark = [pytest.mark.host_matrix,  # run on every test host
-              pytest.mark.skipif(not frontend.chromium_available(),
-                                 reason=f"{frontend.CHROMIUM} is not installed")]
+              pytest.mark.usefixtures("browser"),  # first: no server starts without a browser
+              pytest.mark.skipif(frontend.browser_opted_out() and bool(frontend.browser_missing()),
+                                 reason=f"{frontend.NO_BROWSER_ENV}=1 and no browser here")]
+
+
+@pytest.fixture(scope="session")
+def browser():
+    """Chromium and Playwright, or a failure that says what is missing (not a skip: CI must
+    not pass without the browser tests)."""
+    problem = frontend.browser_missing()
+    if problem:
+        pytest.fail(f"the browser tests cannot run: {problem} (set {frontend.NO_BROWSER_ENV}=1 "
+                    f"to skip them on a machine without a browser)", pytrace=False)
+
+
+@pytest.fixture(scope="module", params=FRONTENDS, ids=[name for name, _ in FRONTENDS])
+def front_end_root(request):
+    """None: the host's pinned frontend; else the folder of the newest frontend."""
+    root = request.param[1]
+    if root is not None and not os.path.isfile(os.path.join(root, "index.html")):
+        pytest.fail(f"{root}/index.html is missing: the host build installs frontend "
+                    f"{request.param[0]} there (make host)", pytrace=False)
+    return root
+
+
+def _front_end_args(root):
+    return ["--front-end-root", root] if root else []
+
+
+@pytest.fixture(scope="module")
+def app_server(front_end_root, server, tmp_path_factory):
+    """The server whose app the browser drives: the session's for the pinned frontend, one
+    more (same pack, stand-in models) serving the newest frontend."""
+    if front_end_root is None:
+        yield server
+        return
+    with e2e_server(str(tmp_path_factory.mktemp("comfy_newest_frontend")),
+                    extra_args=_front_end_args(front_end_root)) as srv:
+        yield srv
 
 
 @pytest.fixture(scope="module")
@@ -26,9 +70,10 @@ def object_info(server):
 
 
 @pytest.fixture(scope="module")
-def app(server):
-    pytest.importorskip("playwright.sync_api")
-    with frontend.open_app(server.url) as app:
+def app(app_server, front_end_root):
+    with frontend.open_app(app_server.url) as app:
+        if front_end_root is not None:  # the page runs the frontend asked for
+            assert app.js("() => window.__COMFYUI_FRONTEND_VERSION__") == NEWEST_FRONTEND
         yield app
         ours = app.errors(ours_only=True)
         assert not ours, f"console errors from the LumosX script: {ours}"
@@ -217,7 +262,7 @@ def test_bind_node_shows_the_report_after_a_run(app, object_info):
     app.screenshot(shipped.artifact("browser_bind_report.png"), canvas_only=False)
 
 
-def test_bind_report_from_a_real_run(app, server):
+def test_bind_report_from_a_real_run(app, app_server):
     """Queue the stand-in version of the loaded workflow for the browser's own client id: the
     server's ``executed`` message reaches the page and the Bind node shows the real report."""
     import requests
@@ -225,13 +270,13 @@ def test_bind_report_from_a_real_run(app, server):
     app.load_workflow(ui)
     bind = next(n["id"] for n in ui["nodes"] if n["type"] == "LumosXBind")
     prompt = shipped.standin_prompt(shipped.load(shipped.api_path("subject_consistent")),
-                                    server.assets["standin_spiece"], seed=4242)  # not cached
+                                    app_server.assets["standin_spiece"], seed=4242)  # not cached
     client_id = app.js("() => window.comfyAPI.api.api.clientId")
     assert client_id
-    r = requests.post(server.url + "/prompt", json={"prompt": prompt, "client_id": client_id},
-                      timeout=30)
+    r = requests.post(app_server.url + "/prompt",
+                      json={"prompt": prompt, "client_id": client_id}, timeout=30)
     assert r.status_code == 200, r.text
-    hist = server.wait(r.json()["prompt_id"], timeout=300)
+    hist = app_server.wait(r.json()["prompt_id"], timeout=300)
     assert hist["status"]["status_str"] == "success", hist["status"]
     (report,) = hist["outputs"][str(bind)]["text"]
     app.page.wait_for_function(
@@ -282,7 +327,17 @@ EVERY_NODE_JS = """async (dynamicCombos) => {
 #: core nodes to which a frontend extension adds widgets of its own (by node class, not by
 #: input kind): converting them must fail naming the node, never give a different prompt
 EXTENSION_WIDGET_NODES = {"LoadImageOutput", "LoadAudio", "RecordAudio", "Load3D", "Preview3D",
-                          "SaveGLB", "CustomCombo"}
+                          "SaveGLB", "CustomCombo", "WebcamCapture"}
+
+
+def _as_the_server_reads(value):
+    """A widget value as the server reads it: it unwraps ``{"__value__": x}`` (typed or not);
+    only a list must stay wrapped (a bare list is a link). Older frontends send a curve that
+    is not a list bare, newer ones wrapped: the same input."""
+    if isinstance(value, dict) and "__value__" in value and not isinstance(value["__value__"],
+                                                                           list):
+        return value["__value__"]
+    return value
 
 
 def _dynamic_combos(object_info):
@@ -330,11 +385,11 @@ def test_converter_gives_what_the_app_sends_for_every_node(app, object_info):
                 continue
             problems.append(f"{label}: {e}")
             continue
-        want = {nid: {"inputs": {k: v for k, v in n["inputs"].items()
+        want = {nid: {"inputs": {k: _as_the_server_reads(v) for k, v in n["inputs"].items()
                                  if _defined(object_info[kind], k)},
                       "class_type": n["class_type"]} for nid, n in output.items()}
-        got = {nid: {"inputs": n["inputs"], "class_type": n["class_type"]}
-               for nid, n in got.items()}
+        got = {nid: {"inputs": {k: _as_the_server_reads(v) for k, v in n["inputs"].items()},
+                     "class_type": n["class_type"]} for nid, n in got.items()}
         if node.get("title"):
             assert all(n["_meta"]["title"] == node["title"] for n in output.values())
         if got != want:
@@ -367,10 +422,10 @@ MISSING_MODELS_JS = """async () => {
 
 
 @pytest.fixture(scope="module")
-def bare_server(tmp_path_factory):
-    """A host with this pack and no model file at all."""
-    from host_server import ComfyServer
-    srv = ComfyServer(str(tmp_path_factory.mktemp("comfy_bare"))).start()
+def bare_server(front_end_root, tmp_path_factory):
+    """A host with this pack and no model file at all (serving the frontend under test)."""
+    srv = ComfyServer(str(tmp_path_factory.mktemp("comfy_bare")),
+                      extra_args=_front_end_args(front_end_root)).start()
     yield srv
     srv.stop()
 

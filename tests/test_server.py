@@ -39,6 +39,9 @@ def test_every_input_and_output_of_every_node_has_a_tooltip(server, pack):
     info = server.get("/object_info")
     ours = {cls.GET_SCHEMA().node_id for cls in nodes_pkg.NODE_LIST}
     assert ours <= set(info)
+    # every node the server lists as this pack's (the test pack's aside), the photo nodes too
+    assert {k for k in info if k.startswith("LumosX") and not k.startswith("LumosXTest")} == ours
+    assert {"LumosXCutOut", "LumosXPeopleFromPhoto", "LumosXPickPerson"} <= ours
     missing = []
     for node_id in sorted(ours):
         node = info[node_id]

@@ -8,6 +8,10 @@ own interpreter because their pinned requirements differ::
     .host/<version>/ComfyUI/   the ComfyUI source tree (``main.py``)
     .host/<version>/venv/      its Python, with ComfyUI's, the pack's and the tests' requirements
     .host/<version>/stamps/    what the build has done (idempotent re-runs)
+    .host/<version>/frontend-<NEWEST_FRONTEND>/   the newest test host only: the newest
+                               ComfyUI frontend, beside the venv (which keeps its ComfyUI's
+                               pinned one); the browser tests also run with it
+                               (``--front-end-root``, see :attr:`TestHost.newest_frontend`)
 
 A user's own ComfyUI folder gets a test environment of its own (``.host/own/<name>-<hash>/venv``,
 see :func:`own_env`) that sees that install's packages and adds the test requirements, so
@@ -33,6 +37,10 @@ REPO_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.realpath(__f
 PACK_DIR_NAME = "ComfyUI-LumosX"
 #: Where the test hosts live (``$LUMOSX_HOSTS`` moves them, e.g. to share them between checkouts).
 HOSTS_DIR = os.environ.get("LUMOSX_HOSTS") or os.path.join(REPO_ROOT, ".host")
+#: The newest ComfyUI frontend (``comfyui-frontend-package`` on the package index, pinned by
+#: version): ``scripts/build_host.sh`` installs it into the newest test host's folder, and the
+#: browser tests run there with it as well as with the host's own pinned frontend.
+NEWEST_FRONTEND = "1.58.1"
 #: The layout before hosts had a folder per version (``.host/ComfyUI`` + ``.venv``); still found.
 LEGACY_COMFYUI = os.path.join(REPO_ROOT, ".host", "ComfyUI")
 LEGACY_PYTHON = os.path.join(REPO_ROOT, ".venv", "bin", "python")
@@ -72,6 +80,16 @@ class TestHost:
 
     def built(self) -> bool:
         return os.path.isfile(os.path.join(self.comfyui, "main.py")) and os.path.exists(self.python)
+
+    @property
+    def frontend_dir(self) -> str:
+        """Where the build puts :data:`NEWEST_FRONTEND` (``pip install --target``)."""
+        return os.path.join(self.root, f"frontend-{NEWEST_FRONTEND}")
+
+    @property
+    def newest_frontend(self) -> str:
+        """The folder to give ComfyUI's ``--front-end-root`` for :data:`NEWEST_FRONTEND`."""
+        return os.path.join(self.frontend_dir, "comfyui_frontend_package", "static")
 
 
 def host_for(version: str) -> TestHost:
@@ -403,7 +421,8 @@ class Host:
 def _main(argv: Sequence[str]) -> int:
     """Shell access to the layout (``python3 -I lumosx_core/cli/host.py COMMAND``):
 
-    * ``shell VERSION``   ``HOST_ROOT= COMFY= VENV= PY= STAMPS=`` for that test host (to eval);
+    * ``shell VERSION``   ``HOST_ROOT= COMFY= VENV= PY= STAMPS= FRONTEND_VERSION= FRONTEND_DIR=
+                          FRONTEND_ROOT=`` for that test host (to eval);
     * ``own DIR``         ``OWN_VENV= USER_PY= COMFY= VERSION=`` for a user's ComfyUI folder (to eval);
     * ``python [DIR]``    the Python that runs the tests and scripts (DIR: your ComfyUI's;
                           ``--oldest``: the oldest test host's);
@@ -413,7 +432,8 @@ def _main(argv: Sequence[str]) -> int:
     if len(argv) == 2 and argv[0] == "shell":
         h = host_for(argv[1])
         pairs = [("HOST_ROOT", h.root), ("COMFY", h.comfyui), ("VENV", h.venv),
-                 ("PY", h.python), ("STAMPS", h.stamps)]
+                 ("PY", h.python), ("STAMPS", h.stamps), ("FRONTEND_VERSION", NEWEST_FRONTEND),
+                 ("FRONTEND_DIR", h.frontend_dir), ("FRONTEND_ROOT", h.newest_frontend)]
     elif len(argv) == 2 and argv[0] == "own":
         comfy = find_comfyui(argv[1])
         pairs = [("OWN_VENV", own_env(comfy)), ("USER_PY", find_python(comfy)),

@@ -13,7 +13,8 @@ Follows what the ComfyUI frontend (``graphToPrompt``, 1.16 to 1.49) does, using 
 * autogrow groups (``COMFY_AUTOGROW_V3``), match-type and dynamic-slot inputs and multi-typed
   inputs without a ``widgetType`` are sockets: their links keep the socket's name
   (``images.image0``); multi-select combos and other list values are sent as
-  ``{"__value__": [...]}``, curves as ``{"__type__": "CURVE", "__value__": [...]}``;
+  ``{"__value__": [...]}``, curves (whatever their value) as ``{"__type__": "CURVE",
+  "__value__": ...}``, as the newest frontends send them (the server unwraps ``__value__``);
 * an INT with ``control_after_generate`` (or, by the old convention, an INT named ``seed`` /
   ``noise_seed``) is followed by one extra ``widgets_values`` entry (the control mode), a
   combo with ``control_after_generate`` by two; they and the upload button never reach the
@@ -267,10 +268,13 @@ def _links(ui: dict) -> Dict[int, Tuple[Any, int, Any, int, Any]]:
 
 
 def _api_value(value, wtype: Optional[str] = None):
-    # lists are links in the API format: the frontend wraps list values (curves typed)
+    # lists are links in the API format: the frontend wraps list values, and curves typed
+    # whatever their value (older frontends left a curve that is not a list bare; the server
+    # reads both the same)
+    if wtype == "CURVE" and value is not None:
+        return {"__type__": "CURVE", "__value__": value}
     if isinstance(value, list):
-        return {"__type__": "CURVE", "__value__": value} if wtype == "CURVE" \
-            else {"__value__": value}
+        return {"__value__": value}
     return value
 
 
