@@ -88,6 +88,27 @@ def test_shell_view_needs_only_the_standard_library():
     values = dict(line.split("=", 1) for line in r.stdout.splitlines())
     assert values["COMFY"].endswith(os.path.join("0.33.0", "ComfyUI"))
     assert values["PY"].endswith(os.path.join("0.33.0", "venv", "bin", "python"))
+    assert values["FRONTEND_ROOT"] == os.path.join(values["FRONTEND_DIR"],
+                                                   "comfyui_frontend_package", "static")
+    assert values["FRONTEND_DIR"].endswith(os.path.join("0.33.0",
+                                                        "frontend-" + values["FRONTEND_VERSION"]))
     r = subprocess.run([sys.executable, "-I", "-S", path, "nonsense"], capture_output=True,
                        text=True, timeout=60)
     assert r.returncode == 2 and "shell VERSION" in r.stderr
+
+
+def test_browser_frontends_per_host(layout, tmp_path):
+    """The newest test host runs the browser tests with its pinned frontend and with the newest
+    one from the folder beside its venv; an older host and your own ComfyUI with their own."""
+    import frontend
+    newest, _ = _fake_host(layout, "0.33.0")
+    older, _ = _fake_host(layout, "0.3.75")
+    static = os.path.join(layout, ".host", "0.33.0", f"frontend-{_host.NEWEST_FRONTEND}",
+                          "comfyui_frontend_package", "static")
+    assert frontend.frontends(newest) == [(frontend.PINNED, None),
+                                          (_host.NEWEST_FRONTEND, static)]
+    assert frontend.frontends(older) == [(frontend.PINNED, None)]
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "main.py").write_text("")
+    assert frontend.frontends(str(mine)) == [(frontend.PINNED, None)]
