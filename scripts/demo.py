@@ -36,7 +36,7 @@ from lumosx_core.model_files import DOCS, FETCH_COMMAND, load_manifest, plain_fo
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 
-WORKFLOW = os.path.join(ROOT, "workflows", "subject_consistent.api.json")
+WORKFLOW = os.path.join(ROOT, "workflows", "api", "subject_consistent.api.json")
 STANDIN_SPIECE = "lumosx_standin_umt5_spiece.model"
 STANDIN_SIZE = {"width": 96, "height": 64, "length": 5}
 STANDIN_STEPS = 3

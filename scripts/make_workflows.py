@@ -10,8 +10,12 @@ itself produces:
                                  Export write; drag it onto the canvas), its loader nodes
                                  carrying each model file's download address and folder
                                  (``properties.models``, from ``lumosx_core/models.json``);
-* ``workflows/<name>.api.json``  the API format (``app.graphToPrompt().output``: what the
-                                 Queue button sends to ``/prompt``).
+* ``workflows/api/<name>.api.json``  the API format (``app.graphToPrompt().output``: what
+                                 the Queue button sends to ``/prompt``; what ``lumosx run``
+                                 queues). In a subfolder: ComfyUI's templates browser lists
+                                 every ``workflows/*.json`` of a pack as a template (its
+                                 ``/workflow_templates`` globs ``custom_nodes/*/workflows/*.json``),
+                                 and an API file opens there as an empty canvas.
 
 ``tests/test_workflows.py`` checks that converting each UI file with
 ``lumosx_core.cli.workflow_format`` gives exactly the API file, and ``tests/test_browser.py`` that
@@ -145,7 +149,7 @@ def main(argv=None) -> int:
     ap.add_argument("--screenshots", action="store_true",
                     help="then run scripts/screenshot_workflows.py")
     args = ap.parse_args(argv)
-    os.makedirs(args.out, exist_ok=True)
+    os.makedirs(os.path.join(args.out, "api"), exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="lumosx-wf-") as tmp:
         # the pictures the workflows load (drawn ones), so that the app sizes the Load Image
         # nodes with their previews
@@ -160,7 +164,7 @@ def main(argv=None) -> int:
                     workflow, output = build(app, graph.spec())
                     workflow.pop("id", None)  # a fresh id each time the app saves
                     ui_path = os.path.join(args.out, graph.name + ".json")
-                    api_path = os.path.join(args.out, graph.name + ".api.json")
+                    api_path = os.path.join(args.out, "api", graph.name + ".api.json")
                     write_json(ui_path, workflow)
                     write_json(api_path, clean_api(output))
                     print(f"wrote {os.path.relpath(ui_path, ROOT)} and "

@@ -80,8 +80,7 @@ def main(argv=None) -> int:
                     help="only this workflow (name; repeatable), and no Bind report picture")
     args = ap.parse_args(argv)
     files = sorted(f for f in glob.glob(os.path.join(WORKFLOWS, "*.json"))
-                   if not f.endswith(".api.json")
-                   and (not args.only or os.path.basename(f)[:-5] in args.only))
+                   if (not args.only or os.path.basename(f)[:-5] in args.only))
     with tempfile.TemporaryDirectory(prefix="lumosx-shots-") as tmp:
         standin.demo_inputs(os.path.join(tmp, "input"), photos=False)
         host = frontend.start_host(tmp)

@@ -27,7 +27,7 @@ def test_demo_runs_end_to_end_in_stand_in_mode(tmp_path):
     for name in (specs.DIT, specs.UMT5, specs.VAE, specs.FACE_PACK):
         assert name in r.stdout  # which files to fetch for a real video
     assert f"lumosx models get --models-dir {tmp_path / 'no-models'}" in r.stdout  # and how
-    assert "lumosx run workflows/subject_consistent.api.json" in r.stdout  # through the CLI
+    assert "lumosx run workflows/api/subject_consistent.api.json" in r.stdout  # through the CLI
     n_nodes = len(shipped.load(shipped.api_path("subject_consistent")))
     assert f"every node ran: {n_nodes}/{n_nodes}" in r.stdout
 
