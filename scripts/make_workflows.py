@@ -91,7 +91,10 @@ async (spec) => {
   for (const s of spec.nodes) {
     const n = byId[s.id];
     const min = n.computeSize();
-    n.setSize([Math.max(s.width || 0, min[0], n.size[0]), Math.max(s.height || 0, min[1])]);
+    // + room for what a run adds (the Bind report, a video player, preview images): the
+    // node is saved that tall, so nothing grows into the node below it
+    n.setSize([Math.max(s.width || 0, min[0], n.size[0]),
+               Math.max(s.height || 0, min[1]) + (s.reserve || 0)]);
   }
   // layout: columns; nodes of one person / reference share a row band
   const gapX = 60, gapY = 40, th = LiteGraph.NODE_TITLE_HEIGHT;
@@ -126,9 +129,30 @@ async (spec) => {
 """
 
 
+#: The view saved with each workflow (``extra.ds``), what the frontend restores when it opens
+#: it: readable text (below ~0.6 the frontend draws nodes as blank boxes; the browser test
+#: wants >= 0.8 at a 1920x1080 window) and the graph's top-left corner just inside the canvas,
+#: clear of the side bar and the menus (in screen pixels).
+VIEW = {"scale": 0.85, "left": 80, "top": 80}
+
+VIEW_JS = r"""
+(view) => {
+  const nodes = window.app.graph._nodes || window.app.graph.nodes;
+  const th = LiteGraph.NODE_TITLE_HEIGHT;
+  const x0 = Math.min(...nodes.map((n) => n.pos[0]));
+  const y0 = Math.min(...nodes.map((n) => n.pos[1] - th));
+  const ds = window.app.canvas.ds;
+  ds.scale = view.scale;
+  ds.offset[0] = view.left / view.scale - x0;
+  ds.offset[1] = view.top / view.scale - y0;
+  window.app.canvas.setDirty(true, true);
+}
+"""
+
+
 def build(app, spec: dict):
     app.js(BUILD_JS, spec)
-    app.fit_view()
+    app.js(VIEW_JS, VIEW)
     return app.graph_to_prompt()
 
 
