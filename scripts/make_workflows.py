@@ -133,7 +133,7 @@ async (spec) => {
 #: it: readable text (below ~0.6 the frontend draws nodes as blank boxes; the browser test
 #: wants >= 0.8 at a 1920x1080 window) and the graph's top-left corner just inside the canvas,
 #: clear of the side bar and the menus (in screen pixels).
-VIEW = {"scale": 0.85, "left": 80, "top": 80}
+VIEW = {"scale": 0.85, "left": 80, "top": 140}
 
 VIEW_JS = r"""
 (view) => {
