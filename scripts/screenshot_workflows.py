@@ -3,8 +3,9 @@
 
 Starts the test host (a throw-away base directory whose input/ holds drawn pictures: no
 photos end up in the screenshots), loads each ``workflows/*.json`` (UI format) in the app in
-a headless Chromium, frames the graph and saves ``docs/workflow_<name>.png``; then
-``docs/bind_report.png``: the Bind node showing a binding report.
+a headless Chromium, frames the graph and saves ``docs/workflow_<name>.png`` and, shrunk to
+512 pixels wide, ``workflows/<name>.jpg``: the thumbnail ComfyUI's templates browser shows
+beside the workflow; then ``docs/bind_report.png``: the Bind node showing a binding report.
 
     make screenshots   # or: $(python3 -I lumosx_core/cli/host.py python --oldest) scripts/screenshot_workflows.py
 
@@ -32,12 +33,12 @@ ROOT = os.path.dirname(HERE)
 DOCS = os.path.join(ROOT, "docs")
 WORKFLOWS = os.path.join(ROOT, "workflows")
 
-SAMPLE_REPORT = ("background 'cozy, warmly lit room': tokens 28-33\n"
-                 "object 'white lamp': tokens 21-22\n"
-                 "person 1 face 'man': tokens 1-1\n"
-                 "person 1 attribute 'white jacket': tokens 4-5\n"
-                 "person 2 face 'woman': tokens 8-8\n"
-                 "person 2 attribute 'yellow scarf': tokens 11-12")
+SAMPLE_REPORT = ("background 'cozy, warmly lit room': tokens 28-33 \"cozy, warmly lit room\"\n"
+                 "object 'white lamp': tokens 21-22 \"white lamp\"\n"
+                 "person 1 face 'man': tokens 1-1 \"man\"\n"
+                 "person 1 attribute 'white jacket': tokens 4-5 \"white jacket\"\n"
+                 "person 2 face 'woman': tokens 8-8 \"woman\"\n"
+                 "person 2 attribute 'yellow scarf': tokens 11-12 \"yellow scarf\"")
 
 
 def shrink_png(path: str) -> str:
@@ -49,6 +50,19 @@ def shrink_png(path: str) -> str:
                                        dither=Image.Dither.NONE)
     q.save(path, "PNG", optimize=True)
     return path
+
+
+THUMB_WIDTH = 512
+
+
+def thumbnail(png: str, jpg: str, width: int = THUMB_WIDTH) -> str:
+    """``png`` shrunk to ``width`` pixels wide as a JPEG (the templates browser's thumbnail)."""
+    from PIL import Image
+    with Image.open(png) as im:
+        im = im.convert("RGB")
+        im = im.resize((width, max(1, round(im.height * width / im.width))), Image.LANCZOS)
+    im.save(jpg, "JPEG", quality=82, optimize=True)
+    return jpg
 
 
 def shoot_bind_report(app, workflow: dict, path: str) -> str:
@@ -80,8 +94,7 @@ def main(argv=None) -> int:
                     help="only this workflow (name; repeatable), and no Bind report picture")
     args = ap.parse_args(argv)
     files = sorted(f for f in glob.glob(os.path.join(WORKFLOWS, "*.json"))
-                   if not f.endswith(".api.json")
-                   and (not args.only or os.path.basename(f)[:-5] in args.only))
+                   if (not args.only or os.path.basename(f)[:-5] in args.only))
     with tempfile.TemporaryDirectory(prefix="lumosx-shots-") as tmp:
         standin.demo_inputs(os.path.join(tmp, "input"), photos=False)
         host = frontend.start_host(tmp)
@@ -97,7 +110,8 @@ def main(argv=None) -> int:
                     name = os.path.splitext(os.path.basename(path))[0]
                     out = shrink_png(app.screenshot(
                         os.path.join(args.out, f"workflow_{name}.png")))
-                    print(f"wrote {os.path.relpath(out, ROOT)}")
+                    thumb = thumbnail(out, os.path.join(WORKFLOWS, name + ".jpg"))
+                    print(f"wrote {os.path.relpath(out, ROOT)} and {os.path.relpath(thumb, ROOT)}")
                 if not args.only:
                     app.page.set_viewport_size({"width": 1000, "height": 900})
                     sub = os.path.join(WORKFLOWS, "subject_consistent.json")

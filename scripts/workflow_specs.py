@@ -68,6 +68,13 @@ RELATIONAL_ON = {"ratio": 0.5, "r2pe": True, "self_mask": True, "cross_mask": Tr
 RELATIONAL_OFF = dict(RELATIONAL_ON, r2pe=False, self_mask=False, cross_mask=False)
 
 
+#: Height (canvas pixels) kept free in the nodes that show something after a run, so that it
+#: grows into no other node: the report of Bind / People From Photo (web/lumosx.js: up to 14
+#: lines of 16 px, 3 without a report), the video player, the preview images.
+RESERVE = {"LumosXBind": 11 * 16, "LumosXPeopleFromPhoto": 11 * 16, "SaveVideo": 300,
+           "SaveImage": 300, "PreviewImage": 300}
+
+
 class Graph:
     """A workflow under construction: nodes in columns, links by input name."""
 
@@ -83,10 +90,12 @@ class Graph:
             control: str = None, **widgets) -> int:
         """A node in column ``col``; ``box`` = minimum (width, height) in canvas pixels;
         ``widgets`` by input name; ``control`` = its control_after_generate mode. Loader
-        nodes of the manifest's files get its download metadata (:func:`model_metadata`)."""
+        nodes of the manifest's files get its download metadata (:func:`model_metadata`);
+        nodes that show something after a run are made taller by their :data:`RESERVE`."""
         node_id = len(self.nodes) + 1
         self.nodes.append({"id": node_id, "type": node_type, "col": col, "title": title,
                            "width": box[0], "height": box[1], "control": control,
+                           "reserve": RESERVE.get(node_type, 0),
                            "band": self.band if col in (1, 2, 3) else None,
                            "widgets": widgets, "properties": model_metadata(node_type)})
         return node_id

@@ -42,7 +42,7 @@ def prepare_base(base: str) -> dict:
 
 
 def prepare_shipped(base: str) -> dict:
-    """What the shipped workflows (workflows/*.api.json) need to run on this server in
+    """What the shipped workflows (workflows/api/*.api.json) need to run on this server in
     stand-in mode, as `make demo` does: the tiny DiT and VAE under the real file names, the
     pictures they load, a tokenizer model that knows their prompts. Returns
     ``{"standin_spiece": path}``; ``demo.standin_overrides(path)`` gives the CLI options."""

@@ -9,7 +9,8 @@ import os
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SCRIPTS = os.path.join(ROOT, "scripts")
-WORKFLOWS = os.path.join(ROOT, "workflows")
+WORKFLOWS = os.path.join(ROOT, "workflows")  # the UI format: the templates browser lists these
+API_WORKFLOWS = os.path.join(WORKFLOWS, "api")  # the API format: `lumosx run`, /prompt
 NAMES = ["identity_consistent", "subject_consistent", "three_people", "ab_relational",
          "dual_cfg", "from_photos"]
 ARTIFACTS = os.environ.get("LUMOSX_ARTIFACTS", os.path.join(ROOT, "output", "test-artifacts"))
@@ -25,7 +26,7 @@ def ui_path(name: str) -> str:
 
 
 def api_path(name: str) -> str:
-    return os.path.join(WORKFLOWS, name + ".api.json")
+    return os.path.join(API_WORKFLOWS, name + ".api.json")
 
 
 def load(path: str):

@@ -98,9 +98,9 @@ BATCHES = {
 @pytest.mark.parametrize("batch", sorted(BATCHES))
 def test_batch_fans_out_over_two_servers(server, second_server, tmp_path, batch):
     files, extra = BATCHES[batch]
-    every = sorted(os.path.basename(f) for fs, _ in BATCHES.values() for f in fs)
+    every = sorted(os.path.relpath(f, shipped.WORKFLOWS) for fs, _ in BATCHES.values() for f in fs)
     assert every == sorted([n + ".json" for n in shipped.NAMES]
-                           + [n + ".api.json" for n in shipped.NAMES])
+                           + [os.path.join("api", n + ".api.json") for n in shipped.NAMES])
     opts = _overrides(server, classes=("LumosXPeopleFromPhoto",) if batch == "from_photos"
                       else ("LumosXFaceEncoder",))
     if batch == "dual_cfg":  # the stand-in options as pairs, without the LumosX Sampler's

@@ -611,7 +611,7 @@ def test_rope_options_apply_to_references_as_core_does_for_phantom():
 # -- the shipped dual-CFG workflow on the real headless server ---------------------------------
 
 def test_shipped_dual_cfg_workflow_runs_on_the_server(server, tmp_path, capsys):
-    """workflows/dual_cfg.api.json (DualCFGGuider fed Bind's positive, negative and
+    """workflows/api/dual_cfg.api.json (DualCFGGuider fed Bind's positive, negative and
     negative_no_refs; SamplerCustomAdvanced) on stand-in models through ``lumosx run``."""
     import json
     import demo

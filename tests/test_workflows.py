@@ -23,11 +23,38 @@ def object_info(server):
     return server.get("/object_info", timeout=120)
 
 
+def test_the_templates_browser_lists_exactly_the_ui_workflows_with_thumbnails(server):
+    """ComfyUI's /api/workflow_templates (what the templates browser shows under this pack)
+    lists the UI workflows and nothing else (an API file there opens an empty canvas), and
+    each has its thumbnail ``<name>.jpg`` served beside its JSON."""
+    import io
+
+    import requests
+    from PIL import Image
+    templates = server.get("/api/workflow_templates")
+    ours = [k for k, names in templates.items()
+            if any(n in names for n in shipped.NAMES)]
+    assert len(ours) == 1, templates
+    assert sorted(templates[ours[0]]) == sorted(shipped.NAMES)
+    for name in shipped.NAMES:
+        base = f"{server.url}/api/workflow_templates/{ours[0]}/{name}"
+        r = requests.get(base + ".json", timeout=30)
+        assert r.status_code == 200 and is_ui_workflow(r.json()), name
+        r = requests.get(base + ".jpg", timeout=30)
+        assert r.status_code == 200, (name, r.status_code)
+        with Image.open(io.BytesIO(r.content)) as im:
+            assert im.format == "JPEG" and 256 <= im.width <= 1024, (name, im.size)
+
+
 def test_every_workflow_ships_in_both_formats():
-    files = sorted(os.listdir(shipped.WORKFLOWS))
-    expected = sorted([n + ".json" for n in shipped.NAMES]
-                      + [n + ".api.json" for n in shipped.NAMES])
-    assert files == expected
+    """UI files (and their template thumbnails) in workflows/, API files in workflows/api/
+    where the templates browser does not list them."""
+    files = sorted(f for f in os.listdir(shipped.WORKFLOWS)
+                   if os.path.isfile(os.path.join(shipped.WORKFLOWS, f)))
+    assert files == sorted([n + ".json" for n in shipped.NAMES]
+                           + [n + ".jpg" for n in shipped.NAMES])
+    assert sorted(os.listdir(shipped.API_WORKFLOWS)) == sorted(n + ".api.json"
+                                                               for n in shipped.NAMES)
     for name in shipped.NAMES:
         assert is_ui_workflow(shipped.load(shipped.ui_path(name)))
         assert is_api_workflow(shipped.load(shipped.api_path(name)))

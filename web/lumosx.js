@@ -365,6 +365,8 @@ app.registerExtension({
       return r;
     };
 
+    // the app draws every title of a node type in its class's title_text_color
+    if (name === REFERENCE) nodeType.title_text_color = "#111111"; // ~5:1 on NON_PERSON_COLOR
     if (name === PERSON) {
       nodeType.title_text_color = "#ffffff"; // readable on every person colour
       // loading a saved graph calls onConnectionsChange for every input while the inputs

@@ -73,7 +73,7 @@ def cmd_serve(args) -> int:
     try:
         host.wait_ready(args.timeout)
         print(f"lumosx serve: ready at {host.url} (Ctrl-C stops it)\n"
-              f"lumosx serve: try  lumosx run workflows/subject_consistent.api.json "
+              f"lumosx serve: try  lumosx run workflows/api/subject_consistent.api.json "
               f"--server {host.url}", flush=True)
         return host.proc.wait()
     except RuntimeError as e:

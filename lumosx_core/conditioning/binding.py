@@ -1,12 +1,13 @@
 """Binding references to the prompt: phrase masks plus a human-readable report.
 
-Works on token ids only (the caller tokenizes with the text encoder's own tokenizer), so it is
-independent of ComfyUI.
+Works on token ids only (the caller tokenizes with the text encoder's own tokenizer, and may
+hand a ``decode`` of token ids back to text for the report's words), so it is independent of
+ComfyUI.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import List, Sequence
+from typing import Callable, List, Optional, Sequence
 
 import torch
 
@@ -22,13 +23,16 @@ def shorten(text: str, limit: int = 80) -> str:
 
 @dataclass
 class PhraseMatch:
-    """Where one reference's phrase occurs: ``starts`` of every occurrence, ``length`` tokens."""
+    """Where one reference's phrase occurs: ``starts`` of every occurrence, ``length`` tokens,
+    and ``words``: the prompt's text at each occurrence (decoded from its tokens; empty when
+    no decoder was given)."""
 
     phrase: str
     kind: str
     person: int
     starts: List[int]
     length: int
+    words: List[str] = field(default_factory=list)
 
     @property
     def found(self) -> bool:
@@ -50,7 +54,9 @@ class BindingReport:
         lines = []
         for m in self.matches:
             if m.found:
-                spans = ", ".join(f"{s}-{s + m.length - 1}" for s in m.starts)
+                words = m.words or [None] * len(m.starts)
+                spans = ", ".join(f"{s}-{s + m.length - 1}" + (f' "{w}"' if w else "")
+                                  for s, w in zip(m.starts, words))
                 lines.append(f"{m.label()} '{shorten(m.phrase)}': tokens {spans}")
             else:
                 lines.append(f"{m.label()} '{shorten(m.phrase)}': NOT FOUND in the prompt")
@@ -61,20 +67,26 @@ class BindingReport:
 
 def bind_phrases(refs: Sequence[RefImage], prompt_ids: Sequence[int],
                  phrases_ids: Sequence[Sequence[int]], context_len: int, valid: int,
-                 strict: bool = False):
+                 strict: bool = False,
+                 decode: Optional[Callable[[Sequence[int]], str]] = None):
     """Phrase masks of every reference (layout order) and the report.
 
     ``prompt_ids``: the prompt's token ids at their context positions; ``phrases_ids``: each
-    phrase tokenized alone without its end token; ``valid``: number of real prompt tokens.
+    phrase tokenized alone without its end token; ``valid``: number of real prompt tokens;
+    ``decode``: token ids -> text, for the words the report shows beside the token numbers.
     Returns ``(masks bool [N_c, context_len], report)``. Missing phrases are warnings, or
     errors when ``strict``.
     """
+    def words(ids) -> str:
+        return " ".join(decode(list(ids)).split()) if decode is not None else ""
+
     report = BindingReport()
     rows = []
     for ref, ids in zip(refs, phrases_ids):
         ids = list(ids)
         starts = [s for s in find_occurrences(prompt_ids, ids, valid) if s + len(ids) <= context_len]
-        m = PhraseMatch(ref.phrase, ref.kind, ref.person, starts, len(ids))
+        m = PhraseMatch(ref.phrase, ref.kind, ref.person, starts, len(ids),
+                        [words(prompt_ids[s:s + len(ids)]) for s in starts] if decode else [])
         report.matches.append(m)
         rows.append(phrase_mask(prompt_ids, ids, context_len, valid))
         if not ref.phrase.strip():
@@ -100,8 +112,9 @@ def bind_phrases(refs: Sequence[RefImage], prompt_ids: Sequence[int],
         for b in people[i + 1:]:
             shared = (per_person[a] & per_person[b]).nonzero().flatten().tolist()
             if shared:
+                said = f' ("{words([prompt_ids[t] for t in shared])}")' if decode else ""
                 report.warnings.append(
-                    f"person {a + 1} and person {b + 1} share prompt tokens {shared}: shared "
+                    f"person {a + 1} and person {b + 1} share prompt tokens {shared}{said}: shared "
                     f"words cancel out in the binding. Give each person distinct phrases "
                     f"(e.g. 'man on the left' / 'woman on the right').")
     return masks, report

@@ -80,6 +80,18 @@ def phrase_ids(tokenizer, phrase: str, prompt: PromptTokens,
     return strip_special([t[0] for t in tokens[UMT5][0]], eos_id=prompt.eos, pad_id=prompt.pad)
 
 
+def token_decoder(tokenizer) -> Optional[Callable[[Sequence[int]], str]]:
+    """Token ids -> text with the umT5 tokenizer inside ``tokenizer`` (its vocabulary's
+    pieces, sentencepiece's word-start mark as a space), or None when it has no vocabulary to
+    read (the report then shows token numbers only)."""
+    outer = getattr(tokenizer, "tokenizer", None)
+    inner = getattr(outer, f"clip_{UMT5}", None) or getattr(outer, UMT5, None)
+    vocab = getattr(inner, "inv_vocab", None)
+    if not isinstance(vocab, dict):
+        return None
+    return lambda ids: "".join(str(vocab.get(int(i), "?")) for i in ids).replace("\u2581", " ")
+
+
 def bind_prompt(tokenizer, refs: Sequence[RefImage], prompt: PromptTokens,
                 negative: Optional[PromptTokens], context_len: int, strict: bool = False,
                 weight_syntax: bool = False,
@@ -95,7 +107,7 @@ def bind_prompt(tokenizer, refs: Sequence[RefImage], prompt: PromptTokens,
             check_interrupt()
         phrases.append(phrase_ids(tokenizer, ref.phrase, prompt, weight_syntax))
     masks, report = bind_phrases(refs, prompt.ids, phrases, context_len, prompt.valid,
-                                 strict=strict)
+                                 strict=strict, decode=token_decoder(tokenizer))
     if prompt.dropped:
         report.warnings.append(cut_warning(prompt.dropped))
     if negative is not None and negative.dropped:
