@@ -89,7 +89,7 @@ def test_malformed_api_workflow_is_a_workflow_error(tmp_path):
     path.write_text(json.dumps({"1": {"class_type": "A", "inputs": [1, 2]}}))
     args = types.SimpleNamespace(workflows=[str(path)], set=["1.x=2"], sweep=[], replace=[],
                                  max_jobs=MAX_JOBS)
-    with pytest.raises(WorkflowError, match=r"w.json: a malformed workflow \(AttributeError"):
+    with pytest.raises(WorkflowError, match=r"w.json: a malformed workflow \(TypeError"):
         run_cmd.build_jobs(args, lambda: {})
 
 
