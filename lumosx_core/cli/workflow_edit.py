@@ -24,14 +24,22 @@ _KINDS = ((stat.S_ISFIFO, "a named pipe (FIFO)"), (stat.S_ISCHR, "a character de
           (stat.S_ISDIR, "a folder"))
 
 
-def _json(text: str, what: str) -> Any:
-    """``json.loads`` whose every failure is a :class:`WorkflowError` naming ``what``."""
+def _loads(text: str, what: str, plain_text: bool = False) -> Any:
+    """``json.loads`` of ``text`` refusing, as a :class:`WorkflowError` naming ``what``, JSON
+    nested more than :data:`MAX_WORKFLOW_DEPTH` deep and -- unless ``plain_text``, which
+    returns ``text`` itself then -- text that is not JSON."""
     try:
-        return json.loads(text)
+        value = json.loads(text)
+        deep = depth(value) > MAX_WORKFLOW_DEPTH
     except RecursionError:
-        raise WorkflowError(f"{what}: JSON nested too deeply to read") from None
+        deep = True
     except ValueError as e:
+        if plain_text:
+            return text
         raise WorkflowError(f"{what}: not JSON ({e})") from None
+    if deep:
+        raise WorkflowError(f"{what}: JSON nested more than {MAX_WORKFLOW_DEPTH} levels deep")
+    return value
 
 
 def load_json(path: str) -> Any:
@@ -58,11 +66,7 @@ def load_json(path: str) -> Any:
     except UnicodeDecodeError as e:
         raise WorkflowError(f"{path}: not JSON (not UTF-8 text: {e.reason} at byte "
                             f"{e.start})") from None
-    data = _json(text, path)
-    if depth(data) > MAX_WORKFLOW_DEPTH:
-        raise WorkflowError(f"{path}: JSON nested more than {MAX_WORKFLOW_DEPTH} levels deep: "
-                            f"not a workflow")
-    return data
+    return _loads(text, path)
 
 
 def depth(data: Any) -> int:
@@ -90,17 +94,7 @@ def workflow_format(data: Any) -> str:
 def parse_value(text: str) -> Any:
     """JSON when it parses (numbers, true/false, null, "quoted", [\"node\", slot] links),
     otherwise the text itself."""
-    try:
-        value = json.loads(text)
-        deep = depth(value) > MAX_WORKFLOW_DEPTH
-    except ValueError:
-        return text
-    except RecursionError:
-        deep = True
-    if deep:
-        raise WorkflowError(f"value {text[:40]!r}...: JSON nested more than "
-                            f"{MAX_WORKFLOW_DEPTH} levels deep")
-    return value
+    return _loads(text, f"value {text[:40]!r}...", plain_text=True)
 
 
 def split_target(target: str, what: str) -> Tuple[str, str]:
