@@ -17,6 +17,9 @@ MAX_VIDEO_TOKENS = 131072
 MAX_BATCH_TOKENS = 262144
 #: Characters in any text input (prompt, negative prompt, phrases).
 MAX_TEXT_CHARS = 65536
+#: Largest prompt weight ``(word:w)`` (in absolute value, nesting multiplied) when Bind's
+#: ``weight_syntax`` is on; ComfyUI's own examples stay within 0.5-1.5.
+MAX_TOKEN_WEIGHT = 10.0
 
 
 class MissingFile(str):
@@ -72,8 +75,21 @@ def value_error(spec: Spec, value) -> Optional[str]:
             return f"{name}: expected text, got {type(value).__name__}"
         if len(value) > MAX_TEXT_CHARS:
             return f"{name}: {len(value)} characters is more than the limit of {MAX_TEXT_CHARS}"
+        return text_error(name, value)
     if kind == "COMBO" and spec.options is not None:
         return choice_error(name, value, spec.options)
+    return None
+
+
+def text_error(name: str, text: str) -> Optional[str]:
+    """A lone surrogate (half of a UTF-16 pair, e.g. a JSON ``"\\ud83d"`` without its
+    partner) is not text: no tokenizer can read it."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as e:
+        return (f"{name}: character {e.start + 1} is a lone surrogate "
+                f"(U+{ord(text[e.start]):04X}), which is not text: remove it or send the whole "
+                f"character (a JSON escape needs both halves of a surrogate pair)")
     return None
 
 

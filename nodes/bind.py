@@ -147,7 +147,8 @@ class LumosXBind(LumosXNode):
             except ValueError as e:
                 raise ValueError(f"references: {e}") from None
         pos_tokens = tokenize_prompt(clip, prompt, bool(weight_syntax))
-        neg_tokens = tokenize_prompt(clip, negative_prompt or "", bool(weight_syntax))
+        neg_tokens = tokenize_prompt(clip, negative_prompt or "", bool(weight_syntax),
+                                     "negative_prompt")
         positive = clip.encode_from_tokens_scheduled(pos_tokens.tokens)
         negative_no_refs = negative = clip.encode_from_tokens_scheduled(neg_tokens.tokens)
         masks, report = bind_prompt(

@@ -16,11 +16,12 @@ from comfy_execution.graph_utils import ExecutionBlocker
 from ..lumosx_core.faces.detector import detect_insightface
 from ..lumosx_core.faces.encode import CROP_OPTIONS, CROP_RELEASED, crop_mode, reference_crop
 from ..lumosx_core.faces.reference import reference_of
+from ..lumosx_core.image_limits import fit_picture
 from ..lumosx_core.image_prep import attach_regions, to_rgb
 from ..lumosx_core.photos import garments as garments_core
 from ..lumosx_core.photos.cutout import cut_out, cut_out_batch, stack
 from ..lumosx_core.photos.masks import (as_images, as_masks, check_not_empty, check_size,
-                                        item_name, kept)
+                                        item_name, kept, mask_view)
 from ..lumosx_core.photos.people import (LEFT_TO_RIGHT, ORDERS, PeopleInPhoto, PhotoPerson,
                                          body_regions, order_faces, render_people)
 from .faces import (FACE_CHECKS, body_region_inputs, crop_inputs, detector_inputs,
@@ -111,9 +112,12 @@ def find_people(app, photo: torch.Tensor, det_size: int = 640, order: str = LEFT
     return PeopleInPhoto(rgb, tuple(people), order)
 
 
-def give_garments(people: PeopleInPhoto, garments, mode: str, min_overlap: float
-                  ) -> PeopleInPhoto:
-    """``people`` with the garment masks (MASK, on the same photo) given to their wearers."""
+def give_garments(people: PeopleInPhoto, garments, mode: str, min_overlap: float,
+                  photo_size=None) -> PeopleInPhoto:
+    """``people`` with the garment masks (MASK, on the same photo) given to their wearers.
+    ``photo_size``: ``(height, width)`` of the photo as given (before a size reduction)."""
+    if photo_size is not None:
+        check_size(mask_view(garments, "garments"), *photo_size, "garments", "image")
     masks = as_masks(garments, "garments")
     w, h = people.size
     check_size(masks, h, w, "garments", "image")
@@ -211,12 +215,13 @@ class LumosXPeopleFromPhoto(LumosXNode):
                              f"the frames of an animated picture) where one group photo is "
                              f"expected; pick one (e.g. ImageFromBatch)")
         check_inputs(cls, locals())
-        photo = image.detach().cpu()
         app = load_analyzer(pack, provider, det_size)
-        people = find_people(app, photo[0] if photo.ndim == 4 else photo, det_size, order,
-                             max_people, size, crop, margin, body_width, body_height)
+        photo = fit_picture(image.detach()[0] if image.ndim == 4 else image.detach(), "image")
+        people = find_people(app, photo.cpu(), det_size, order, max_people, size, crop, margin,
+                             body_width, body_height)
         if garments is not None:
-            people = give_garments(people, garments, assign, min_overlap)
+            people = give_garments(people, garments, assign, min_overlap,
+                                   tuple(image.shape[-3:-1]))
         text = people.describe() + "\n" + (people.assignment.report()
                                            if people.assignment is not None
                                            else "garments: none connected")

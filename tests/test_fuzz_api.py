@@ -3,16 +3,23 @@
 bounds and choices), not from a hand list: boundaries and one step past them, non-finite
 numbers, wrong JSON types and oversized values.
 
-* Every value that is not a valid value of its input must be refused: HTTP 400 with
-  ``node_errors`` for the mutated node naming the input (never a 5xx, never queued).
+* Every value that is not a valid value of its input must be refused: ``node_errors`` for
+  the mutated node naming the input (never a 5xx; the mutated node never runs).
 * Boundary values (min, max, first/last choice, true/false, the longest text allowed) may be
   accepted, or refused naming the input (the work limits refuse e.g. the largest video).
-* Each value goes in a graph cut down to the outputs downstream of the mutated node, so a
-  refusal leaves nothing to run. While the values are sent a test-only gate job holds the
-  executor, and every accepted graph is taken back from the queue before it can run: accepted
-  expensive values (200 steps, 16384 px) are checked at ``/prompt`` but never executed.
+* Each value goes in a graph cut down to the outputs downstream of the mutated node, plus
+  the *normal job* (Bind on a background picture, its preview saved under a new name): a
+  refused value leaves the normal job valid, so ComfyUI queues the job anyway and the prompt
+  worker copies and runs the job that holds the value -- as a client's whole workflow with
+  one bad value would be. The normal job's preview must equal the fresh server's bit for bit,
+  in the job of every value and so in the job right after it. After every batch of
+  :data:`BATCH` values a normal job without any hostile value is computed afresh (a
+  never-cached node before Bind, one LumosX Sampler step on a 32x32x1 latent) and its latent
+  compared bit for bit with the fresh server's. Values are sent while a test-only gate job
+  holds the executor; accepted values (200 steps, 16384 px are valid) are taken back from the
+  queue before the gate opens, so they are checked at ``/prompt`` but never executed.
 * A seeded sample of cheap accepted values is then run for real (tiny sizes): each succeeds or
-  fails naming the input. The server stays up and a normal job afterwards succeeds.
+  fails naming the input; after each, the fresh normal job again.
 """
 import collections
 import contextlib
@@ -24,8 +31,11 @@ import random
 import time
 import uuid
 
+import numpy as np
 import pytest
 import requests
+import torch
+from PIL import Image
 
 import e2e_setup
 from host_server import e2e_server
@@ -210,7 +220,6 @@ def gate(srv):
         open(release, "w").close()
         hist = srv.wait(gate_id, timeout=60)
         assert hist["status"]["status_str"] == "success", hist["status"]
-        wait_idle(srv)
 
 
 def names_input(errors, name):
@@ -231,7 +240,99 @@ def short(v):
     return f"{v!r:.40}" + (f"...({len(v)} chars)" if isinstance(v, str) and len(v) > 40 else "")
 
 
-def test_every_input_of_every_node(srv):
+#: node ids of the normal job (kept apart from the fuzz graph's)
+PROBE_IDS = [str(900 + i) for i in range(11)]
+#: values sent per gate; the normal job is computed afresh after each batch
+BATCH = 128
+
+
+def probe_part(srv, kind: str, prefix: str = "fuzz_next"):
+    """The normal job, kind ``"next"`` (Bind on a background picture, cached after the first
+    time, its preview saved again as ``prefix``) or ``"fresh"`` (a never-cached node before
+    Bind, so Bind and one LumosX Sampler step on a 32x32x1 latent run again; the latent saved
+    as ``prefix``)."""
+    a, b, c, d, e, f, g_, h, i, j, k = PROBE_IDS
+    g = {a: {"class_type": "LumosXTestTinyTextEncoder",
+             "inputs": {"spiece_path": srv.assets["spiece"], "seed": 0}},
+         c: {"class_type": "VAELoader", "inputs": {"vae_name": e2e_setup.VAE}},
+         d: {"class_type": "LoadImage", "inputs": {"image": "garden.png"}},
+         e: {"class_type": "LumosXReference",
+             "inputs": {"image": [d, 0], "phrase": "sunny garden", "kind": "background"}},
+         f: {"class_type": "LumosXBind",
+             "inputs": {"clip": [a, 0], "vae": [c, 0], "prompt": e2e_setup.PROMPT,
+                        "negative_prompt": "blurry", "references": [e, 0], "width": 32,
+                        "height": 32, "length": 1, "batch_size": 1, "ratio": 0.5, "r2pe": True,
+                        "self_mask": True, "cross_mask": True, "mode": "parity",
+                        "uncond_bias": "positive phrase masks (released)", "strict": True}}}
+    if kind == "next":
+        g[k] = {"class_type": "SaveImage", "inputs": {"images": [f, 4], "filename_prefix": prefix}}
+    else:
+        g[g_] = {"class_type": "LumosXTestFresh", "inputs": {"image": [d, 0]}}
+        g[e]["inputs"]["image"] = [g_, 0]
+        g[b] = {"class_type": "LumosXModelLoader",
+                "inputs": {"model_name": e2e_setup.DIT, "weight_dtype": "default"}}
+        g[h] = {"class_type": "LumosXSampler",
+                "inputs": {"model": [b, 0], "positive": [f, 0], "negative": [f, 1],
+                           "latent": [f, 2], "seed": 7, "steps": 1, "cfg": 6.0,
+                           "sampler_name": "euler", "scheduler": "simple", "shift": 8.0,
+                           "denoise": 1.0}}
+        g[i] = {"class_type": "SaveLatent", "inputs": {"samples": [h, 0], "filename_prefix": prefix}}
+    return g
+
+
+def probe_output(srv, hist):
+    """What the normal job saved: the latent (``"fresh"``) or the preview's pixels
+    (``"next"``); ``None`` when it did not finish well."""
+    from safetensors.torch import load_file
+    if hist is None or hist.get("status", {}).get("status_str") != "success":
+        return None
+    outputs = hist["outputs"]
+    if PROBE_IDS[8] in outputs:
+        item = outputs[PROBE_IDS[8]]["latents"][0]
+    else:
+        item = outputs[PROBE_IDS[10]]["images"][0]
+    path = os.path.join(srv.base, "output", item.get("subfolder", ""), item["filename"])
+    if path.endswith(".latent"):
+        return load_file(path)["latent_tensor"]
+    with Image.open(path) as im:
+        return torch.from_numpy(np.asarray(im.convert("RGB")).copy())
+
+
+def history(srv, prompt_id):
+    return srv.get(f"/history/{prompt_id}").get(prompt_id)
+
+
+def wait_all(srv, ids, timeout):
+    """Wait until every job of ``ids`` is in the history; else the index of the first one
+    that is not."""
+    deadline = time.time() + timeout
+    for n, pid in enumerate(ids):
+        while history(srv, pid) is None:
+            if time.time() > deadline:
+                return n
+            time.sleep(0.05)
+    return None
+
+
+@pytest.fixture(scope="module")
+def fresh(srv):
+    """The normal jobs' outputs on the fresh server, before any hostile value."""
+    out = {}
+    for kind in ("fresh", "next"):
+        out[kind] = probe_output(srv, srv.run(probe_part(srv, kind, "fuzz_first_" + kind)))
+        assert out[kind] is not None and out[kind].float().abs().sum() > 0, kind
+    again = probe_output(srv, srv.run(probe_part(srv, "fresh", "fuzz_again")))
+    assert torch.equal(again, out["fresh"])         # the normal job is deterministic
+    assert torch.isfinite(out["fresh"]).all()
+    return out
+
+
+def fresh_job_matches(srv, fresh, prefix):
+    out = probe_output(srv, srv.run(probe_part(srv, "fresh", prefix), timeout=300))
+    return out is not None and torch.equal(out, fresh["fresh"])
+
+
+def test_every_input_of_every_node(srv, fresh):
     t0 = time.time()
     all_info = srv.get("/object_info")
     info = {name: i for name, i in all_info.items()
@@ -248,40 +349,62 @@ def test_every_input_of_every_node(srv):
         return bool(all_info[cls].get("output_node"))
 
     rng = random.Random(SEED)
+    cases, tried_inputs = [], 0
+    for cls, node_info in sorted(info.items()):
+        nid = by_class[cls]
+        g_focus = focus(g0, nid, is_output)
+        for name, (kind, opts) in sorted(widget_inputs(node_info).items()):
+            tried_inputs += 1
+            cases += [(cls, nid, g_focus, name) + m for m in mutations(kind, opts, rng)]
     counts = collections.Counter()
-    problems, accepted, tried_inputs = [], [], 0
-    with gate(srv) as gate_id:
-        for cls, node_info in sorted(info.items()):
-            nid = by_class[cls]
-            g_focus = focus(g0, nid, is_output)
-            for name, (kind, opts) in sorted(widget_inputs(node_info).items()):
-                tried_inputs += 1
-                for klass, value, may_accept in mutations(kind, opts, rng):
-                    g = copy.deepcopy(g_focus)
-                    g[nid]["inputs"][name] = value
-                    r = post(srv, g)
-                    what = f"{cls}.{name} = {short(value)} ({klass})"
-                    if r.status_code >= 500:
-                        problems.append(f"{what}: HTTP {r.status_code} {r.text[:300]}")
-                        counts[klass, "5xx"] += 1
-                        continue
+    problems, accepted, checked = [], [], 0
+    for start in range(0, len(cases), BATCH):
+        sent = []               # (what, job id or None)
+        with gate(srv):
+            for cls, nid, g_focus, name, klass, value, may_accept in cases[start:start + BATCH]:
+                g = copy.deepcopy(g_focus)
+                g[nid]["inputs"][name] = value
+                g.update(probe_part(srv, "next", f"fuzz_next_{start + len(sent)}"))
+                r = post(srv, g)
+                what = f"{cls}.{name} = {short(value)} ({klass})"
+                job = None
+                if r.status_code >= 500:
+                    problems.append(f"{what}: HTTP {r.status_code} {r.text[:300]}")
+                    counts[klass, "5xx"] += 1
+                else:
                     body = r.json()
                     errs = (body.get("node_errors") or {}).get(nid, {}).get("errors", [])
-                    if r.status_code == 200 and body.get("prompt_id"):
-                        requests.post(srv.url + "/queue", json={"delete": [body["prompt_id"]]},
-                                      timeout=30)
+                    job = body.get("prompt_id")
+                    if errs:
+                        counts[klass, "refused"] += 1
+                        if not names_input(errs, name):
+                            problems.append(f"{what}: HTTP {r.status_code}, {str(body)[:300]}")
+                    elif r.status_code == 200 and job:
+                        # accepted: taken back before it can run (it may be expensive)
+                        requests.post(srv.url + "/queue", json={"delete": [job]}, timeout=30)
+                        job = None
                         counts[klass, "accepted"] += 1
                         if not may_accept:
                             problems.append(f"{what}: accepted")
-                        elif not errs:
+                        else:
                             accepted.append((cls, nid, name, value))
-                        continue
-                    counts[klass, "refused"] += 1
-                    if not errs or not names_input(errs, name):
-                        problems.append(f"{what}: HTTP {r.status_code}, {str(body)[:300]}")
-        # nothing accepted ever got past the gate
-        running, pending = queue_ids(srv)
-        assert running == [gate_id] and not pending, (running, pending)
+                    else:
+                        problems.append(f"{what}: HTTP {r.status_code} without an error for "
+                                        f"node {nid}: {str(body)[:300]}")
+                sent.append((what, job))
+        ran_jobs = [(what, job) for what, job in sent if job]
+        stuck = wait_all(srv, [job for _, job in ran_jobs], timeout=150)
+        assert stuck is None, (f"the prompt worker stopped: the job of {ran_jobs[stuck][0]} "
+                               f"never finished ({len(queue_ids(srv)[1])} jobs pending)")
+        for what, job in ran_jobs:
+            out = probe_output(srv, history(srv, job))
+            if out is None or not torch.equal(out, fresh["next"]):
+                problems.append(f"{what}: the normal job in its job "
+                                + ("failed" if out is None else "gave another preview"))
+            checked += 1
+        if not fresh_job_matches(srv, fresh, f"fuzz_batch_{start}"):
+            problems.append(f"after {sent[-1][0]}: the normal job computed afresh failed or "
+                            f"gave another latent")
     t_prompt = time.time() - t0
 
     # a seeded sample of cheap accepted values really runs (tiny sizes, few steps)
@@ -304,20 +427,19 @@ def test_every_input_of_every_node(srv):
         if status != "success":
             msgs = [m for k, m in hist["status"]["messages"] if k == "execution_error"]
             assert msgs and name in msgs[0]["exception_message"], (cls, name, value, msgs)
+        assert fresh_job_matches(srv, fresh, f"fuzz_ran_{len(ran)}"), ran[-1]
     t_run = time.time() - t0 - t_prompt
 
-    # the server is up and a normal job (new seed, so it really samples) succeeds
     assert srv.proc.poll() is None
     assert requests.get(srv.url + "/system_stats", timeout=10).ok
-    hist = srv.run(base_graph(srv, seed=1, prefix="fuzz_after"), timeout=600)
-    assert hist["status"]["status_str"] == "success", (hist["status"], srv.log()[-3000:])
 
     table = collections.defaultdict(collections.Counter)
     for (klass, outcome), n in counts.items():
         table[klass][outcome] = n
     print(f"\nLumosX API fuzz: {len(info)} nodes, {tried_inputs} inputs, "
-          f"{sum(counts.values())} values in {t_prompt:.0f}s; executed {len(ran)} "
-          f"in {t_run:.0f}s, then a normal job in {time.time() - t0 - t_prompt - t_run:.0f}s")
+          f"{sum(counts.values())} values, {checked} of them run with a normal job that "
+          f"matched the fresh server's, in {t_prompt:.0f}s; executed {len(ran)} in "
+          f"{t_run:.0f}s")
     for klass in sorted(table):
         print(f"  {klass:<11} " + ", ".join(f"{o} {n}" for o, n in sorted(table[klass].items())))
     for line in ran:

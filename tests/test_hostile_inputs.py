@@ -203,3 +203,45 @@ def test_bind_with_4k_token_phrase_and_8k_token_prompt_is_quick(N, clip, vae, mo
     assert extra < 5.0, extra
     # the released encoder reads 512 tokens: the 4k-token phrase cannot fit, and says so
     assert "NOT FOUND" in out.result[3] and "tokens were cut" in out.result[3]
+
+
+# -- every error is an ordinary exception ComfyUI can copy ----------------------------------------
+
+def _error_classes():
+    """Every exception class the core defines (the nodes raise these or built-in ones)."""
+    import importlib
+    import pkgutil
+
+    import lumosx_core
+    found = set()
+    for mod in pkgutil.walk_packages(lumosx_core.__path__, "lumosx_core."):
+        if ".cli" in mod.name:
+            continue        # the command line never runs inside ComfyUI's executor
+        m = importlib.import_module(mod.name)
+        for obj in vars(m).values():
+            if isinstance(obj, type) and issubclass(obj, BaseException) \
+                    and obj.__module__.startswith("lumosx_core"):
+                found.add(obj)
+    return sorted(found, key=lambda c: c.__qualname__)
+
+
+def test_every_error_copies_and_pickles_as_itself(V, L):
+    """ComfyUI's executor copies what a job holds and reports what it raises: every error
+    class of the core, the refused-value stand-ins and the missing-file message survive
+    ``copy.deepcopy`` and ``pickle`` with their type and text."""
+    import copy
+    import pickle
+    classes = _error_classes()
+    assert {c.__name__ for c in classes} >= {"CheckpointError", "UnsafeCheckpointError",
+                                            "PictureTooLarge"}, classes
+    items = [c("model_name 'x.safetensors': tensor w holds NaN; replace the file")
+             for c in classes]
+    items += [V.RefusedValue("nan", "cfg = nan: must be a finite number"),
+              V.RefusedText("5", "prompt = 5: expected text"),
+              L.MissingFile("model_name 'x': not found in models/diffusion_models")]
+    for item in items:
+        for twin in (copy.deepcopy(item), pickle.loads(pickle.dumps(item))):
+            assert type(twin) is type(item) and str(twin) == str(item), item
+            assert getattr(twin, "message", None) == getattr(item, "message", None)
+    with pytest.raises(ValueError, match="cfg = nan"):
+        float(copy.deepcopy(items[-3]))

@@ -20,8 +20,9 @@ from typing import Dict, List, Optional
 from .api import (ComfyClient, Listener, PromptRefused, ServerError, format_execution_error,
                   format_prompt_error, output_items, text_outputs)
 from .progress import Progress
-from .workflow_edit import (apply_replacements, apply_sets, describe, load_json,
-                            parse_assignment, parse_sweep, sweep_combinations, workflow_format)
+from .workflow_edit import (MAX_JOBS, apply_replacements, apply_sets, count_jobs, describe,
+                            load_json, parse_assignment, parse_sweep, sweep_combinations,
+                            workflow_format)
 from .workflow_format import WorkflowError, ui_to_api
 
 DEFAULT_SERVER = "http://127.0.0.1:8188"
@@ -36,9 +37,9 @@ def register(subparsers) -> None:
         "run", help="queue workflows on ComfyUI servers, follow them, download outputs",
         description="Queue API-format workflows (UI-format files are converted with the "
                     "server's /object_info), follow the websocket with a progress bar, download "
-                    "the outputs. Exit status: 0 all jobs succeeded, 1 a job failed (the node's "
-                    "error is printed), 2 bad arguments or workflow, 3 no server reachable, "
-                    "130 cancelled.",
+                    "the outputs. Exit status: 0 all jobs succeeded, 1 a job failed or the "
+                    "server refused any of its nodes (the node's error is printed), 2 bad "
+                    "arguments or workflow, 3 no server reachable, 130 cancelled.",
         epilog="NODE is a node id, a node title (_meta.title) or a class type (every node of "
                "that type). VALUE is JSON when it parses (42, 0.5, true, \"text\", [\"4\", 0] "
                "= a link to output 0 of node 4), else the text as given.")
@@ -50,6 +51,9 @@ def register(subparsers) -> None:
                           "its inputs)")
     run.add_argument("--sweep", action="append", default=[], metavar="NODE.INPUT=[V1,...]",
                      help="one job per value (several sweeps: every combination)")
+    run.add_argument("--max-jobs", type=int, default=MAX_JOBS, metavar="N",
+                     help=f"refuse a run of more than N jobs (workflows x sweep combinations; "
+                          f"default {MAX_JOBS}), checked before any is built")
     run.add_argument("--server", action="append", default=[], metavar="URL",
                      help=f"ComfyUI server (repeatable: jobs are spread over them; default "
                           f"$LUMOSX_SERVER or {DEFAULT_SERVER})")
@@ -89,6 +93,7 @@ class Job:
         self.finishing = False
         self.interrupted = False
         self.t_history_done: Optional[float] = None  # when /history first said it was done
+        self.refused: Optional[str] = None  # the nodes /prompt refused while running the rest
         self.t_queued = self.t_end = None
 
     def node_name(self, node_id) -> str:
@@ -114,27 +119,49 @@ def _num(k):
         return (1, 0, str(k))
 
 
-def build_jobs(args, first_client_info) -> List[Job]:
+def parse_edits(args):
+    """``(sets, sweeps)`` of the command line, the number of jobs checked against
+    ``--max-jobs`` before anything is built."""
     sets = [parse_assignment(s) for s in args.set]
     sweeps = [parse_sweep(s) for s in args.sweep]
+    count_jobs(len(args.workflows), sweeps, args.max_jobs)
+    return sets, sweeps
+
+
+def build_jobs(args, first_client_info, loaded: Optional[Dict[str, object]] = None) -> List[Job]:
+    """Every job of the command line. ``loaded``: the workflow files already read
+    (:func:`load_json`), by path."""
+    sets, sweeps = parse_edits(args)
     combos = sweep_combinations(sweeps)
     jobs = []
     for path in args.workflows:
-        data = load_json(path)
-        fmt = workflow_format(data)
-        if fmt == "ui":
-            prompt = ui_to_api(data, first_client_info())
-        elif fmt == "api-wrapped":
-            prompt = data["prompt"]
-        else:
-            prompt = data
-        for combo in combos:
-            p = copy.deepcopy(prompt)
-            apply_replacements(p, args.replace)
-            apply_sets(p, sets)
-            apply_sets(p, combo)
-            label = os.path.basename(path) + (f" [{describe(combo)}]" if combo else "")
-            jobs.append(Job(len(jobs) + 1, path, p, label))
+        data = loaded[path] if loaded and path in loaded else load_json(path)
+        try:
+            jobs += _jobs_of(path, data, args, sets, combos, first_client_info, len(jobs))
+        except (WorkflowError, ServerError):
+            raise
+        except (LookupError, TypeError, ValueError, AttributeError, RecursionError) as e:
+            raise WorkflowError(f"{path}: a malformed workflow ({type(e).__name__}: "
+                                f"{str(e)[:200]})") from None
+    return jobs
+
+
+def _jobs_of(path, data, args, sets, combos, first_client_info, first: int) -> List[Job]:
+    fmt = workflow_format(data)
+    if fmt == "ui":
+        prompt = ui_to_api(data, first_client_info())
+    elif fmt == "api-wrapped":
+        prompt = data["prompt"]
+    else:
+        prompt = data
+    jobs = []
+    for combo in combos:
+        p = copy.deepcopy(prompt)
+        apply_replacements(p, args.replace)
+        apply_sets(p, sets)
+        apply_sets(p, combo)
+        label = os.path.basename(path) + (f" [{describe(combo)}]" if combo else "")
+        jobs.append(Job(first + len(jobs) + 1, path, p, label))
     return jobs
 
 
@@ -193,10 +220,10 @@ class Runner:
             where = f" on {client.url}" if len(self.clients) > 1 or len(self.jobs) > 1 else ""
             self.progress.event(f"job {job.index} ({job.label}): queued{where} as {pid}")
             if node_errors:
-                self.progress.event("warning: the server dropped outputs that failed "
-                                    "validation:\n" + format_prompt_error(
-                                        {"error": {"message": "partial"},
-                                         "node_errors": node_errors}), force=True)
+                nodes = format_prompt_error({"node_errors": node_errors}).splitlines()[1:]
+                job.refused = ("the server refused nodes of this job and runs only the "
+                               "outputs they do not feed:\n" + "\n".join(nodes))
+                self.progress.event(f"job {job.index} ({job.label}): {job.refused}", force=True)
 
     def follow(self) -> None:
         last_poll = 0.0
@@ -312,6 +339,8 @@ class Runner:
                 job.cached = [str(n) for n in data.get("nodes") or []]
         ok = status.get("status_str") == "success" and not job.error and not job.interrupted
         job.status = "success" if ok else ("interrupted" if job.interrupted else "error")
+        if ok and job.refused:      # the rest ran, but the job is not what was asked for
+            ok, job.status, job.error = False, "refused", job.refused
         job.texts = text_outputs(entry)
         if not self.args.no_download:
             self.download(job, entry)
@@ -411,6 +440,17 @@ def out_error(path: str) -> Optional[str]:
 
 def cmd_run(args) -> int:
     progress = Progress(quiet=args.quiet)
+    try:    # bad options, too many jobs, unreadable workflows: before any server is asked
+        parse_edits(args)
+        loaded = {path: load_json(path) for path in args.workflows}
+        for path, data in loaded.items():
+            try:
+                workflow_format(data)
+            except WorkflowError as e:
+                raise WorkflowError(f"{path}: {e}") from None
+    except WorkflowError as e:
+        print(f"lumosx run: {e}", file=sys.stderr)
+        return EXIT_USAGE
     for path, needed in ((args.out, not args.no_download),
                          (os.path.dirname(os.path.abspath(args.json)) if args.json else None,
                           bool(args.json))):
@@ -440,7 +480,7 @@ def cmd_run(args) -> int:
         return cache["info"]
 
     try:
-        jobs = build_jobs(args, object_info)
+        jobs = build_jobs(args, object_info, loaded)
     except WorkflowError as e:
         print(f"lumosx run: {e}", file=sys.stderr)
         return EXIT_USAGE

@@ -8,14 +8,16 @@ masks point at the very tokens the text encoder encodes.
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Callable, List, Optional, Sequence, Tuple
 
 import torch
 
+from ..limits import MAX_TOKEN_WEIGHT
 from .binding import BindingReport, bind_phrases
 from .phrases import strip_special
-from .prompt import TEXT_LEN, cut_tokens, cut_warning, released_text
+from .prompt import TEXT_LEN, clean_prompt, cut_tokens, cut_warning, released_text
 from .references import RefImage
 
 UMT5 = "umt5xxl"
@@ -29,11 +31,46 @@ def umt5_key(tokens: dict) -> str:
                      f"tokenizers {sorted(tokens)}; load umt5_xxl with a CLIP loader of type 'wan'")
 
 
+def _inner(tokenizer):
+    outer = getattr(tokenizer, "tokenizer", None)
+    return getattr(outer, f"clip_{UMT5}", None) or getattr(outer, UMT5, None)
+
+
 def special_ids(tokenizer) -> Tuple[int, int]:
     """``(end, pad)`` token ids of the umT5 tokenizer inside ``tokenizer``."""
-    outer = getattr(tokenizer, "tokenizer", None)
-    inner = getattr(outer, f"clip_{UMT5}", None) or getattr(outer, UMT5, None)
+    inner = _inner(tokenizer)
     return getattr(inner, "end_token", 1), getattr(inner, "pad_token", 0)
+
+
+def unknown_id(tokenizer) -> Optional[int]:
+    """The id the tokenizer gives a piece it does not know (an emoji absent from umT5's
+    vocabulary): the sentencepiece model's ``unk_id`` (ComfyUI's ``SPieceTokenizer``);
+    ``None`` for a tokenizer that does not say."""
+    sp = getattr(getattr(_inner(tokenizer), "tokenizer", None), "tokenizer", None)
+    try:
+        return int(sp.unk_id())
+    except Exception:  # noqa: BLE001 - another kind of tokenizer
+        return None
+
+
+def weight_error(tokens: dict, name: str) -> None:
+    """Refuse a prompt weight (ComfyUI's ``(word:w)`` syntax; each bare pair of parentheses
+    multiplies by 1.1) that is not
+    finite or is more than :data:`MAX_TOKEN_WEIGHT` in size: it would give NaN or a wrecked
+    text embedding, i.e. a black or meaningless video, not an error."""
+    for chunk in tokens.get(UMT5, ()):
+        for item in chunk:
+            w = item[1] if len(item) > 1 else 1.0
+            try:
+                w = float(w)
+            except (TypeError, ValueError):
+                continue
+            if not math.isfinite(w) or abs(w) > MAX_TOKEN_WEIGHT:
+                raise ValueError(
+                    f"{name}: a prompt weight of {w!r} (the (word:weight) syntax; each bare pair "
+                    f"of parentheses multiplies by 1.1) must be a finite number from -{MAX_TOKEN_WEIGHT:g} to "
+                    f"{MAX_TOKEN_WEIGHT:g}: fix the weight, or switch weight_syntax off to read "
+                    f"parentheses as plain text")
 
 
 def _id(item) -> int:
@@ -55,12 +92,17 @@ class PromptTokens:
     dropped: int
     eos: int
     pad: int
+    text: str = ""      #: the released text (:func:`clean_prompt`) that was tokenized
 
 
-def tokenize_prompt(tokenizer, text: str, weight_syntax: bool = False) -> PromptTokens:
-    """Tokenize the released text of ``text`` (:func:`released_text`) and cut it to 512."""
+def tokenize_prompt(tokenizer, text: str, weight_syntax: bool = False,
+                    name: str = "prompt") -> PromptTokens:
+    """Tokenize the released text of ``text`` (:func:`released_text`) and cut it to 512.
+    ``name``: the input the text came from, for the error about a bad prompt weight."""
     tokens = tokenizer.tokenize(released_text(text, weight_syntax))
     chunks = tokens[umt5_key(tokens)]
+    if weight_syntax:
+        weight_error(tokens, name)
     eos, pad = special_ids(tokenizer)
     dropped = 0
     if len(chunks) == 1 and len(chunks[0]) > TEXT_LEN:
@@ -68,16 +110,24 @@ def tokenize_prompt(tokenizer, text: str, weight_syntax: bool = False) -> Prompt
         tokens, dropped = dict(tokens, **{UMT5: [cut.tokens]}), cut.dropped
     ids = [_id(item) for chunk in tokens[UMT5] for item in chunk]
     real = [i for i, t in enumerate(ids) if t not in (eos, pad)]
-    return PromptTokens(tokens, ids, real[-1] + 1 if real else 0, dropped, eos, pad)
+    return PromptTokens(tokens, ids, real[-1] + 1 if real else 0, dropped, eos, pad,
+                        clean_prompt(text))
 
 
 def phrase_ids(tokenizer, phrase: str, prompt: PromptTokens,
                weight_syntax: bool = False) -> List[int]:
-    """Token ids of ``phrase`` tokenized alone, as it would occur inside ``prompt``."""
+    """Token ids of ``phrase`` tokenized alone, as it would occur inside ``prompt``; none
+    (so the phrase is not found) when some of its pieces are unknown to the tokenizer (an
+    emoji missing from the vocabulary) and its text does not occur in the prompt's: unknown
+    pieces all share one id, so the ids alone would match any other unknown piece."""
     tokens = tokenizer.tokenize(released_text(phrase, weight_syntax))
     if UMT5 not in tokens:
         raise ValueError("clip: phrase tokenization gave no umT5 tokens")
-    return strip_special([t[0] for t in tokens[UMT5][0]], eos_id=prompt.eos, pad_id=prompt.pad)
+    ids = strip_special([t[0] for t in tokens[UMT5][0]], eos_id=prompt.eos, pad_id=prompt.pad)
+    unk = unknown_id(tokenizer)
+    if unk is not None and unk in ids and clean_prompt(phrase) not in prompt.text:
+        return []
+    return ids
 
 
 def token_decoder(tokenizer) -> Optional[Callable[[Sequence[int]], str]]:

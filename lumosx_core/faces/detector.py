@@ -17,6 +17,7 @@ import logging
 import os
 import threading
 import warnings
+from collections import OrderedDict
 from dataclasses import dataclass
 from typing import List, Optional, Sequence, Tuple
 
@@ -276,13 +277,31 @@ def resolve_providers(choice: str, available=None) -> Tuple[Tuple[str, ...], int
     return ("CUDAExecutionProvider", "CPUExecutionProvider"), 0
 
 
-_CACHE: dict = {}
+#: Prepared detectors kept (the most recently used): each is the pack's ONNX sessions, about
+#: 30 MB (a test pack) to 300 MB (antelopev2); each det_size is a detector of its own.
+MAX_DETECTORS = 2
+_CACHE: "OrderedDict[tuple, object]" = OrderedDict()
 _LOCK = threading.Lock()
+
+
+def cached_detectors() -> int:
+    """How many prepared detectors are held now."""
+    with _LOCK:
+        return len(_CACHE)
+
+
+def release_detectors() -> int:
+    """Drop every cached detector (ComfyUI's "free memory"); returns how many there were."""
+    with _LOCK:
+        n = len(_CACHE)
+        _CACHE.clear()
+    return n
 
 
 def load_face_analysis(pack_dir: str, provider: str = "auto", det_size: int = 640):
     """A prepared insightface ``FaceAnalysis`` (detection + recognition) for the pack folder
-    ``pack_dir``, cached per (real folder, providers, det_size)."""
+    ``pack_dir``, cached per (real folder, providers, det_size): the
+    :data:`MAX_DETECTORS` most recently used are kept, :func:`release_detectors` drops all."""
     try:
         from insightface.app import FaceAnalysis
     except ImportError as e:
@@ -293,7 +312,9 @@ def load_face_analysis(pack_dir: str, provider: str = "auto", det_size: int = 64
     key = (path, providers, int(det_size))
     with _LOCK:
         app = _CACHE.get(key)
-        if app is None:
+        if app is not None:
+            _CACHE.move_to_end(key)
+        else:
             # An existing absolute folder as the name: insightface loads it as is (no
             # download, whatever the current directory holds).
             app = FaceAnalysis(name=path, root=os.path.dirname(os.path.dirname(path)),
@@ -303,4 +324,6 @@ def load_face_analysis(pack_dir: str, provider: str = "auto", det_size: int = 64
             log.info("LumosX: loaded insightface pack %s (%s, det_size %d)", path,
                      providers[0], det_size)
             _CACHE[key] = app
+            while len(_CACHE) > MAX_DETECTORS:
+                _CACHE.popitem(last=False)
     return app

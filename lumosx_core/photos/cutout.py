@@ -21,7 +21,7 @@ from typing import List, Sequence, Tuple
 import torch
 
 from .masks import (PixelBox, as_images, as_masks, check_not_empty, check_size, item_name,
-                    kept, largest_part, mask_box, pair_batches)
+                    kept, largest_part, mask_box, mask_view, pair_batches)
 
 
 @dataclass(frozen=True, eq=False)
@@ -57,6 +57,9 @@ def cut_out_batch(images, masks, largest: bool = False, image_name: str = "image
     """Cut-outs of an IMAGE batch with a MASK batch, paired by :func:`masks.pair_batches`
     (one mask per picture, one mask for all, or one picture with several masks). Sizes must
     agree; every mask must keep something. Errors name ``image_name`` / ``mask_name``."""
+    if torch.is_tensor(images) and images.ndim in (3, 4):   # sizes as given, before reducing
+        check_size(mask_view(masks, mask_name), images.shape[-3], images.shape[-2], mask_name,
+                   image_name)
     imgs = as_images(images, image_name)
     ms = as_masks(masks, mask_name)
     check_size(ms, imgs.shape[1], imgs.shape[2], mask_name, image_name)

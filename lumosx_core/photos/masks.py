@@ -19,6 +19,7 @@ from typing import List, Optional, Tuple
 import numpy as np
 import torch
 
+from ..image_limits import MAX_PICTURE_PIXELS, fit_picture
 from ..image_prep import to_rgb
 
 #: Mask values below this count as 0 (they cannot change an 8-bit pixel).
@@ -29,9 +30,9 @@ UNPAINTED_SIZE = (64, 64)
 PixelBox = Tuple[int, int, int, int]
 
 
-def as_masks(mask, name: str = "mask") -> torch.Tensor:
-    """A MASK from any node -> float32 ``[B, H, W]`` in [0, 1] on the CPU. Accepts ``[H, W]``,
-    ``[B, H, W]`` and ``[B, 1, H, W]``; refuses other shapes, empty sizes and NaN/inf."""
+def mask_view(mask, name: str = "mask") -> torch.Tensor:
+    """A MASK from any node as ``[B, H, W]`` -- a view, no copy: ``[H, W]``, ``[B, H, W]`` and
+    ``[B, 1, H, W]`` are accepted; other shapes and empty sizes are refused naming ``name``."""
     if not torch.is_tensor(mask):
         raise ValueError(f"{name}: expected a MASK (a tensor [B, H, W] with values 0 to 1), "
                          f"got {type(mask).__name__}")
@@ -42,7 +43,23 @@ def as_masks(mask, name: str = "mask") -> torch.Tensor:
         m = m.unsqueeze(0)
     if m.ndim != 3 or m.shape[0] < 1 or min(m.shape[1:]) < 1:
         raise ValueError(f"{name}: expected a MASK [B, H, W]; got shape {tuple(mask.shape)}")
-    m = m.float().cpu()
+    return m
+
+
+def _fit_each(batch: torch.Tensor, name: str) -> torch.Tensor:
+    """Every item of ``batch`` ``[B, H, W(, C)]`` within the picture size limit
+    (:func:`~lumosx_core.image_limits.fit_picture`: a larger one is reduced, strip by strip)."""
+    n = batch.shape[0]
+    h, w = batch.shape[1], batch.shape[2]
+    if h * w <= MAX_PICTURE_PIXELS:
+        return batch
+    return torch.stack([fit_picture(batch[b], item_name(name, b, n)) for b in range(n)])
+
+
+def as_masks(mask, name: str = "mask") -> torch.Tensor:
+    """A MASK from any node -> float32 ``[B, H, W]`` in [0, 1] on the CPU (:func:`mask_view`;
+    a mask over the picture size limit reduced as pictures are); refuses NaN/inf."""
+    m = _fit_each(mask_view(mask, name), name).float().cpu()
     if not torch.isfinite(m).all():
         raise ValueError(f"{name}: the mask holds NaN or infinite values; give a mask with "
                          f"values from 0 to 1")
@@ -51,7 +68,8 @@ def as_masks(mask, name: str = "mask") -> torch.Tensor:
 
 def as_images(image, name: str = "image") -> torch.Tensor:
     """An IMAGE ``[B, H, W, C]`` (or one ``[H, W, C]``) -> float32 RGB ``[B, H, W, 3]`` on the
-    CPU (grey repeated, transparency composited onto white, as everywhere in the pack)."""
+    CPU (grey repeated, transparency composited onto white, as everywhere in the pack; a
+    picture over the size limit reduced, :func:`~lumosx_core.image_limits.fit_picture`)."""
     if not torch.is_tensor(image):
         raise ValueError(f"{name}: expected an IMAGE tensor [B, H, W, C], got "
                          f"{type(image).__name__}")
@@ -62,7 +80,7 @@ def as_images(image, name: str = "image") -> torch.Tensor:
             or not 1 <= img.shape[-1] <= 4:
         raise ValueError(f"{name}: expected an IMAGE [B, H, W, C] with 1 to 4 channels; got "
                          f"shape {tuple(image.shape)}")
-    img = img.float().cpu()
+    img = _fit_each(img, name).float().cpu()
     if not torch.isfinite(img).all():
         raise ValueError(f"{name}: the image holds NaN or infinite values")
     return torch.stack([to_rgb(img[b]) for b in range(img.shape[0])])
