@@ -83,7 +83,8 @@ def broken_links(root: str, allowed=NOT_YET_MERGED) -> list:
             if re.match(r"^[a-z][a-z0-9+.-]*:", target, re.I):  # http:, https:, mailto:
                 continue
             file_part, _, anchor = target.partition("#")
-            dest = os.path.normpath(os.path.join(os.path.dirname(path), file_part)) if file_part else path
+            here = os.path.dirname(path)
+            dest = os.path.normpath(os.path.join(here, file_part or os.path.basename(path)))
             dest_rel = os.path.relpath(dest, root).replace(os.sep, "/")
             where = f"{rel}:{line}: {target}"
             if dest_rel.startswith("../"):
