@@ -98,7 +98,7 @@ def main(argv=None) -> int:
         what = f"tests marked {MATRIX_MARKER}" if only_matrix else "the whole suite"
         print(f"\n=== {label}: {what} ===", flush=True)
         env = dict(os.environ, LUMOSX_COMFYUI=comfy, LUMOSX_PYTHON=python)
-        if i > 0:  # keep the first run's screenshots where the README says they are
+        if i > 0:  # keep the first run's screenshots where docs/development.md says they are
             base = os.environ.get("LUMOSX_ARTIFACTS",
                                   os.path.join(ROOT, "output", "test-artifacts"))
             env["LUMOSX_ARTIFACTS"] = os.path.join(base, label.split(" (")[0].replace(" ", "-"))

@@ -115,7 +115,8 @@ _host_cpu_mode()
 FAST_MODULES = {"test_layout", "test_positions", "test_phrases", "test_image_prep", "test_solver",
                 "test_relational_attention", "test_forward", "test_nodes", "test_loader",
                 "test_prompt", "test_hostile_inputs", "test_cli_follow", "test_limits",
-                "test_image_limits", "test_cutout", "test_hostile_photos", "test_help_pages"}
+                "test_image_limits", "test_cutout", "test_hostile_photos", "test_help_pages",
+                "test_docs"}
 FAST_EXCLUDED = {"test_efficient_equals_dense_reference", "test_reference_cases_bind_every_phrase",
                  "test_convert_cli", "test_bind_reads_the_released_ids_and_masks",
                  "test_reducing_a_huge_tensor_claims_the_reduced_size_not_a_copy",

@@ -6,7 +6,7 @@ sentencepiece ids, the released phrase matching) and sampled by a plain torch lo
 dense oracle forward (``oracle.py``) with the released solver. Cases: the authors' reference
 cases (``../shared/testdata/lumosx_reference_cases``, skipped when absent) and one built from
 the test server's own pictures. Also: Face Encoder crops reach Bind unresampled, and how far
-ComfyUI's own dpmpp_2m lands from the released solver (README's figures, asserted
+ComfyUI's own dpmpp_2m lands from the released solver (docs/released-settings.md's figures, asserted
 within a band)."""
 import glob
 import os
@@ -27,7 +27,7 @@ TOLERANCE = 2e-5                   # relative L2 of the final latent
 CASES = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), os.pardir,
                      "shared", "testdata", "lumosx_reference_cases")
 SPIECE = "released_cases_spiece.model"
-GAP_W, GAP_H, GAP_LENGTH = 64, 48, 5      # README's dpmpp_2m figures
+GAP_W, GAP_H, GAP_LENGTH = 64, 48, 5      # docs/released-settings.md's dpmpp_2m figures
 GAP_NEGATIVE = "blurry, static"
 
 
@@ -174,9 +174,9 @@ def _load_images(input_dir, names):
 
 @pytest.fixture(scope="module")
 def in_process(server, pack):
-    """The conditioning of README's solver figures (64x48, 5 frames, two people with an
-    attribute each and a background) and the DiT, built in this process from the server's
-    files."""
+    """The conditioning of the solver figures in docs/released-settings.md (64x48, 5 frames,
+    two people with an attribute each and a background) and the DiT, built in this process from
+    the server's files."""
     import comfy.sd
     import comfy.utils
     import ComfyUI_LumosX.nodes as nodes_pkg
@@ -317,16 +317,16 @@ def test_comfyui_dpmpp_2m_distance_from_the_released_solver(server):
     assert a > 1e-4 and b > 1e-4
 
 
-#: README (The released settings): on this model and conditioning at the released settings,
+#: docs/released-settings.md: on this model and conditioning at the released settings,
 #: ComfyUI's dpmpp_2m lands 3.1e-2 from the released loop (its simple schedule, and on the
 #: released sigmas alike); the released solver on ComfyUI's simple schedule 3.0e-6.
-README_DPM, README_SIMPLE = 3.1e-2, 3.0e-6
+QUOTED_DPM, QUOTED_SIMPLE = 3.1e-2, 3.0e-6
 
 
 def test_readme_dpmpp_2m_gap_at_the_released_settings(in_process):
-    """README's figures, asserted: 50 steps, shift 8, CFG 6 (64x48, 5 frames, two people with
-    an attribute each and a background), the LumosX Sampler in process against the plain
-    torch loop of the released sampler."""
+    """The figures of docs/released-settings.md, asserted: 50 steps, shift 8, CFG 6 (64x48,
+    5 frames, two people with an attribute each and a background), the LumosX Sampler in
+    process against the plain torch loop of the released sampler."""
     N, model, pos, neg, latent = in_process
     steps, shift, cfg, seed = 50, 8.0, 6.0, SEED
     fmt = model.model.latent_format
@@ -343,5 +343,5 @@ def test_readme_dpmpp_2m_gap_at_the_released_settings(in_process):
     print(f"\n50 steps: dpmpp_2m+simple {dpm:.3e}, dpmpp_2m on the released sigmas "
           f"{dpm_rs:.3e}, released solver on simple {simple:.3e} from the released loop")
     for gap in (dpm, dpm_rs):
-        assert 0.85 * README_DPM <= gap <= 1.15 * README_DPM, gap
-    assert simple <= 2 * README_SIMPLE, simple
+        assert 0.85 * QUOTED_DPM <= gap <= 1.15 * QUOTED_DPM, gap
+    assert simple <= 2 * QUOTED_SIMPLE, simple

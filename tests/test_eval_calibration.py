@@ -10,10 +10,10 @@ H.264 at several qualities, grey blocks of several levels), scores them with the
 models of the test fixture and prints, per true verdict, the distribution of the pair
 statistics the verdicts use: the margin (own - best other), its spread between jittered runs
 of the same video, and the presence (own - best plain patch); one JSON line per pair goes to
-``$LUMOSX_CALIBRATE_OUT`` (default ``calib.jsonl`` in the test's tmp folder). README,
-"Evaluation", states the thresholds chosen from it. Then it asserts what the thresholds
-promise on these videos: a correct pair is never wrong or missing, every swapped pair is
-wrong, every grey block is missing.
+``$LUMOSX_CALIBRATE_OUT`` (default ``calib.jsonl`` in the test's tmp folder).
+docs/evaluation.md ("Thresholds and calibration") states the thresholds chosen from it. Then
+it asserts what the thresholds promise on these videos: a correct pair is never wrong or
+missing, every swapped pair is wrong, every grey block is missing.
 """
 import argparse
 import itertools

@@ -1,5 +1,6 @@
 """Small inputs, bounded memory, on a real headless server (issues #25, #28): each hostile
-picture or model file, then a normal job. Asserted, with the bounds README's *Limits* states:
+picture or model file, then a normal job. Asserted, with the bounds that *Limits* in
+docs/security-and-errors.md states:
 
 * a hostile picture: what our nodes add to the server's peak (ComfyUI's own ``LoadImage``
   decodes it first and is measured apart: its output stays cached, so the job with our nodes
@@ -29,11 +30,12 @@ from test_robustness import error_of, frames_of
 pytestmark = pytest.mark.host_matrix  # run on every test host
 
 MB = 1 << 20
-#: what our nodes may add to the server's peak for one hostile picture (README, Limits)
+#: the bounds of *Limits* in docs/security-and-errors.md:
+#: what our nodes may add to the server's peak for one hostile picture
 PICTURE_PEAK = 640 * MB
-#: what refusing one hostile model file may add to the server's peak (README, Limits)
+#: what refusing one hostile model file may add to the server's peak
 FILE_PEAK = 64 * MB
-#: resident memory after the next normal job, above the first normal job's (README, Limits)
+#: resident memory after the next normal job, above the first normal job's
 RETAINED = 160 * MB
 
 GIB = 1 << 30

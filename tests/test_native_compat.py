@@ -1,4 +1,4 @@
-"""LumosX with the nodes Wan users already chain (README "Works with"): each test runs
+"""LumosX with the nodes Wan users already chain (docs/works-with.md): each test runs
 ComfyUI's own node classes in-process on the tiny test Wan (loaded by the stock loader) and
 checks the row's claim. Features are detected in the host, never its version: a row whose core
 node the host lacks skips with the reason."""
@@ -359,7 +359,7 @@ def _calls(graphs, name):
 
 
 def test_torch_compile_model_compiles_the_lumosx_forward(pack, model, monkeypatch):
-    """Dynamo compiles the LumosX forward (README "Works with"): the transformer blocks with
+    """Dynamo compiles the LumosX forward (docs/works-with.md): the transformer blocks with
     the relational self-attention and text bias land in a compiled graph, and the only graph
     break LumosX adds is its set-up, which runs eagerly by design (forward_setup)."""
     patch = pack.nodes.patch
@@ -537,7 +537,7 @@ def test_other_packs_diffusion_model_wrapper_runs_on_lumosx_passes(pack, model):
 
 
 def test_scale_rope_node_scales_every_relational_position(pack, model, monkeypatch):
-    """ScaleROPE on a LumosX model (README "Works with"), with relational RoPE, a background,
+    """ScaleROPE on a LumosX model (docs/works-with.md), with relational RoPE, a background,
     a person with an attribute, a second person and the text bias active: the DiT gets every
     token's R2PE position scaled and shifted (id -> shift + scale * id). Checked against
     positions computed without the core: the video's are the host's own ``rope_encode``

@@ -59,7 +59,7 @@ def test_reference_node_errors_name_the_input(N, call, match):
 
 
 #: IMAGE / MASK inputs that take a batch on purpose (each image is used, as the node's tooltip
-#: and README say); every other IMAGE / MASK input takes one picture.
+#: and docs/nodes.md say); every other IMAGE / MASK input takes one picture.
 BATCH_INPUTS = {("LumosXFaceEncoder", "images"): "one crop per photo",
                 ("LumosXEvaluate", "frames"): "the video's frames",
                 ("LumosXEvaluate", "masks"): "one mask per person, or per frame and person",

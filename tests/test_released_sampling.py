@@ -89,8 +89,9 @@ def test_comfy_sampler_keeps_float_timesteps(pack, model, seen_timesteps):
 
 
 def test_schedule_node_and_custom_advanced_equal_the_lumosx_sampler(pack, model):
-    """README's row, node for node: LumosX Apply -> ModelSamplingSD3 (shift) -> CFGGuider,
-    LumosX Released Sampler + LumosX Released Schedule into SamplerCustomAdvanced."""
+    """The row of docs/works-with.md, node for node: LumosX Apply -> ModelSamplingSD3 (shift)
+    -> CFGGuider, LumosX Released Sampler + LumosX Released Schedule into
+    SamplerCustomAdvanced."""
     from comfy_extras import nodes_custom_sampler as ncs
     from ComfyUI_LumosX.nodes.model import LumosXApply
     S = pack.nodes.sampling

@@ -10,7 +10,7 @@ such cases at any depth. The generated video of a case is found in ``--videos`` 
 score) and ``lumosx_eval.html`` (plots, worst cases first) into ``--out``.
 
 Every (person, attribute) pair gets a verdict: correct, wrong, missing, undecided or
-unscored, with its reason (README, "Evaluation"). ``--clip-vision FILE`` compares regions and
+unscored, with its reason (docs/evaluation.md). ``--clip-vision FILE`` compares regions and
 attributes with a ComfyUI CLIP-vision model (e.g. ``clip_vision_h.safetensors``) instead of
 the weight-free colour/texture descriptor; the model is read by ComfyUI itself, so
 ``--comfyui DIR`` (the ComfyUI folder) is needed with it.

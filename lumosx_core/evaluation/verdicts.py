@@ -29,7 +29,7 @@ Rules, in this order (``T`` = :class:`Thresholds`):
 5. **correct** -- otherwise (the margin is above the noise and the attribute is present).
 
 The thresholds were calibrated on ground-truth videos (``tests/eval_groundtruth.py``; see
-README, "Evaluation"): correct / swapped / missing videos of the authors' reference people
+docs/evaluation.md): correct / swapped / missing videos of the authors' reference people
 and attributes, 16 frames, jitter, drift, background panning, H.264 at several qualities.
 """
 from __future__ import annotations
@@ -47,7 +47,7 @@ VERDICTS = (CORRECT, WRONG, MISSING, UNDECIDED, UNSCORED)
 
 @dataclass(frozen=True)
 class Thresholds:
-    """Calibrated per appearance backend (see the module docs and README)."""
+    """Calibrated per appearance backend (see the module docs and docs/evaluation.md)."""
 
     margin: float            # margin noise: |own - other| up to this is undecided
     z: float                 # per-frame spread: noise >= z * sd / sqrt(frames)
@@ -60,7 +60,7 @@ class Thresholds:
         return asdict(self)
 
 
-#: colour/texture descriptor (weight-free); calibrated, see README "Evaluation"
+#: colour/texture descriptor (weight-free); calibrated, see docs/evaluation.md
 COLOR_THRESHOLDS = Thresholds(margin=0.04, z=2.0, presence=0.0, presence_band=0.03,
                               absolute=0.45, plain_attribute=0.92)
 #: CLIP-vision embeddings: not calibrated on real weights here (none ship offline); a
