@@ -328,7 +328,8 @@ def _recipes(split: str) -> List[Tuple[str, str, tuple]]:
                    ("dark green sweater", TORSO, ("authors", "light brown sweater", 90, None)),
                    ("pink jacket", TORSO, ("authors", "white jacket", 0, (0.95, 0.6, 0.7)))]
     else:
-        tops = [((30, 60, 190), "jacket", "solid", None), ((230, 120, 30), "sweater", "solid", None),
+        tops = [((30, 60, 190), "jacket", "solid", None),
+                ((230, 120, 30), "sweater", "solid", None),
                 ((20, 150, 150), "hoodie", "stripes", (230, 230, 230)),
                 ((220, 90, 150), "jacket", "dots", (250, 250, 250)),
                 ((120, 80, 40), "hoodie", "checks", (200, 170, 120)),
@@ -391,7 +392,7 @@ SPLITS = {
         backgrounds=("room", "coffee", "brick", "gradient", "night:a", "busy:a"),
         lights=(("normal",), ("normal",), ("normal",), ("dark", 0.15), ("dark", 0.3),
                 ("tint", (1.0, 0.8, 0.55)), ("tint", (0.85, 1.0, 0.8)), ("side", 0.45),
-                ("hue", 25))),
+                ("hue", 25), ("hue", -25))),
     "heldout": Split(
         faces=("sh:i1b", "sh:i2a", "sh:i2b", "t1:3", "t1:4", "t1:5", "gdp:1", "gdp:2", "tom",
                "astronaut", "yao", "pl:1", "pl:3", "pl:5", "pl:7", "pl:9"),

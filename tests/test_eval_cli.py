@@ -125,12 +125,13 @@ def face_pack(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def generated(tmp_path_factory):
-    """Four cases (man = Yao Ming in a red jacket, woman = the astronaut in a blue jacket)
-    and their 'generated' videos: correct (mp4), attributes swapped (animated webp), her
-    face missing in half the frames (a folder of frames), and one case without a video."""
+    """Four cases (man = the left man of insightface's t1.jpg in a red jacket, woman = the
+    astronaut in a blue jacket) and their 'generated' videos: correct (mp4), attributes
+    swapped (animated webp), her face missing in half the frames (a folder of frames), and
+    one case without a video."""
     src = ef.Sources()
     root = tmp_path_factory.mktemp("eval_set")
-    people = [("man", src.references["yao"], [("red jacket", ef.garment_image(ef.RED))]),
+    people = [("man", src.references["t1"], [("red jacket", ef.garment_image(ef.RED))]),
               ("woman", src.references["astronaut"],
                [("blue jacket", ef.garment_image(ef.BLUE, seed=1))])]
     caption = "A man in a red jacket talks to a woman in a blue jacket in a sunny room."
@@ -139,9 +140,9 @@ def generated(tmp_path_factory):
         ef.write_case(root / "cases", folder, cid, caption, people)
     videos = root / "videos"
     videos.mkdir()
-    right = [("yao", 130, ef.RED), ("astronaut", 350, ef.BLUE)]
-    wrong = [("yao", 130, ef.BLUE), ("astronaut", 350, ef.RED)]
-    no_her = [("yao", 130, ef.RED), (None, 350, ef.BLUE)]
+    right = [("t1", 130, ef.RED), ("astronaut", 350, ef.BLUE)]
+    wrong = [("t1", 130, ef.BLUE), ("astronaut", 350, ef.RED)]
+    no_her = [("t1", 130, ef.RED), (None, 350, ef.BLUE)]
     ef.write_mp4(str(videos / "gen_good.mp4"), ef.video([right] * 6, src))
     ef.write_animated(str(videos / "gen_swapped.webp"), ef.video([wrong] * 4, src))
     ef.write_frames_dir(str(videos / "gen_partial"),

@@ -23,6 +23,7 @@ from typing import Dict, Optional, Sequence
 
 import numpy as np
 
+from .light import DARK_VIDEO
 from .regions import BODY, EYES, HEAD, LEGS, NECK, TORSO
 
 #: kind -> words that name it (the last matching word of a phrase decides).
@@ -49,8 +50,6 @@ _WORD_KIND = {w: k for k, words in KIND_WORDS.items() for w in words}
 KIND_REGION = {"upper body": TORSO, "lower body": LEGS, "footwear": LEGS, "headwear": HEAD,
                "hair": HEAD, "eyewear": EYES, "neckwear": NECK}
 _SPLIT_WORDS = {"with", "of", "and", "over", "under", "on", "in", "plus"}
-#: a video whose light had to be raised this much is called dark in the reasons
-DARK_VIDEO = 2.5
 
 
 def attribute_kind(phrase: str) -> str:
@@ -102,7 +101,7 @@ def _frames_text(frames: Sequence[int]) -> str:
 
 def binding_scores(sim, owners: Sequence[int], kinds: Sequence[str],
                    phrases: Optional[Sequence[str]] = None, per_frame=None, cross=None,
-                   presence=None,
+                   presence=None, presence_bounds=None,
                    attribute_similarity=None, plain_names: Optional[Dict[tuple, str]] = None,
                    dark=None, hue=None, cast_rejected=None, exposure=None, fill=None,
                    frame_numbers: Optional[Sequence[int]] = None,
@@ -114,14 +113,15 @@ def binding_scores(sim, owners: Sequence[int], kinds: Sequence[str],
     ``per_frame`` similarities (``cross`` ``[frames, people, attributes, attributes]``: in
     the region where ``a`` is worn, the similarity to every attribute ``b``), ``presence``
     (:mod:`.verdicts`; without it presence is not tested and every attribute counts as
-    present), ``hue`` (how much better the attribute matches with its hue turned: colour
-    shift). ``attribute_similarity`` ``[A, A]``: how alike the attributes are (two that
-    cannot be told apart cannot be placed); ``plain_names[(q, a)]``: the plain patch
-    bounding the presence; ``dark`` ``[frames]`` or ``[frames, attributes]``: too dark to
-    use (for that attribute); ``cast_rejected[t]``: frames whose faces changed colour in a
-    way no white balance explains (:mod:`.light`); ``exposure[t]``: how much the light of
-    each frame was raised; ``fill[a]``: the share of its photo's box attribute ``a`` fills; ``frame_numbers``: the frames' numbers in the video (for the
-    reasons).
+    present; ``presence_bounds``: its low and high ends, noise included), ``hue`` (how
+    much better the attribute matches with its hue turned: colour shift).
+    ``attribute_similarity`` ``[A, A]``: how alike the attributes are (two that cannot be
+    told apart cannot be placed); ``plain_names[(q, a)]``: the plain patch bounding the
+    presence; ``dark`` ``[frames]`` or ``[frames, attributes]``: too dark to use (for that
+    attribute); ``cast_rejected[t]``: frames whose faces changed colour in a way no white
+    balance explains (:mod:`.light`); ``exposure[t]``: how much the light of each frame was
+    raised; ``fill[a]``: the share of its photo's box attribute ``a`` fills;
+    ``frame_numbers``: the frames' numbers in the video (for the reasons).
     Returns a JSON-able dict (see the module docs)."""
     from .verdicts import (COLOR_THRESHOLDS, CORRECT, MISSING, OFF, ON, UNDECIDED, UNSCORED,
                            WRONG, mean_se, place)
@@ -135,6 +135,8 @@ def binding_scores(sim, owners: Sequence[int], kinds: Sequence[str],
     tested = presence is not None
     P = (np.asarray(presence, dtype=np.float64) if tested
          else np.where(np.isfinite(F), 1.0, np.nan))
+    lo, hi = ((np.asarray(b, dtype=np.float64) for b in presence_bounds)
+              if presence_bounds is not None else (P, P))
     AA = (np.asarray(attribute_similarity, dtype=np.float64)
           if attribute_similarity is not None else np.zeros((n_attr, n_attr)))
     H = np.asarray(hue, dtype=np.float64) if hue is not None else None
@@ -151,6 +153,9 @@ def binding_scores(sim, owners: Sequence[int], kinds: Sequence[str],
     found = [bool(np.isfinite(F[:, p]).any()) for p in range(n_people)]
 
     comp = [competitors(a, owners, kinds) for a in range(n_attr)]
+    # thin attributes (and glasses, worn small on the face) are never proven absent
+    thin = [(fill is not None and fill[a] < t.thin) or region_of_kind(kinds[a]) == EYES
+            for a in range(n_attr)]
 
     def margins(q: int, a: int):
         """Per-frame margins of ``a`` on ``q`` against its competitors (the smallest; all NaN
@@ -174,7 +179,7 @@ def binding_scores(sim, owners: Sequence[int], kinds: Sequence[str],
         return per_frame, cands[k], True
 
     def present(q: int, b: int) -> bool:
-        m, se = mean_se(np.where(use[:, b], P[:, q, b], np.nan))
+        m, se = mean_se(np.where(use[:, b], lo[:, q, b], np.nan))
         return m is not None and m - t.z * se >= t.present
 
     places = {}
@@ -190,10 +195,11 @@ def binding_scores(sim, owners: Sequence[int], kinds: Sequence[str],
             pl = place(np.where(sel, F[:, q, a], np.nan), np.where(sel, P[:, q, a], np.nan),
                        np.where(sel, marg, np.nan), w_present, t,
                        plain_names.get((q, a)), has, winner,
-                       fill is not None and fill[a] < t.thin)
+                       thin[a],
+                       (np.where(sel, lo[:, q, a], np.nan), np.where(sel, hi[:, q, a], np.nan)))
             places[(q, a)] = pl
             with np.errstate(invalid="ignore"):
-                clear = sel & (P[:, q, a] >= t.present) & (
+                clear = sel & (lo[:, q, a] >= t.present) & (
                     (marg > t.margin) if has else np.ones(n_frames, bool))
             frame_on[(q, a)] = [i for i in range(n_frames) if clear[i]]
 
@@ -211,13 +217,11 @@ def binding_scores(sim, owners: Sequence[int], kinds: Sequence[str],
             if m is not None and m >= t.hue:
                 shifted[a] = (best, m)
     cast = np.zeros(n_frames, bool) if cast_rejected is None else np.asarray(cast_rejected, bool)
-    # the coloured garments match better with their hue turned (the median of them: one can
-    # be recoloured), and there are several, or the faces' colours changed in a way no light
-    # explains
+    # the faces' colours changed in a way no white balance explains, or several coloured
+    # garments match better with their hue turned (the median of them: one can be recoloured)
     gains = [m for m in hue_of.values() if m is not None]
     odd_colours = int(np.sum(cast & lit)) * 2 >= max(int(np.sum(lit)), 1) and cast.any()
-    video_shift = bool(gains) and float(np.median(gains)) >= t.hue and (
-        odd_colours or len(gains) >= 2)
+    video_shift = odd_colours or (len(gains) >= 2 and float(np.median(gains)) >= t.hue)
 
     raised = float(np.median(exposure)) if exposure is not None and len(exposure) else 1.0
     pairs = []
@@ -265,10 +269,12 @@ def binding_scores(sim, owners: Sequence[int], kinds: Sequence[str],
                       f"faces are too dark to correct the light from or the attribute is too "
                       f"dark to be seen")
         elif video_shift:
-            reason = (f"colours shifted: the faces' colours differ from the references' in a "
-                      f"way no white balance explains (in {int(np.sum(cast & lit))} of "
-                      f"{int(np.sum(lit))} frames) and garments match better with their hue "
-                      f"turned: a hue-shifted video is neither proof nor disproof")
+            reason = ("colours shifted: " + (
+                f"the faces' colours differ from the references' in a way no white balance "
+                f"explains (in {int(np.sum(cast & lit))} of {int(np.sum(lit))} frames)"
+                if odd_colours else "the coloured garments match better with their hue "
+                                    "turned") + ": a hue-shifted video is neither proof nor "
+                      "disproof")
         elif a in shifted and own.state != ON and not on_others:
             q, m = shifted[a]
             reason = (f"colours shifted: on person {q + 1} the attribute matches better with "
@@ -306,10 +312,6 @@ def binding_scores(sim, owners: Sequence[int], kinds: Sequence[str],
             elif unseen:
                 reason = (f"not on the person ({own.reason}), but person {unseen[0] + 1} was "
                           f"not found: it may be on them")
-            elif odd_colours:
-                reason = (f"not on the person ({own.reason}), but the faces' colours differ "
-                          f"from the references' in a way no white balance explains: with "
-                          f"colours that cannot be trusted, absence cannot be told")
             else:
                 verdict = MISSING
                 reason = (f"on nobody: not on the person ({own.reason})"

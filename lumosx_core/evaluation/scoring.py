@@ -185,8 +185,8 @@ class Measurements:
     * ``hue_sims`` ``[T, P, A, R]``: the best cell's similarity to ``a`` with its hue turned
       by :data:`HUE_TURNS`, ``hue_base`` ``[T, P, A]`` to ``a`` itself at that cell, and
       ``turn_sep`` ``[R, A]`` ``1 - sim(a, turned a)``;
-    * ``skin_luminance`` / ``exposure`` / ``cast_rejected`` ``[T]``: the light
-      (:mod:`.light`); ``attribute_luminance`` / ``attribute_fill`` ``[A]``: the median
+    * ``skin_luminance`` / ``exposure`` / ``cast_rejected`` / ``cast_excess`` /
+      ``skin_turn`` ``[T]``: the light (:mod:`.light`); ``attribute_luminance`` / ``attribute_fill`` ``[A]``: the median
       luminance of each attribute photo, and the share of its box its foreground fills;
     * ``attribute_similarity`` ``[A, A]``.
 
@@ -204,28 +204,41 @@ class Measurements:
     skin_luminance: np.ndarray
     exposure: np.ndarray
     cast_rejected: np.ndarray
+    cast_excess: np.ndarray
+    skin_turn: np.ndarray
     attribute_luminance: np.ndarray
     attribute_fill: np.ndarray
     attribute_similarity: np.ndarray
 
     def presence(self, t, owners: Sequence[int]) -> tuple:
-        """``(presence [T, P, A], name of the bounding plain patch [T, P, A] (object))``:
+        """``(presence, low, high, name of the bounding plain patch)``, each ``[T, P, A]``:
         the smallest ``(sim(cell, a) - sim(cell, b)) / (1 - sim(a, b))`` over the plain
-        patches ``a`` can be told apart from (``1 - sim(a, b) >= t.separation``); on the
-        owner ``owners[a]`` not against :data:`NOT_FOR_OWNER`."""
+        patches ``a`` can be told apart from (``1 - sim(a, b) >= t.separation``; on the
+        owner ``owners[a]`` not against :data:`NOT_FOR_OWNER`), and the smallest of the same
+        minus / plus its noise, ``t.presence_noise / (1 - sim(a, b))`` (a similarity is only
+        known to that: against a patch the attribute nearly is, presence is vague). A patch
+        it cannot be told apart from makes ``low`` -inf: a white hoodie is never proven
+        present against a white block."""
         sep = 1.0 - self.plain_attr
         with np.errstate(invalid="ignore", divide="ignore"):
             proj = (self.sims[..., None] - self.plain_sims) / sep
-            proj = np.where(sep >= t.separation, proj, np.nan)
+            noise = t.presence_noise / sep
+        measured = np.isfinite(proj)
         skip = [b for b, n in enumerate(self.plain_names) if n in NOT_FOR_OWNER]
         for a, p in enumerate(owners):
-            proj[:, p, a, skip] = np.nan
-        has = np.isfinite(proj).any(-1)
-        j = np.argmin(np.where(np.isfinite(proj), proj, np.inf), axis=-1)
-        pres = np.where(has, np.take_along_axis(np.nan_to_num(proj, nan=np.inf), j[..., None],
-                                                -1)[..., 0], np.nan)
+            measured[:, p, a, skip] = False
+        alike = measured & (sep < t.separation)          # cannot be told apart from it
+        told = measured & ~alike
+        has = told.any(-1)
+        low = np.where(alike, -np.inf, proj - noise)
+        high = np.where(alike, np.inf, proj + noise)
+
+        def smallest(x, where):
+            return np.where(has, np.min(np.where(where, x, np.inf), axis=-1), np.nan)
+        j = np.argmin(np.where(told, proj, np.inf), axis=-1)
         names = np.asarray(self.plain_names, dtype=object)[j]
-        return pres, np.where(has, names, None)
+        return (smallest(proj, told), smallest(low, measured), smallest(high, measured),
+                np.where(has, names, None))
 
     def hue_gain(self, t) -> np.ndarray:
         """``[T, P, A]``: how much closer the cell is to the attribute with its hue turned
@@ -344,6 +357,7 @@ def evaluate_video(frames, references, detector: Callable[[torch.Tensor], List[F
         np.full(shape + (len(plain_names),), np.nan), plain_names,
         np.full(shape + (len(HUE_TURNS),), np.nan), np.full(shape, np.nan), A.turn_sep,
         np.full(n_frames, np.nan), np.ones(n_frames), np.zeros(n_frames, bool),
+        np.zeros(n_frames), np.zeros(n_frames),
         A.luminance, A.fill, A.desc @ A.desc.T if n_attr else np.zeros((0, 0)))
     identities: List[FrameIdentity] = []
     lights: List[light_mod.FrameLight] = []
@@ -369,6 +383,8 @@ def evaluate_video(frames, references, detector: Callable[[torch.Tensor], List[F
         meas.skin_luminance[t] = np.nan if fl.skin_luminance is None else fl.skin_luminance
         meas.exposure[t] = light_mod.exposure(fl.gains)
         meas.cast_rejected[t] = fl.cast_rejected
+        meas.cast_excess[t] = fl.cast_excess
+        meas.skin_turn[t] = fl.skin_turn
         regions = person_regions(boxes, w, h, settings.body_width, settings.body_height, user)
         regions_all.append(regions)
         lit = light_mod.apply(rgb, fl.gains)
@@ -431,7 +447,7 @@ def bind(meas: Measurements, owners, kinds, phrases, thresholds, frame_numbers,
         warnings.simplefilter("ignore", RuntimeWarning)      # all-NaN rows: person not found
         matrix = np.nanmean(meas.sims, axis=0) if len(owners) else \
             np.zeros((meas.sims.shape[1], 0))
-    presence, names = meas.presence(thresholds, owners)
+    presence, low, high, names = meas.presence(thresholds, owners)
     dark = meas.dark(thresholds)
     common = dict(attribute_similarity=meas.attribute_similarity, thresholds=thresholds,
                   unscored_reason=unscored_reason, fill=meas.attribute_fill)
@@ -443,15 +459,17 @@ def bind(meas: Measurements, owners, kinds, phrases, thresholds, frame_numbers,
             if got:
                 plain[(q, a)] = max(set(got), key=got.count)
     binding = binding_scores(matrix, owners, kinds, phrases, per_frame=meas.sims,
-                             cross=meas.cross,
-                             presence=presence, dark=dark, hue=meas.hue_gain(thresholds),
+                             cross=meas.cross, presence=presence,
+                             presence_bounds=(low, high), dark=dark,
+                             hue=meas.hue_gain(thresholds),
                              cast_rejected=meas.cast_rejected, exposure=meas.exposure,
                              plain_names=plain,
                              frame_numbers=frame_numbers, **common)
     per_frame = []
     for t in range(n_frames):
         s = binding_scores(meas.sims[t], owners, kinds, phrases, per_frame=meas.sims[t:t + 1],
-                           presence=presence[t:t + 1], dark=dark[t:t + 1],
+                           presence=presence[t:t + 1],
+                           presence_bounds=(low[t:t + 1], high[t:t + 1]), dark=dark[t:t + 1],
                            frame_numbers=list(frame_numbers)[t:t + 1], **common)
         per_frame.append(s["accuracy"])
     binding["per_frame_accuracy"] = per_frame
