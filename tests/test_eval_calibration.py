@@ -47,11 +47,11 @@ PROMISED = {"correct": 0.98, "wrong": 0.98, "missing": 0.90}
 #: a threshold moved by +/-10 % may flip at most this share of the pairs
 MAX_FLIP_SHARE = 0.05
 FAST_SCENES = 16
-FULL_CALIBRATION, FULL_HELDOUT = 48, 96
+FULL_CALIBRATION, FULL_HELDOUT = 60, 96
 #: the draws: the thresholds were set on the calibration one; the held-out draws were scored
-#: only to measure (while developing, an earlier held-out draw was looked at: the reported
-#: numbers come from draws never looked at before)
-SEEDS = {"calibration": 0, "heldout": 1, "fast": 2}
+#: only to measure (earlier held-out draws, seeds 0, 1, 3, 4 and 5, were looked at while
+#: developing: README's numbers come from draw 6, and CI's from draw 2, neither looked at)
+SEEDS = {"calibration": 0, "heldout": 6, "fast": 2}
 #: truths a decided verdict can be right for
 RIGHT = {"correct": {"correct"}, "wrong": {"wrong"}, "missing": {"missing"}}
 
@@ -70,6 +70,7 @@ class Scored:
     frames: list
     attributes_per_person: list
     identity_swaps: list              # frames of the identity swaps found
+    detected: list                    # per person: the sampled frames their face was found
 
 
 def score_scenes(split: str, count: int, seed: int = 0, n_frames: int = 16, sample: int = 8,
@@ -88,7 +89,8 @@ def score_scenes(split: str, count: int, seed: int = 0, n_frames: int = 16, samp
         b = ev.binding
         out.append(Scored(i, scene, video.truth, ev.measurements, b["owners"], b["kinds"],
                           b["phrases"], idx, [len(p.attributes) for p in scene.people],
-                          [s["frame"] for s in ev.identity["swaps"]]))
+                          [s["frame"] for s in ev.identity["swaps"]],
+                          [p["detected"] for p in ev.identity["people"]]))
         if log:
             log(f"{time.time() - t0:6.0f}s {split} #{i} {scene.kind} {scene.light} "
                 f"{scene.background} {len(scene.people)} people: {b['verdicts']}")
@@ -123,13 +125,19 @@ def precision(rows: list) -> dict:
 
 
 def identity_errors(scored: list) -> list:
-    """Scenes whose identity swaps were found where no face changed, or missed."""
+    """Scenes whose identity swaps were found where no face changed, or missed where one
+    could be seen (the two people whose faces exchanged bodies were both found: a face never
+    found in the video cannot be seen changing body)."""
+    def seen(s):
+        faces = s.scene.faces if s.scene.faces is not None else range(len(s.scene.people))
+        return all(f is not None and f >= 0 and s.detected[f] for f in list(faces)[:2])
     return [(s.index, s.scene.kind, s.identity_swaps, s.truth["identity_swaps"])
-            for s in scored if bool(s.identity_swaps) != bool(s.truth["identity_swaps"])]
+            for s in scored if (s.identity_swaps and not s.truth["identity_swaps"])
+            or (s.truth["identity_swaps"] and not s.identity_swaps and seen(s))]
 
 
 #: thresholds whose +/-10 % sensitivity is measured (``z`` is a confidence factor)
-SENSITIVE = ("margin", "present", "absent", "absolute", "separation", "hue",
+SENSITIVE = ("margin", "presence_noise", "present", "absent", "absolute", "separation", "hue",
              "mixed_share", "dark", "visible", "thin")
 
 
@@ -227,6 +235,13 @@ def _distributions(scored: list, thresholds) -> None:
     for key in sorted(data):
         print(f"{key}: presence {q(p for p, _ in data[key])}")
         print(f"{' ' * len(str(key))}  margin {q(m for _, m in data[key])}")
+    # what light.CAST_TOLERANCE and SKIN_TURN separate: the cast correction colouring the
+    # neutral pixels, the faces' skin hue turning
+    for name, hue in (("hue-shifted", True), ("other", False)):
+        sel = [s.measurements for s in scored if (s.scene.light[0] == "hue") == hue]
+        print(f"{name} videos: cast excess (median per video) "
+              f"{q(float(np.median(m.cast_excess)) for m in sel)}; |skin turn| "
+              f"{q(float(np.median(np.abs(m.skin_turn))) for m in sel)}")
 
 
 @pytest.mark.skipif(os.environ.get("LUMOSX_CALIBRATE") != "1",

@@ -13,11 +13,13 @@ last frame where that torso was clear of everybody else's (people walking past e
 hide one another). When, between two such frames, person ``p``'s face comes to sit on a body
 that looks like ``q``'s and ``q``'s face on one that looks like ``p``'s (each more alike by
 at least ``SWAP_MARGIN``), the faces exchanged bodies: a swap; so is ``p``'s face on ``q``'s
-body while ``q`` is not found. People who walk past each other
-keep their clothes, so they keep their identity wherever they go. When two people's bodies
-look alike (or no appearance is given), position decides instead: faces linked between
-consecutive frames by position (Hungarian on centre distance in face sizes, at most
-``link_distance`` apart) whose person changes.
+body while ``q`` is not found, and a face first seen on the body ``q`` was remembered with
+while ``q``'s face sits on a body unlike it (``p`` was not found before: in the dark, or
+turned away). People who walk past each other keep their clothes, so they keep their
+identity wherever they go. When two people's bodies look alike (or no appearance is given),
+position decides instead: two faces that exchanged places between consecutive frames (each
+linked by position to where the other was: Hungarian on centre distance in face sizes, at
+most ``link_distance`` apart).
 """
 from __future__ import annotations
 
@@ -145,18 +147,37 @@ def _look_swaps(frames: Sequence[FrameIdentity], looks, clear, link_distance: fl
                     changes.append((q, p, now[p]))
                     prev_frame = max(last[p][0], last[q][0])
                     break
-        # people dressed alike (or not seen clearly): by position, as frames go
+        # a face first seen now, on the body someone else was remembered with, while that
+        # person's face sits on a body unlike it (their face moved)
+        for p in people:
+            lp = looks[t][now[p]]
+            if p in last or lp is None or not clear[t][now[p]] \
+                    or any(c[0] == p or c[1] == p for c in changes):
+                continue
+            for q in people:
+                lq = looks[t][now[q]]
+                if q == p or q not in last or lq is None or not clear[t][now[q]] \
+                        or any(c[0] == q or c[1] == q for c in changes):
+                    continue
+                if float(lp @ last[q][1] - lq @ last[q][1]) >= SWAP_MARGIN:
+                    changes.append((q, p, now[p]))
+                    prev_frame = last[q][0]
+                    break
+        # people dressed alike (or not seen clearly): by position, as frames go -- two faces
+        # that exchanged places (each where the other was), not people who walked on
         if t > 0:
             a, b = frames[t - 1], fr
             person_of_a = {x.face: x.person for x in a.assigned.values()}
             person_of_b = {x.face: x.person for x in b.assigned.values()}
-            for i, j in link_faces(a.faces, b.faces, link_distance):
+            links = link_faces(a.faces, b.faces, link_distance)
+            linked = {(person_of_a.get(i), person_of_b.get(j)) for i, j in links}
+            for i, j in links:
                 pa, pb = person_of_a.get(i), person_of_b.get(j)
                 if pa is None or pb is None or pa == pb or any(c[0] == pa for c in changes):
                     continue
                 told = pa in last and pb in last and \
                     1.0 - float(last[pa][1] @ last[pb][1]) >= 1.0 - DISTINCT
-                if not told:
+                if not told and (pb, pa) in linked:
                     changes.append((pa, pb, j))
                     prev_frame = a.frame
         if changes:
