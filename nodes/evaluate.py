@@ -92,8 +92,9 @@ class LumosXEvaluate(LumosXNode):
                 "keep their identity (ArcFace similarity, detection rate, identity swaps "
                 "between frames), and does each attribute land on them and not on someone "
                 "else (binding accuracy, swap rate, margin)? Faces are assigned to people by "
-                "maximum total similarity per frame; each person's body region (under the "
-                "face, or a mask) is compared with every person's attribute images, by a "
+                "maximum total similarity per frame; where each attribute is worn (head, "
+                "eyes, neck, torso or legs, from the face box, or a mask) every person's "
+                "region is compared with it, light-corrected from the faces, by a "
                 "weight-free colour/texture descriptor or, when connected, a CLIP vision "
                 "model."),
             inputs=[

@@ -125,12 +125,13 @@ def face_pack(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def generated(tmp_path_factory):
-    """Four cases (man = Yao Ming in a red jacket, woman = the astronaut in a blue jacket)
-    and their 'generated' videos: correct (mp4), attributes swapped (animated webp), her
-    face missing in half the frames (a folder of frames), and one case without a video."""
+    """Four cases (man = the left man of insightface's t1.jpg in a red jacket, woman = the
+    astronaut in a blue jacket) and their 'generated' videos: correct (mp4), attributes
+    swapped (animated webp), her face missing in half the frames (a folder of frames), and
+    one case without a video."""
     src = ef.Sources()
     root = tmp_path_factory.mktemp("eval_set")
-    people = [("man", src.references["yao"], [("red jacket", ef.garment_image(ef.RED))]),
+    people = [("man", src.references["t1"], [("red jacket", ef.garment_image(ef.RED))]),
               ("woman", src.references["astronaut"],
                [("blue jacket", ef.garment_image(ef.BLUE, seed=1))])]
     caption = "A man in a red jacket talks to a woman in a blue jacket in a sunny room."
@@ -139,9 +140,9 @@ def generated(tmp_path_factory):
         ef.write_case(root / "cases", folder, cid, caption, people)
     videos = root / "videos"
     videos.mkdir()
-    right = [("yao", 130, ef.RED), ("astronaut", 350, ef.BLUE)]
-    wrong = [("yao", 130, ef.BLUE), ("astronaut", 350, ef.RED)]
-    no_her = [("yao", 130, ef.RED), (None, 350, ef.BLUE)]
+    right = [("t1", 130, ef.RED), ("astronaut", 350, ef.BLUE)]
+    wrong = [("t1", 130, ef.BLUE), ("astronaut", 350, ef.RED)]
+    no_her = [("t1", 130, ef.RED), (None, 350, ef.BLUE)]
     ef.write_mp4(str(videos / "gen_good.mp4"), ef.video([right] * 6, src))
     ef.write_animated(str(videos / "gen_swapped.webp"), ef.video([wrong] * 4, src))
     ef.write_frames_dir(str(videos / "gen_partial"),
@@ -181,7 +182,7 @@ def test_command_scores(report):
     assert good["status"] == "ok" and good["video"].endswith("gen_good.mp4")
     assert good["frames_total"] == 6 and good["frame_indices"] == [0, 2, 3, 5]
     gb, gi = good["evaluation"]["binding"], good["evaluation"]["identity"]
-    assert gb["accuracy"] == 1 and gb["swap_rate"] == 0 and gb["margin_min"] > 0.3
+    assert gb["accuracy"] == 1 and gb["swap_rate"] == 0 and gb["margin_min"] > 0.25
     assert [p["detection_rate"] for p in gi["people"]] == [1.0, 1.0]
     assert gi["people"][0]["similarity_mean"] > 0.45 and gi["people"][1]["similarity_mean"] > 0.6
     # swapped attributes: accuracy 0, reported as a swap
@@ -221,7 +222,7 @@ def test_html_report(report, tmp_path):
     assert order == sorted(order)
     swapped = page[page.index('id="case-gen_swapped"'):page.index('id="case-gen_partial"')]
     assert "swap: person 1 and person 2 exchanged" in swapped
-    assert "wrong: blue jacket of person 2 (swap)" in swapped
+    assert "wrong: worn by person 2 (swap)" in swapped
     partial = page[page.index('id="case-gen_partial"'):]
     assert "50% (2/4)" in partial
     # annotated frames: the first of each case, and its worst one (her face missing)

@@ -6,11 +6,15 @@ used), no ``comfy``. Faces are detected with :mod:`lumosx_core.faces.detector` (
 detector interface ``rgb -> [Face]`` and the insightface one, shared with the Face Encoder).
 
 * :mod:`.assignment` -- maximum-similarity assignment (Hungarian / exact fallback);
-* :mod:`.identity` -- per-person face similarity, detection rate, identity swaps;
-* :mod:`.regions` -- each person's body / head region from the face box, or a user mask;
+* :mod:`.identity` -- per-person face similarity, detection rate, identity swaps (people
+  followed by their bodies);
+* :mod:`.light` -- exposure and white balance per frame, from the people's faces;
+* :mod:`.regions` -- where each kind of attribute is worn (head, eyes, neck, torso, legs,
+  body) from the face box, or a user mask;
 * :mod:`.appearance` -- weight-free colour/texture descriptor and an image-embedder backend;
-* :mod:`.attribute_binding` -- binding accuracy, swap rate, margin, the person x attribute matrix;
-* :mod:`.verdicts` -- correct / wrong / missing / undecided / unscored per pair, thresholds;
+* :mod:`.attribute_binding` -- where each attribute is, binding accuracy, swap rate, the
+  person x attribute matrix;
+* :mod:`.verdicts` -- placing an attribute on a person, the verdict rules, thresholds;
 * :mod:`.scoring` -- one video against its references;
 * :mod:`.render` -- heatmap and annotated frames (Pillow);
 * :mod:`.video`, :mod:`.cases`, :mod:`.report` -- the ``lumosx eval`` batch command's I/O.

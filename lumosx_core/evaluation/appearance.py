@@ -3,7 +3,8 @@
 Two backends with one interface (``describe_attributes`` and ``describe_regions`` return unit
 vectors; similarity = dot product):
 
-* :class:`ColorTextureBackend` -- weight-free. A soft CIELAB colour histogram (few lightness
+* :class:`ColorTextureBackend` -- weight-free (and ``describe_cells``: a region's cells,
+  each grid's texture measured on one resize). A soft CIELAB colour histogram (few lightness
   bins, more chroma bins: lighting changes matter less than hue) plus a histogram of the
   lightness gradient (texture) of the attribute's *non-white* pixels, resp. of the person's
   region. Each part is square-rooted so the dot product of two descriptors is
@@ -32,21 +33,28 @@ L_BINS, AB_BINS, AB_RANGE = 5, 11, 72.0
 GRAD_BINS = 8
 COLOR_WEIGHT = 0.8
 TEXTURE_SIDE = 128          # texture is measured at this size (longer side of the region)
+ATTRIBUTE_SIDE = 256        # attribute photos are described at most this big
 MIN_PIXELS = 16
 
 
 # -- pixels -----------------------------------------------------------------------------------
 
 def to_numpy_rgb(image) -> np.ndarray:
-    """:func:`lumosx_core.image_prep.to_rgb` as a float32 numpy ``[H, W, 3]`` in [0, 1]."""
+    """:func:`lumosx_core.image_prep.to_rgb` as a float32 numpy ``[H, W, 3]`` in [0, 1]
+    (float RGB arrays are only clipped)."""
+    if isinstance(image, np.ndarray) and image.ndim == 3 and image.shape[-1] == 3 \
+            and image.dtype == np.float32:
+        return np.clip(image, 0.0, 1.0)
     return to_rgb(image).cpu().numpy()
 
 
-def attribute_mask(image) -> np.ndarray:
+def attribute_mask(image, see_through: bool = False) -> np.ndarray:
     """Foreground of an attribute reference on white: bool ``[H, W]``. Near-white pixels
     (every channel >= ``WHITE_LEVEL``) connected to the border are background, so an
     off-white garment with an outline keeps its inside; an alpha channel < 0.5 is also
-    background. When that leaves (almost) nothing, every non-near-white pixel counts."""
+    background. When that leaves (almost) nothing, every non-near-white pixel counts.
+    ``see_through`` (glasses: the white inside a frame is the lens): every near-white pixel
+    is background."""
     arr = image.detach().float().cpu().numpy() if torch.is_tensor(image) else np.asarray(image)
     if arr.dtype == np.uint8:
         arr = arr.astype(np.float32) / 255.0
@@ -58,8 +66,8 @@ def attribute_mask(image) -> np.ndarray:
     try:
         from scipy import ndimage
     except ImportError:
-        pass
-    else:
+        ndimage = None
+    if ndimage is not None and not see_through:
         labels, _ = ndimage.label(white)
         border = np.unique(np.concatenate([labels[0], labels[-1], labels[:, 0], labels[:, -1]]))
         border = border[border > 0]
@@ -70,6 +78,23 @@ def attribute_mask(image) -> np.ndarray:
     if fg.sum() < MIN_PIXELS:
         fg = np.ones_like(white)
     return fg
+
+
+def shrink(image, side: int = ATTRIBUTE_SIDE):
+    """``image`` ``[H, W, C]`` (tensor or array) as float ``[h, w, C]``, its longer side at
+    most ``side`` (antialiased): an attribute photo's colours and texture do not need more."""
+    arr = image.detach().float().cpu().numpy() if torch.is_tensor(image) else np.asarray(image)
+    if arr.dtype == np.uint8:
+        arr = arr.astype(np.float32) / 255.0
+    h, w = arr.shape[:2]
+    if max(h, w) <= side:
+        return arr
+    s = side / max(h, w)
+    size = (max(1, round(w * s)), max(1, round(h * s)))
+    chans = [np.asarray(Image.fromarray(np.ascontiguousarray(arr[..., c], dtype=np.float32),
+                                        mode="F").resize(size, Image.BOX), dtype=np.float32)
+             for c in range(arr.shape[-1])]
+    return np.stack(chans, -1)
 
 
 def srgb_to_lab(rgb: np.ndarray) -> np.ndarray:
@@ -141,18 +166,10 @@ def texture_histogram(rgb: np.ndarray, mask: np.ndarray,
         h[0] = 1.0
         return h
     gy, gx = np.gradient(L)
-    mag = np.hypot(gx, gy)
-    inner = mask.copy()
-    inner[1:] &= mask[:-1]
-    inner[:-1] &= mask[1:]
-    inner[:, 1:] &= mask[:, :-1]
-    inner[:, :-1] &= mask[:, 1:]
+    inner = _erode(mask)
     if inner.sum() < MIN_PIXELS:
         inner = mask
-    edges = np.concatenate([[0.0], np.geomspace(0.5, 40.0, GRAD_BINS - 1), [np.inf]])
-    h, _ = np.histogram(mag[inner], bins=edges)
-    h = _smooth(h.astype(np.float64))
-    return h / max(h.sum(), 1e-12)
+    return _gradient_histogram(np.hypot(gx, gy)[inner])
 
 
 def dominant_colors(pixels: np.ndarray, k: int = 3) -> List[dict]:
@@ -176,6 +193,28 @@ def dominant_colors(pixels: np.ndarray, k: int = 3) -> List[dict]:
     return out
 
 
+def _gradient_histogram(mag: np.ndarray) -> np.ndarray:
+    edges = np.concatenate([[0.0], np.geomspace(0.5, 40.0, GRAD_BINS - 1), [np.inf]])
+    h, _ = np.histogram(mag, bins=edges)
+    h = _smooth(h.astype(np.float64))
+    return h / max(h.sum(), 1e-12)
+
+
+def _erode(mask: np.ndarray) -> np.ndarray:
+    inner = mask.copy()
+    inner[1:] &= mask[:-1]
+    inner[:-1] &= mask[1:]
+    inner[:, 1:] &= mask[:, :-1]
+    inner[:, :-1] &= mask[:, 1:]
+    return inner
+
+
+def _combine(color: np.ndarray, texture: np.ndarray) -> np.ndarray:
+    v = np.concatenate([np.sqrt(COLOR_WEIGHT) * np.sqrt(color),
+                        np.sqrt(1.0 - COLOR_WEIGHT) * np.sqrt(texture)])
+    return (v / max(np.linalg.norm(v), 1e-12)).astype(np.float32)
+
+
 def descriptor(rgb: np.ndarray, mask: np.ndarray,
                lab: Optional[np.ndarray] = None) -> Optional[np.ndarray]:
     """Unit vector ``[sqrt(w) sqrt(colour hist), sqrt(1 - w) sqrt(texture hist)]`` of the
@@ -185,10 +224,7 @@ def descriptor(rgb: np.ndarray, mask: np.ndarray,
         return None
     if lab is None:
         lab = srgb_to_lab(rgb.astype(np.float64))
-    c = np.sqrt(color_histogram(None, lab[mask]))
-    t = np.sqrt(texture_histogram(rgb, mask, lab[..., 0]))
-    v = np.concatenate([np.sqrt(COLOR_WEIGHT) * c, np.sqrt(1.0 - COLOR_WEIGHT) * t])
-    return (v / max(np.linalg.norm(v), 1e-12)).astype(np.float32)
+    return _combine(color_histogram(None, lab[mask]), texture_histogram(rgb, mask, lab[..., 0]))
 
 
 class ColorTextureBackend:
@@ -197,17 +233,64 @@ class ColorTextureBackend:
     name = "color"
     description = "weight-free colour (CIELAB) + texture histograms of non-white pixels"
 
-    def describe_attributes(self, images: Sequence) -> List[Optional[np.ndarray]]:
+    def describe_attributes(self, images: Sequence,
+                            see_through: Optional[Sequence[bool]] = None
+                            ) -> List[Optional[np.ndarray]]:
+        """Descriptors of the attribute photos' foreground (:func:`attribute_mask`;
+        ``see_through[i]``: photo ``i`` is of glasses)."""
         out = []
-        for img in images:
-            rgb = to_numpy_rgb(img)
-            out.append(descriptor(rgb, attribute_mask(img)))
+        for i, img in enumerate(images):
+            img = shrink(img)
+            clear = bool(see_through[i]) if see_through is not None else False
+            out.append(descriptor(to_numpy_rgb(img), attribute_mask(img, clear)))
         return out
 
     def describe_regions(self, frame, masks: Sequence[np.ndarray]) -> List[Optional[np.ndarray]]:
         rgb = to_numpy_rgb(frame)
         lab = srgb_to_lab(rgb.astype(np.float64))
         return [descriptor(rgb, m, lab) for m in masks]
+
+    def describe_cells(self, frame, mask: np.ndarray, lab: Optional[np.ndarray] = None):
+        """``(cells, descriptors)``: :func:`region_cells` of ``mask`` and their descriptors,
+        the texture of each grid measured on one resize of the region (each cell's longer
+        side at ``TEXTURE_SIDE``) instead of one per cell. ``lab``: CIELAB of ``frame``
+        when already known."""
+        rgb = to_numpy_rgb(frame)
+        box = bounding_box(mask)
+        if box is None or mask.sum() < MIN_PIXELS:
+            return [mask], [None]
+        lab = srgb_to_lab(rgb.astype(np.float64)) if lab is None else lab
+        x1, y1, x2, y2 = box
+        L, m = lab[y1:y2, x1:x2, 0], mask[y1:y2, x1:x2]
+        cells, descs = [], []
+        for g, (ys, xs, kept) in _grid_cells(mask, box).items():
+            if not kept:
+                continue
+            s = TEXTURE_SIDE / max((x2 - x1) / g, (y2 - y1) / g)
+            size = (max(1, round((x2 - x1) * s)), max(1, round((y2 - y1) * s)))
+            Lr = np.asarray(Image.fromarray(np.ascontiguousarray(L, dtype=np.float32),
+                                            mode="F").resize(size, Image.BILINEAR),
+                            dtype=np.float64)
+            mr = np.asarray(Image.fromarray(m.astype(np.uint8) * 255)
+                            .resize(size, Image.BILINEAR)) > 127
+            if min(Lr.shape) >= 2:
+                gy, gx = np.gradient(Lr)
+                mag = np.hypot(gx, gy)
+            else:
+                mag = np.zeros_like(Lr)
+            inner = _erode(mr)
+            for i, j, cell in kept:
+                ra, rb = (int(round((v - y1) * s)) for v in (ys[i], ys[i + 1]))
+                ca, cb = (int(round((v - x1) * s)) for v in (xs[j], xs[j + 1]))
+                sub = inner[ra:rb, ca:cb]
+                if sub.sum() < MIN_PIXELS:
+                    sub = mr[ra:rb, ca:cb]
+                texture = _gradient_histogram(mag[ra:rb, ca:cb][sub])
+                cells.append(cell)
+                descs.append(_combine(color_histogram(None, lab[cell]), texture))
+        if not cells:
+            return [mask], [descriptor(rgb, mask, lab)]
+        return cells, descs
 
     # explanations ------------------------------------------------------------------------
     def attribute_colors(self, image, k: int = 3) -> List[dict]:
@@ -257,7 +340,10 @@ class EmbeddingBackend:
                 out[i] = e
         return out
 
-    def describe_attributes(self, images: Sequence) -> List[Optional[np.ndarray]]:
+    def describe_attributes(self, images: Sequence,
+                            see_through: Optional[Sequence[bool]] = None
+                            ) -> List[Optional[np.ndarray]]:
+        """Embeddings of the attribute photos, whole (``see_through`` changes nothing)."""
         return self._run([to_numpy_rgb(img) for img in images])
 
     def describe_regions(self, frame, masks: Sequence[np.ndarray]) -> List[Optional[np.ndarray]]:
@@ -311,18 +397,28 @@ def _bg_hist(bins: np.ndarray) -> np.ndarray:
     return h / max(h.sum(), 1e-12)
 
 
-def foreground_mask(rgb: np.ndarray, region: np.ndarray, border: np.ndarray) -> np.ndarray:
+def background_histogram(rgb: np.ndarray, border: np.ndarray) -> Optional[np.ndarray]:
+    """The fine-bin Lab histogram of the ``border`` pixels of ``rgb`` (``None`` when the
+    border has too few pixels), for :func:`foreground_mask`."""
+    if border.sum() < 4 * MIN_PIXELS:
+        return None
+    return _bg_hist(_bg_bins(rgb[border]))
+
+
+def foreground_mask(rgb: np.ndarray, region: np.ndarray, background) -> np.ndarray:
     """``region`` without the pixels whose colour belongs to the background: a pixel is
     dropped when its (fine Lab bin) colour is at least ``BACKGROUND_RATIO`` times more
-    frequent among the ``border`` pixels than in the region. When less than
-    ``MIN_FOREGROUND`` of the region (or fewer than ``MIN_PIXELS``) would be left, or the
-    border has too few pixels, the region is returned unchanged."""
-    if border.sum() < 4 * MIN_PIXELS or region.sum() < MIN_PIXELS:
+    frequent in ``background`` (:func:`background_histogram`, or a border mask of ``rgb``)
+    than in the region. When less than ``MIN_FOREGROUND`` of the region (or fewer than
+    ``MIN_PIXELS``) would be left, or there is no background, the region is returned
+    unchanged."""
+    if background is not None and background.dtype == bool:
+        background = background_histogram(rgb, background)
+    if background is None or region.sum() < MIN_PIXELS:
         return region
-    h_bg = _bg_hist(_bg_bins(rgb[border]))
     bins = _bg_bins(rgb[region])
     h_reg = _bg_hist(bins)
-    keep = ~(h_bg[bins] >= BACKGROUND_RATIO * h_reg[bins])
+    keep = ~(background[bins] >= BACKGROUND_RATIO * h_reg[bins])
     if keep.sum() < max(MIN_PIXELS, MIN_FOREGROUND * len(bins)):
         return region
     out = np.zeros_like(region)
@@ -375,24 +471,66 @@ CELL_GRIDS = (2, 3)
 MIN_CELL_SHARE = 0.35
 
 
-def region_cells(mask: np.ndarray) -> List[np.ndarray]:
-    """The mask cut by a 2 x 2 and a 3 x 3 grid over its bounding box; cells with less than
-    ``MIN_CELL_SHARE`` of their box (or ``4 * MIN_PIXELS``) in the mask are left out (the
-    whole mask when no cell is left)."""
-    out = []
-    box = bounding_box(mask)
-    if box is None:
-        return [mask]
+def _grid_cells(mask: np.ndarray, box) -> dict:
+    """``{grid: (row edges, column edges, [(i, j, cell mask)])}`` of the cells kept (see
+    :func:`region_cells`)."""
     x1, y1, x2, y2 = box
+    out = {}
     for g in CELL_GRIDS:
         xs = np.linspace(x1, x2, g + 1).round().astype(int)
         ys = np.linspace(y1, y2, g + 1).round().astype(int)
+        kept = []
         for i in range(g):
             for j in range(g):
                 cell = np.zeros_like(mask)
                 cell[ys[i]:ys[i + 1], xs[j]:xs[j + 1]] = mask[ys[i]:ys[i + 1], xs[j]:xs[j + 1]]
                 area = (ys[i + 1] - ys[i]) * (xs[j + 1] - xs[j])
-                n = int(cell.sum())
-                if n >= max(4 * MIN_PIXELS, MIN_CELL_SHARE * area):
-                    out.append(cell)
+                if int(cell.sum()) >= max(4 * MIN_PIXELS, MIN_CELL_SHARE * area):
+                    kept.append((i, j, cell))
+        out[g] = (ys, xs, kept)
+    return out
+
+
+def region_cells(mask: np.ndarray) -> List[np.ndarray]:
+    """The mask cut by a 2 x 2 and a 3 x 3 grid over its bounding box; cells with less than
+    ``MIN_CELL_SHARE`` of their box (or ``4 * MIN_PIXELS``) in the mask are left out (the
+    whole mask when no cell is left)."""
+    box = bounding_box(mask)
+    if box is None:
+        return [mask]
+    out = [cell for _, _, kept in _grid_cells(mask, box).values() for _, _, cell in kept]
     return out or [mask]
+
+
+# -- colour shifts and body looks -------------------------------------------------------------
+
+def hue_turned(rgb: np.ndarray, degrees: float) -> np.ndarray:
+    """``rgb`` ``[..., 3]`` in [0, 1] with its hue turned by ``degrees`` (HSV; greys, value
+    and saturation unchanged)."""
+    rgb = np.clip(np.asarray(rgb, np.float32), 0.0, 1.0)
+    mx, mn = rgb.max(-1), rgb.min(-1)
+    delta = mx - mn
+    safe = np.where(delta > 1e-6, delta, 1.0)
+    r, g, b = rgb[..., 0], rgb[..., 1], rgb[..., 2]
+    h = np.where(mx == r, ((g - b) / safe) % 6.0,
+                 np.where(mx == g, (b - r) / safe + 2.0, (r - g) / safe + 4.0))
+    h = np.where(delta > 1e-6, (h + degrees / 60.0) % 6.0, 0.0)
+    s = np.where(mx > 1e-6, delta / np.where(mx > 1e-6, mx, 1.0), 0.0)
+    i = np.floor(h).astype(int) % 6
+    f = h - np.floor(h)
+    p, q, t = mx * (1 - s), mx * (1 - s * f), mx * (1 - s * (1 - f))
+    choices = [np.stack(c, -1) for c in ((mx, t, p), (q, mx, p), (p, mx, t), (p, q, mx),
+                                         (t, p, mx), (mx, p, q))]
+    out = np.zeros_like(rgb)
+    for k in range(6):
+        out = np.where((i == k)[..., None], choices[k], out)
+    return out
+
+
+def look(rgb: np.ndarray, mask: np.ndarray) -> Optional[np.ndarray]:
+    """A coarse appearance of the pixels under ``mask`` (fine-bin Lab histogram, square
+    rooted: unit vector; dot product = Bhattacharyya coefficient); ``None`` when empty."""
+    if mask.sum() < MIN_PIXELS:
+        return None
+    v = np.sqrt(_bg_hist(_bg_bins(rgb[mask])))
+    return (v / max(np.linalg.norm(v), 1e-12)).astype(np.float32)

@@ -398,8 +398,8 @@ def _case_html(c: dict, previews=None) -> str:
     for e, a in zip(bind["pairs"], ev["attributes"]):
         v = e.get("verdict") or "unscored"
         label = v
-        if v == "wrong" and e.get("winner") is not None:
-            label = (f'wrong: {bind["phrases"][e["winner"]]} of person '
+        if v == "wrong" and e.get("winner_person") is not None:
+            label = (f'wrong: worn by person '
                      f'{e["winner_person"] + 1}{" (swap)" if e["swap"] else ""}')
         verdict = (f'<span class="verdict v-{_e(v)}">{_e(label)}</span>'
                    f'<div class="reason">{_e(e.get("reason") or "")}</div>')

@@ -2,10 +2,13 @@
 
 ``evaluate_video(frames, references, detector, backend)`` runs, per sampled frame: face
 detection + ArcFace embedding (``detector``), assignment of faces to the reference people
-(:mod:`.identity`), each found person's regions (:mod:`.regions`, or user masks), region vs.
-attribute similarities (:mod:`.appearance` backend). The person x attribute matrix is the mean
-over the frames where the person was found; :mod:`.attribute_binding` scores it, with a
-verdict per pair (:mod:`.verdicts`).
+(:mod:`.identity`), the frame's light corrected from the people's faces (:mod:`.light`),
+each found person's regions where attributes are worn (:mod:`.regions`, or user masks),
+and for every person and every attribute: the similarity of the region's best cell to the
+attribute, its presence against plain patches and how much better it matches with its hue
+turned (:mod:`.appearance` backend). :mod:`.attribute_binding` places each attribute on the
+people and gives each pair its verdict (:mod:`.verdicts`); :mod:`.identity` follows the
+people by their clothes to find identity swaps.
 """
 from __future__ import annotations
 
@@ -17,13 +20,17 @@ from typing import Callable, Dict, List, Optional, Sequence
 import numpy as np
 import torch
 
-from .appearance import (ColorTextureBackend, border_mask, describe_patches, dominant_colors,
-                         foreground_mask, neutral_patches, region_cells, to_numpy_rgb)
+from . import light as light_mod
+from .appearance import (ColorTextureBackend, attribute_mask, background_histogram, border_mask,
+                         describe_patches, dominant_colors, foreground_mask, hue_turned, look,
+                         neutral_patches, region_cells, shrink, srgb_to_lab,
+                         to_numpy_rgb)
 from .attribute_binding import attribute_kind, binding_scores, region_of_kind
 from ..faces.detector import Face
 from .identity import (DEFAULT_LINK_DISTANCE, DEFAULT_MIN_SIMILARITY, FrameIdentity,
                        identify_frame, identity_scores)
-from .regions import BODY, DEFAULT_BODY_HEIGHT, DEFAULT_BODY_WIDTH, bounding_box, person_regions
+from .regions import (BODY, DEFAULT_BODY_HEIGHT, DEFAULT_BODY_WIDTH, LEGS, TORSO,
+                      bounding_box, person_regions, worn_boxes)
 from .verdicts import thresholds_for
 
 log = logging.getLogger("LumosX")
@@ -31,11 +38,16 @@ log = logging.getLogger("LumosX")
 PIXELS_FOR_COLORS = 4000
 #: background is also sampled beside each head, this far from its centre (face widths)
 HEAD_SIDE = (1.0, 1.7)
-#: clothes worn from the neck down are looked for in the cells of the upper part of the
-#: body region (their centre in its top ``UPPER_SHARE``): what lies far below the chin (a
-#: blanket, the floor) cannot pass for them
-UPPER_KINDS = ("upper body", "full body", "neckwear")
-UPPER_SHARE = 0.6
+#: hue turns (degrees) tried to tell a colour-shifted attribute
+HUE_TURNS = (-35.0, -20.0, 20.0, 35.0)
+#: flat patches of a person's own skin colour are this big (pixels)
+SKIN_PATCH = 32
+#: kinds of attribute seen through (the white inside a frame of glasses is the lens)
+SEE_THROUGH = ("eyewear",)
+#: a torso sharing more than this with another one is not clear (people following)
+OVERLAP = 0.25
+#: regions also scored with the background's colours cleared (big ones, where it leaks in)
+CLEARED = (BODY, TORSO, LEGS)
 
 
 @dataclass
@@ -65,6 +77,10 @@ class Evaluation:
     #: "scored", "partial" (someone not found: their pairs unscored) or "unscored" (no
     #: faces, or nobody found: nothing could be scored)
     status: str = "scored"
+    #: per sampled frame, the light correction (:class:`.light.FrameLight`)
+    light: List[light_mod.FrameLight] = field(default_factory=list)
+    #: what the frames showed before any threshold (not in the JSON)
+    measurements: Optional["Measurements"] = None
 
     @property
     def matrix(self) -> np.ndarray:
@@ -74,13 +90,14 @@ class Evaluation:
 
     def to_dict(self) -> dict:
         frames = []
-        for fr in self.frames:
+        for k, fr in enumerate(self.frames):
             frames.append({
                 "frame": fr.frame,
                 "faces": [{"bbox": [round(float(v), 1) for v in f.bbox],
                            "score": round(float(f.score), 3)} for f in fr.faces],
                 "assigned": {str(p): {"face": a.face, "similarity": round(a.similarity, 4)}
                              for p, a in sorted(fr.assigned.items())},
+                "light": self.light[k].to_dict() if k < len(self.light) else None,
             })
         return {
             "status": self.status,
@@ -102,12 +119,26 @@ def _people_of(references):
     return list(people)
 
 
-def reference_embedding(detector: Callable, image: torch.Tensor) -> Optional[np.ndarray]:
-    """ArcFace embedding of the largest face in a face reference image (``None`` if none)."""
+def reference_face(detector: Callable, image: torch.Tensor) -> Optional[Face]:
+    """The largest embedded face of a face reference image (``None`` if none)."""
     faces = [f for f in detector(image) if f.embedding is not None]
     if not faces:
         return None
-    return max(faces, key=lambda f: f.width * f.height).embedding
+    return max(faces, key=lambda f: f.width * f.height)
+
+
+def reference_embedding(detector: Callable, image: torch.Tensor) -> Optional[np.ndarray]:
+    """ArcFace embedding of the largest face in a face reference image (``None`` if none)."""
+    f = reference_face(detector, image)
+    return None if f is None else f.embedding
+
+
+def reference_skin(image: torch.Tensor, box=None) -> Optional[np.ndarray]:
+    """The skin colour of a face reference image (:func:`.light.skin_color` of its face
+    ``box``; without one, of the whole picture: the references are face crops)."""
+    rgb = to_numpy_rgb(image)
+    h, w = rgb.shape[:2]
+    return light_mod.skin_color(rgb, box if box is not None else (0, 0, w, h))
 
 
 def _frames_list(frames) -> List[torch.Tensor]:
@@ -120,21 +151,157 @@ def _frames_list(frames) -> List[torch.Tensor]:
     return list(frames)
 
 
+@dataclass
+class _Attributes:
+    """The attribute descriptors and what is known about them before any frame."""
+
+    desc: np.ndarray            # [A, dim] (zeros where unknown)
+    known: np.ndarray           # [A] bool
+    turned: np.ndarray          # [turns, A, dim] hue-turned descriptors
+    turn_sep: np.ndarray        # [turns, A] 1 - sim(a, turned a)
+    regions: List[str]          # [A] region kind where each is worn
+    luminance: np.ndarray       # [A] median luminance of the attribute's pixels
+    fill: np.ndarray            # [A] share of the photo's foreground box it fills
+    face_photos: List[Optional[np.ndarray]] = field(default_factory=list)  # [P] descriptors
+
+
+#: the plain patches compared at every cell, after the neutral ones of the backend
+FRAME_PLAINS = ("background", "the person's skin", "the person's face photo")
+#: plain patches only used on someone else than the attribute's owner (a face photo may
+#: show the owner wearing the attribute already)
+NOT_FOR_OWNER = ("the person's face photo",)
+
+
+@dataclass
+class Measurements:
+    """What the sampled frames showed, before any threshold (``T`` frames, ``P`` people,
+    ``A`` attributes, ``B`` plain patches, ``R`` hue turns; NaN where not measured):
+
+    * ``sims`` ``[T, P, A]``: similarity of person ``p``'s region (where ``a`` is worn) at
+      its best cell for ``a``; ``cross`` ``[T, P, A, A]``: in that region, the best cell's
+      similarity to every attribute ``b`` (its diagonal is ``sims``);
+    * ``plain_sims`` ``[T, P, A, B]``: that cell's similarity to plain patch ``b``, and
+      ``plain_attr`` the attribute's own similarity to it (``plain_names[b]``);
+    * ``hue_sims`` ``[T, P, A, R]``: the best cell's similarity to ``a`` with its hue turned
+      by :data:`HUE_TURNS`, ``hue_base`` ``[T, P, A]`` to ``a`` itself at that cell, and
+      ``turn_sep`` ``[R, A]`` ``1 - sim(a, turned a)``;
+    * ``skin_luminance`` / ``exposure`` / ``cast_rejected`` / ``cast_excess`` /
+      ``skin_turn`` ``[T]``: the light (:mod:`.light`); ``attribute_luminance`` / ``attribute_fill`` ``[A]``: the median
+      luminance of each attribute photo, and the share of its box its foreground fills;
+    * ``attribute_similarity`` ``[A, A]``.
+
+    :meth:`presence`, :meth:`hue_gain` and :meth:`dark` read them with thresholds
+    (:class:`~.verdicts.Thresholds`), so verdicts can be re-derived without the frames."""
+
+    sims: np.ndarray
+    cross: np.ndarray
+    plain_sims: np.ndarray
+    plain_attr: np.ndarray
+    plain_names: List[str]
+    hue_sims: np.ndarray
+    hue_base: np.ndarray
+    turn_sep: np.ndarray
+    skin_luminance: np.ndarray
+    exposure: np.ndarray
+    cast_rejected: np.ndarray
+    cast_excess: np.ndarray
+    skin_turn: np.ndarray
+    attribute_luminance: np.ndarray
+    attribute_fill: np.ndarray
+    attribute_similarity: np.ndarray
+
+    def presence(self, t, owners: Sequence[int]) -> tuple:
+        """``(presence, low, high, name of the bounding plain patch)``, each ``[T, P, A]``:
+        the smallest ``(sim(cell, a) - sim(cell, b)) / (1 - sim(a, b))`` over the plain
+        patches ``a`` can be told apart from (``1 - sim(a, b) >= t.separation``; on the
+        owner ``owners[a]`` not against :data:`NOT_FOR_OWNER`), and the smallest of the same
+        minus / plus its noise, ``t.presence_noise / (1 - sim(a, b))`` (a similarity is only
+        known to that: against a patch the attribute nearly is, presence is vague). A patch
+        it cannot be told apart from makes ``low`` -inf: a white hoodie is never proven
+        present against a white block."""
+        sep = 1.0 - self.plain_attr
+        with np.errstate(invalid="ignore", divide="ignore"):
+            proj = (self.sims[..., None] - self.plain_sims) / sep
+            noise = t.presence_noise / sep
+        measured = np.isfinite(proj)
+        skip = [b for b, n in enumerate(self.plain_names) if n in NOT_FOR_OWNER]
+        for a, p in enumerate(owners):
+            measured[:, p, a, skip] = False
+        alike = measured & (sep < t.separation)          # cannot be told apart from it
+        told = measured & ~alike
+        has = told.any(-1)
+        low = np.where(alike, -np.inf, proj - noise)
+        high = np.where(alike, np.inf, proj + noise)
+
+        def smallest(x, where):
+            return np.where(has, np.min(np.where(where, x, np.inf), axis=-1), np.nan)
+        j = np.argmin(np.where(told, proj, np.inf), axis=-1)
+        names = np.asarray(self.plain_names, dtype=object)[j]
+        return (smallest(proj, told), smallest(low, measured), smallest(high, measured),
+                np.where(has, names, None))
+
+    def hue_gain(self, t) -> np.ndarray:
+        """``[T, P, A]``: how much closer the cell is to the attribute with its hue turned
+        than to the attribute, along what tells the two apart (+1: the turned one, -1: the
+        attribute); NaN for attributes a turn barely changes (greys, whites, blacks)."""
+        ok = self.turn_sep >= 2 * t.separation                     # [R, A]
+        with np.errstate(invalid="ignore", divide="ignore"):
+            g = (self.hue_sims - self.hue_base[..., None]) / self.turn_sep.T[None, None]
+        g = np.where(ok.T[None, None], g, np.nan)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)
+            return np.nanmax(g, axis=-1)
+
+    def dark(self, t) -> np.ndarray:
+        """``[T, A]``: too dark to see attribute ``a`` in frame ``t``: the faces are too dark
+        to correct the light from (skin luminance below ``t.dark``), or the attribute would
+        have been darker than ``t.visible`` before the exposure was corrected (a black
+        jacket in a video at 12 % brightness is a few grey levels of compression noise)."""
+        lum = np.asarray(self.skin_luminance, np.float64)
+        frame = np.isfinite(lum) & (lum < t.dark)
+        shown = self.attribute_luminance[None, :] / np.maximum(self.exposure[:, None], 1e-6)
+        return frame[:, None] | (shown < t.visible)
+
+
+def _describe_attributes(backend, images, kinds) -> _Attributes:
+    clear = [k in SEE_THROUGH for k in kinds]
+    desc = backend.describe_attributes(images, see_through=clear)
+    dim = next((len(e) for e in desc if e is not None), 1)
+    E = np.stack([e if e is not None else np.zeros(dim, np.float32) for e in desc]) \
+        if desc else np.zeros((0, dim), np.float32)
+    known = np.array([e is not None for e in desc], bool)
+    small = [to_numpy_rgb(shrink(img)) for img in images]
+    turned = []
+    for deg in HUE_TURNS:                     # near-white stays near-white: the outline stays
+        rot = backend.describe_attributes([torch.from_numpy(hue_turned(x, deg)) for x in small],
+                                          see_through=clear)
+        turned.append(np.stack([r if r is not None else np.zeros(dim, np.float32)
+                                for r in rot]) if rot else np.zeros((0, dim), np.float32))
+    T = np.stack(turned) if turned else np.zeros((0,) + E.shape, np.float32)
+    sep = 1.0 - np.einsum("tad,ad->ta", T, E) if len(E) else np.zeros((len(HUE_TURNS), 0))
+    masks = [attribute_mask(x, c) for x, c in zip(small, clear)]
+    lum = np.array([light_mod.luminance(np.median(x[m], axis=0)) for x, m in zip(small, masks)])
+    fill = np.array([m.sum() / max(_box_area(bounding_box(m)), 1) for m in masks])
+    return _Attributes(E, known, T, sep, [region_of_kind(k) for k in kinds], lum, fill)
+
+
 def evaluate_video(frames, references, detector: Callable[[torch.Tensor], List[Face]],
                    backend=None, masks: Optional[Sequence[Optional[Dict[int, np.ndarray]]]] = None,
                    frame_indices: Optional[Sequence[int]] = None,
                    settings: Optional[Settings] = None,
                    progress: Optional[Callable[[int, int], None]] = None,
                    check_interrupt: Optional[Callable[[], None]] = None,
-                   reference_embeddings: Optional[Sequence[Optional[np.ndarray]]] = None
+                   reference_embeddings: Optional[Sequence[Optional[np.ndarray]]] = None,
+                   reference_skins: Optional[Sequence[Optional[np.ndarray]]] = None
                    ) -> Evaluation:
     """Score ``frames`` (``[F, H, W, C]`` or a list of ``[H, W, C]``, already sampled) against
     ``references`` (a :class:`~lumosx_core.conditioning.references.ReferenceSet` or its people).
 
     ``masks[f]``: ``{person: [H, W] mask}`` for frame ``f`` (replaces the face-derived
     regions of those people). ``frame_indices``: the frames' numbers in the video (for the
-    report). ``reference_embeddings``: precomputed face embeddings (else the detector embeds
-    each person's face image)."""
+    report). ``reference_embeddings`` / ``reference_skins``: precomputed face embeddings and
+    skin colours (else the detector finds each person's face in their face image; skin
+    colours given without it are read from the whole face image)."""
     settings = settings or Settings()
     backend = backend or ColorTextureBackend()
     people = _people_of(references)
@@ -147,7 +314,14 @@ def evaluate_video(frames, references, detector: Callable[[torch.Tensor], List[F
 
     # references ---------------------------------------------------------------------------
     if reference_embeddings is None:
-        reference_embeddings = [reference_embedding(detector, p.face.image) for p in people]
+        ref_faces = [reference_face(detector, p.face.image) for p in people]
+        reference_embeddings = [None if f is None else f.embedding for f in ref_faces]
+        if reference_skins is None:
+            reference_skins = [reference_skin(p.face.image, None if f is None else f.bbox)
+                               for p, f in zip(people, ref_faces)]
+    if reference_skins is None:
+        reference_skins = [reference_skin(p.face.image) for p in people]
+    skins = {i: s for i, s in enumerate(reference_skins) if s is not None}
     people_info = []
     for i, (p, emb) in enumerate(zip(people, reference_embeddings)):
         if emb is None:
@@ -158,37 +332,37 @@ def evaluate_video(frames, references, detector: Callable[[torch.Tensor], List[F
     attrs = [(i, a) for i, p in enumerate(people) for a in p.attributes]
     owners = [i for i, _ in attrs]
     kinds = [attribute_kind(a.phrase) for _, a in attrs]
-    attr_desc = backend.describe_attributes([a.image for _, a in attrs]) if attrs else []
+    A = _describe_attributes(backend, [a.image for _, a in attrs], kinds)
+    A.face_photos = [backend.describe_regions(p.face.image, [np.ones(
+        tuple(p.face.image.shape[:2]), bool)])[0] for p in people]
     color_backend = ColorTextureBackend()
     attributes_info = [{"attribute": k, "person": i, "phrase": a.phrase, "kind": kinds[k],
-                        "region": region_of_kind(kinds[k]),
+                        "region": A.regions[k],
                         "colors": color_backend.attribute_colors(a.image)}
                        for k, (i, a) in enumerate(attrs)]
-    needed_regions = sorted({region_of_kind(k) for k in kinds}) or [BODY]
-
-    # plain patches (greys, skin); the background is added per frame ---------------------
+    needed = sorted(set(A.regions))
     t_hold = thresholds_for(getattr(backend, "name", ""))
     plain_desc = describe_patches(backend, neutral_patches())
-    plain_names = list(plain_desc) + ["background"]
-    n_attr = len(attrs)
-    static_plain = (np.stack([plain_desc[k] for k in plain_desc]) if plain_desc
-                    else np.zeros((0, 1), np.float32))
-    for k, (info, e) in enumerate(zip(attributes_info, attr_desc)):
-        if e is None or not len(static_plain):
-            info["plain_similarity"], info["plain_patch"] = None, None
-            continue
-        sp = static_plain @ e
-        info["plain_similarity"] = round(float(sp.max()), 4)
-        info["plain_patch"] = plain_names[int(sp.argmax())]
+    static_names = list(plain_desc)
+    static = (np.stack([plain_desc[k] for k in static_names]) if plain_desc
+              else np.zeros((0, A.desc.shape[1]), np.float32))
 
     # frames -------------------------------------------------------------------------------
-    n_people = len(people)
-    sims = np.full((n_frames, n_people, n_attr), np.nan)
-    plain = np.full((n_frames, n_people, n_attr), np.nan)
-    plain_excl = np.full((n_frames, n_people, n_attr), np.nan)
-    plain_which: Dict[tuple, List[str]] = {}
-    excl_which: Dict[tuple, List[str]] = {}
+    n_people, n_attr = len(people), len(attrs)
+    shape = (n_frames, n_people, n_attr)
+    plain_names = static_names + list(FRAME_PLAINS)
+    meas = Measurements(
+        np.full(shape, np.nan), np.full(shape + (n_attr,), np.nan),
+        np.full(shape + (len(plain_names),), np.nan),
+        np.full(shape + (len(plain_names),), np.nan), plain_names,
+        np.full(shape + (len(HUE_TURNS),), np.nan), np.full(shape, np.nan), A.turn_sep,
+        np.full(n_frames, np.nan), np.ones(n_frames), np.zeros(n_frames, bool),
+        np.zeros(n_frames), np.zeros(n_frames),
+        A.luminance, A.fill, A.desc @ A.desc.T if n_attr else np.zeros((0, 0)))
     identities: List[FrameIdentity] = []
+    lights: List[light_mod.FrameLight] = []
+    looks: List[List[Optional[np.ndarray]]] = []
+    clear: List[List[bool]] = []
     regions_all = []
     body_pixels: Dict[int, List[np.ndarray]] = {p: [] for p in range(n_people)}
     n_faces = 0
@@ -196,57 +370,50 @@ def evaluate_video(frames, references, detector: Callable[[torch.Tensor], List[F
         if check_interrupt is not None:
             check_interrupt()
         frame = frame.detach().float().cpu()
-        h, w = frame.shape[:2]
+        rgb = to_numpy_rgb(frame)
+        h, w = rgb.shape[:2]
         ident = identify_frame(frame_indices[t], detector(frame), reference_embeddings,
                                settings.min_face_similarity)
         identities.append(ident)
         n_faces += len(ident.faces)
         user = (masks[t] if masks is not None else None) or {}
         boxes = {p: a.bbox for p, a in ident.assigned.items() if p not in user}
+        fl = light_mod.frame_light(rgb, {p: a.bbox for p, a in ident.assigned.items()}, skins)
+        lights.append(fl)
+        meas.skin_luminance[t] = np.nan if fl.skin_luminance is None else fl.skin_luminance
+        meas.exposure[t] = light_mod.exposure(fl.gains)
+        meas.cast_rejected[t] = fl.cast_rejected
+        meas.cast_excess[t] = fl.cast_excess
+        meas.skin_turn[t] = fl.skin_turn
         regions = person_regions(boxes, w, h, settings.body_width, settings.body_height, user)
         regions_all.append(regions)
+        lit = light_mod.apply(rgb, fl.gains)
+        torsos = [worn_boxes(f.bbox, w, h, settings.body_width,
+                             settings.body_height)[TORSO] for f in ident.faces]
+        looks.append([look(lit, _box_mask(b, w, h)) for b in torsos])
+        clear.append([_clear(k, torsos) for k in range(len(torsos))])
         if n_attr and regions:
-            _frame_similarities(t, frame, ident, regions, needed_regions, backend, attr_desc,
-                                kinds, static_plain, plain_names, t_hold, sims, plain,
-                                plain_excl, plain_which, excl_which)
-        rgb = None
+            _frame_scores(t, rgb, lit, ident, regions, fl, needed, backend, A, static, meas)
         for p, r in regions.items():
             m = r[BODY]
             if m.any():
-                rgb = to_numpy_rgb(frame) if rgb is None else rgb
-                px = rgb[m]
+                px = light_mod.apply(rgb[m], fl.for_person(p))
                 step = max(1, len(px) // (PIXELS_FOR_COLORS // n_frames + 1))
                 body_pixels[p].append(px[::step])
         if progress is not None:
             progress(t + 1, n_frames)
 
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)      # all-NaN rows: person not found
-        matrix = np.nanmean(sims, axis=0) if n_attr else np.zeros((n_people, 0))
     phrases = [a.phrase for _, a in attrs]
     if n_faces == 0:
         unscored_reason = "no face detected in any sampled frame"
     else:
         unscored_reason = "person not found in any sampled frame (no face matched them)"
-    binding = binding_scores(matrix, owners, kinds, phrases, per_frame=sims, plain=plain,
-                             plain_excluded=plain_excl, thresholds=t_hold,
-                             unscored_reason=unscored_reason)
-    for e in binding["pairs"]:
-        for key, src in (("plain_patch", plain_which), ("plain_like_attribute", excl_which)):
-            names = src.get((e["person"], e["attribute"]))
-            e[key] = max(set(names), key=names.count) if names else None
-    per_frame = []
-    for t in range(n_frames):
-        s = binding_scores(sims[t], owners, kinds, phrases, per_frame=sims[t:t + 1],
-                           plain=plain[t:t + 1], plain_excluded=plain_excl[t:t + 1],
-                           thresholds=t_hold, unscored_reason=unscored_reason)
-        per_frame.append(s["accuracy"])
-    binding["per_frame_accuracy"] = per_frame
-    known = [x for x in per_frame if x is not None]
-    binding["frame_accuracy_mean"] = float(np.mean(known)) if known else None
+    binding = bind(meas, owners, kinds, phrases, t_hold, frame_indices, unscored_reason)
     binding["region_colors"] = [dominant_colors(np.concatenate(body_pixels[p]))
                                 if body_pixels[p] else [] for p in range(n_people)]
-    identity = identity_scores(identities, n_people, settings.link_distance)
+    dark = meas.dark(t_hold)
+    binding["too_dark_frames"] = [frame_indices[t] for t in range(n_frames) if dark[t].all()]
+    identity = identity_scores(identities, n_people, settings.link_distance, looks, clear)
     for info, ident in zip(people_info, identity["people"]):
         ident["phrase"] = info["phrase"]
     unscored = [i for i, p in enumerate(identity["people"]) if p["detected"] == 0]
@@ -262,41 +429,98 @@ def evaluate_video(frames, references, detector: Callable[[torch.Tensor], List[F
         notes.append("not found in any sampled frame: " + ", ".join(
             f"person {i + 1} ('{people_info[i]['phrase']}')" for i in unscored)
             + "; their pairs are unscored")
+    if binding["too_dark_frames"]:
+        notes.append(f"{len(binding['too_dark_frames'])} of {n_frames} sampled frames too "
+                     f"dark to correct the light from the faces: not used for the attributes")
     for note in notes:
         log.warning("LumosX Evaluate: %s", note)
     return Evaluation(people_info, attributes_info, identities, regions_all, identity, binding,
                       getattr(backend, "name", type(backend).__name__), settings, notes,
-                      status)
+                      status, lights, meas)
 
 
-def _frame_similarities(t, frame, ident, regions, needed_regions, backend, attr_desc, kinds,
-                        static_plain, plain_names, t_hold, sims, plain, plain_excl,
-                        plain_which, excl_which):
-    """Fill frame ``t`` of ``sims`` / ``plain`` / ``plain_excl`` ``[frames, people, attrs]``.
+def bind(meas: Measurements, owners, kinds, phrases, thresholds, frame_numbers,
+         unscored_reason: str = "person not found") -> dict:
+    """The binding scores and verdicts (:func:`~.attribute_binding.binding_scores`) of
+    ``meas`` under ``thresholds``, with the per-frame binding accuracy."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)      # all-NaN rows: person not found
+        matrix = np.nanmean(meas.sims, axis=0) if len(owners) else \
+            np.zeros((meas.sims.shape[1], 0))
+    presence, low, high, names = meas.presence(thresholds, owners)
+    dark = meas.dark(thresholds)
+    common = dict(attribute_similarity=meas.attribute_similarity, thresholds=thresholds,
+                  unscored_reason=unscored_reason, fill=meas.attribute_fill)
+    n_frames = meas.sims.shape[0]
+    plain = {}
+    for q in range(meas.sims.shape[1]):
+        for a in range(len(owners)):
+            got = [n for n in names[:, q, a] if n is not None]
+            if got:
+                plain[(q, a)] = max(set(got), key=got.count)
+    binding = binding_scores(matrix, owners, kinds, phrases, per_frame=meas.sims,
+                             cross=meas.cross, presence=presence,
+                             presence_bounds=(low, high), dark=dark,
+                             hue=meas.hue_gain(thresholds),
+                             cast_rejected=meas.cast_rejected, exposure=meas.exposure,
+                             plain_names=plain,
+                             frame_numbers=frame_numbers, **common)
+    per_frame = []
+    for t in range(n_frames):
+        s = binding_scores(meas.sims[t], owners, kinds, phrases, per_frame=meas.sims[t:t + 1],
+                           presence=presence[t:t + 1],
+                           presence_bounds=(low[t:t + 1], high[t:t + 1]), dark=dark[t:t + 1],
+                           frame_numbers=list(frame_numbers)[t:t + 1], **common)
+        per_frame.append(s["accuracy"])
+    binding["per_frame_accuracy"] = per_frame
+    known = [x for x in per_frame if x is not None]
+    binding["frame_accuracy_mean"] = float(np.mean(known)) if known else None
+    return binding
 
-    Each person's region loses its background pixels (colours of the frame border outside
-    every person, :func:`~.appearance.foreground_mask`) and is cut into cells
-    (:func:`~.appearance.region_cells`); an attribute's similarity is that of its best
-    cell, and the plain-patch similarity is measured at that same cell: ``plain`` over the
-    plain patches (greys, skin, this frame's background) the attribute does not itself
-    resemble, ``plain_excl`` over those it does (similarity >= ``plain_attribute``)."""
-    h, w = frame.shape[:2]
-    rgb = to_numpy_rgb(frame)
-    faces = np.zeros((h, w), dtype=bool)
+
+def _box_area(box) -> int:
+    return 0 if box is None else (box[2] - box[0]) * (box[3] - box[1])
+
+
+def _box_mask(box, w: int, h: int) -> np.ndarray:
+    x1, y1, x2, y2 = box
+    m = np.zeros((h, w), bool)
+    m[y1:y2, x1:x2] = True
+    return m
+
+
+def _clear(k: int, boxes) -> bool:
+    """Whether torso box ``k`` is clear of the others (at most ``OVERLAP`` of it shared)."""
+    x1, y1, x2, y2 = boxes[k]
+    area = max((x2 - x1) * (y2 - y1), 1)
+    for j, (a1, b1, a2, b2) in enumerate(boxes):
+        if j != k and max(0, min(x2, a2) - max(x1, a1)) * max(0, min(y2, b2) - max(y1, b1)) \
+                > OVERLAP * area:
+            return False
+    return True
+
+
+def _frame_scores(t, rgb, lit, ident, regions, fl, needed, backend, A: _Attributes, static,
+                  meas: Measurements):
+    """Fill frame ``t`` of ``meas`` (``lit``: the frame under its light correction).
+
+    The background is sampled at the frame's border and beside each head, outside every
+    person (:func:`~.appearance.border_mask`). Each person's regions are light-corrected
+    with that person's gains, optionally cleared of background colours
+    (:func:`~.appearance.foreground_mask`; both the cleared and the whole region count) and
+    cut into cells (:func:`~.appearance.region_cells`); an attribute is scored at the cell
+    that resembles it most, and that cell is compared with every plain patch: the neutral
+    ones, the background and the person's own skin in this frame."""
+    h, w = rgb.shape[:2]
+    taken = np.zeros((h, w), bool)
+    for r in regions.values():
+        for m in r.values():
+            taken |= m
+    faces = np.zeros((h, w), bool)
     for f in ident.faces:
         x1, y1, x2, y2 = (int(round(v)) for v in f.bbox)
         faces[max(0, y1):max(0, y2), max(0, x1):max(0, x2)] = True
-    # the frame border counts whole (but faces): a garment reaching the border is a small
-    # share of it, and foreground_mask only drops colours far more common there
-    border = border_mask(h, w, faces)
-    taken = faces.copy()
-    for reg in regions.values():
-        for m in reg.values():
-            taken |= m
-    for f in ident.faces:
-        x1, y1, x2, y2 = (int(round(v)) for v in f.bbox)
-        taken[max(0, y1):max(0, y2), max(0, x1):max(0, x2)] = True
-    # ... and beside each head (the wall behind a person), outside every region and face
+    border = border_mask(h, w, taken | faces)
     for f in ident.faces:
         x1, y1, x2, y2 = f.bbox
         fw, cx = max(x2 - x1, 1.0), (x1 + x2) / 2.0
@@ -305,69 +529,80 @@ def _frame_similarities(t, frame, ident, regions, needed_regions, backend, attr_
                        (cx + HEAD_SIDE[0] * fw, cx + HEAD_SIDE[1] * fw)):
             xa, xb = max(0, int(lo)), min(w, int(np.ceil(hi)))
             if xb > xa and yb > ya:
-                border[ya:yb, xa:xb] |= ~taken[ya:yb, xa:xb]
-    order, cells, upper = [], [], []
-    for p in sorted(regions):
-        for r in needed_regions:
-            box = bounding_box(regions[p][r])
-            for c in region_cells(foreground_mask(rgb, regions[p][r], border)):
-                order.append((p, r))
-                cells.append(c)
-                ys = np.nonzero(c.any(axis=1))[0]
-                centre = (ys[0] + ys[-1] + 1) / 2.0 if ys.size else 0.0
-                upper.append(box is None or
-                             centre <= box[1] + UPPER_SHARE * (box[3] - box[1]))
-    desc = backend.describe_regions(frame, cells + [border])
-    bg = desc[-1]
-    # each cell's plain twin: a flat patch of the cell's median colour (all twins are
-    # described in one call, as tiles of a mosaic)
-    tile = 32
-    mosaic = np.ones((tile, tile * max(1, len(cells)), 3), np.float32)
-    tiles = []
-    for i, c in enumerate(cells):
-        mosaic[:, i * tile:(i + 1) * tile] = np.median(rgb[c], axis=0) if c.any() else 1.0
-        m = np.zeros(mosaic.shape[:2], bool)
-        m[:, i * tile:(i + 1) * tile] = True
-        tiles.append(m)
-    twins = backend.describe_regions(torch.from_numpy(mosaic), tiles) if cells else []
-    base = static_plain if bg is None else np.concatenate([static_plain, bg[None]], 0)
-    names = plain_names if bg is not None else plain_names[:-1]
-    n_attr = len(attr_desc)
-    E = np.stack([e if e is not None else np.zeros_like(base[0]) for e in attr_desc])
-    known = np.array([e is not None for e in attr_desc])
-    like = (E @ base.T) >= t_hold.plain_attribute                     # [A, B]
-    groups: Dict[tuple, List[tuple]] = {}
-    for key, d, tw, up in zip(order, desc[:-1], twins, upper):
-        if d is not None:
-            groups.setdefault(key, []).append((d, tw, up))
-    for (p, r), items in groups.items():
-        D = np.stack([d for d, _, _ in items])                        # [C, dim]
-        up = np.array([u for _, _, u in items])
-        S = D @ E.T                                                   # [C, A]
-        Pl = D @ base.T                                               # [C, B]
-        for a in range(n_attr):
-            if not known[a] or region_of_kind(kinds[a]) != r:
+                border[ya:yb, xa:xb] |= ~(taken | faces)[ya:yb, xa:xb]
+    (bg,) = backend.describe_regions(torch.from_numpy(lit), [border])
+    bg_hist = background_histogram(lit, border)
+    for p, reg in regions.items():
+        gains = fl.for_person(p)
+        union = np.zeros((h, w), bool)
+        for r in needed:
+            union |= reg[r]
+        box = bounding_box(union)
+        if box is None:
+            continue
+        x1, y1, x2, y2 = box
+        crop = light_mod.apply(rgb[y1:y2, x1:x2], gains)
+        order, desc = [], []
+        crop_t = torch.from_numpy(crop)
+        cells_of = getattr(backend, "describe_cells", None)
+        lab = srgb_to_lab(crop.astype(np.float64)) if cells_of is not None else None
+        for r in needed:
+            m = reg[r][y1:y2, x1:x2]
+            if not m.any():
                 continue
-            score = S[:, a] if kinds[a] not in UPPER_KINDS or not up.any() else \
-                np.where(up, S[:, a], -np.inf)
-            c = int(np.argmax(score))
-            sims[t, p, a] = float(S[c, a])
-            cand, cand_like, cand_names = list(Pl[c]), list(like[a]), list(names)
-            tw = items[c][1]
-            if tw is not None:
-                cand.append(float(D[c] @ tw))
-                cand_like.append(bool(E[a] @ tw >= t_hold.plain_attribute))
-                cand_names.append("flat colour of the region")
-            cand, cand_like = np.asarray(cand), np.asarray(cand_like, bool)
-            free, excl = np.where(~cand_like)[0], np.where(cand_like)[0]
-            if free.size:
-                b = free[int(np.argmax(cand[free]))]
-                plain[t, p, a] = float(cand[b])
-                plain_which.setdefault((p, a), []).append(cand_names[b])
-            if excl.size:
-                b = excl[int(np.argmax(cand[excl]))]
-                plain_excl[t, p, a] = float(cand[b])
-                excl_which.setdefault((p, a), []).append(cand_names[b])
+            variants = [m]
+            if r in CLEARED:
+                fg = foreground_mask(crop, m, bg_hist)
+                if fg is not m:
+                    variants.append(fg)
+            for v in variants:
+                if cells_of is not None:
+                    _, ds = cells_of(crop, v, lab)
+                else:
+                    ds = backend.describe_regions(crop_t, region_cells(v))
+                order += [r] * len(ds)
+                desc += ds
+        if not desc:
+            continue
+        # the frame's background and the person's own skin, flat, are plain patches too
+        dim = static.shape[1]
+        frame_plains = [bg if bg is not None else np.full(dim, np.nan, np.float32)]
+        a = ident.assigned.get(p)
+        skin = light_mod.skin_color(rgb, a.bbox) if a is not None else None
+        sd = None
+        if skin is not None:
+            patch = np.broadcast_to(light_mod.apply(skin, gains), (SKIN_PATCH, SKIN_PATCH, 3))
+            (sd,) = backend.describe_regions(torch.from_numpy(np.ascontiguousarray(patch)),
+                                             [np.ones((SKIN_PATCH, SKIN_PATCH), bool)])
+        frame_plains.append(sd if sd is not None else np.full(dim, np.nan, np.float32))
+        fp = A.face_photos[p] if p < len(A.face_photos) else None
+        frame_plains.append(fp if fp is not None else np.full(dim, np.nan, np.float32))
+        PL = np.concatenate([static, np.stack(frame_plains)], 0)       # [B, dim]
+        keep = [i for i, d in enumerate(desc) if d is not None]
+        if not keep:
+            continue
+        D = np.stack([desc[i] for i in keep])                           # [C, dim]
+        kinds_of = np.array([order[i] for i in keep])
+        E = A.desc
+        S = D @ E.T                                                     # [C, A]
+        SP = D @ PL.T                                                   # [C, B]
+        AP = E @ PL.T                                                   # [A, B]
+        SR = np.einsum("cd,rad->rca", D, A.turned)                      # [R, C, A]
+        for k in range(len(E)):
+            if not A.known[k]:
+                continue
+            rows = np.nonzero(kinds_of == A.regions[k])[0]
+            if not rows.size:
+                continue
+            c = rows[int(np.argmax(S[rows, k]))]
+            meas.sims[t, p, k] = S[c, k]
+            meas.cross[t, p, k] = S[rows].max(0)
+            meas.plain_sims[t, p, k] = SP[c]
+            meas.plain_attr[t, p, k] = AP[k]
+            # the cell where the attribute, as photographed or hue-turned, fits best
+            best = rows[int(np.argmax(np.maximum(S[rows, k], SR[:, rows, k].max(0))))]
+            meas.hue_sims[t, p, k] = SR[:, best, k]
+            meas.hue_base[t, p, k] = S[best, k]
 
 
 def _fmt(v, pct=False) -> str:
@@ -410,9 +645,8 @@ def summary_text(ev) -> str:
     for e in bind["pairs"]:
         who = f"person {e['person'] + 1} '{e['phrase']}' ({e['kind']})"
         verdict = (e.get("verdict") or "unscored").upper()
-        if e.get("verdict") == "wrong" and e.get("winner") is not None:
-            verdict += (f": '{bind['phrases'][e['winner']]}' of person "
-                        f"{e['winner_person'] + 1} is more similar"
+        if e.get("verdict") == "wrong" and e.get("winner_person") is not None:
+            verdict += (f": worn by person {e['winner_person'] + 1}"
                         + (" (swap)" if e["swap"] else ""))
         nums = ""
         if e.get("margin") is not None:
