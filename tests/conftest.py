@@ -197,6 +197,18 @@ def pack():
 
 
 @pytest.fixture(scope="session")
+def browser():
+    """Chromium and Playwright, or a failure that says what is missing (not a skip: CI must
+    not pass without the browser tests). Every browser test module uses it
+    (``frontend.browser_marks()``)."""
+    import frontend
+    problem = frontend.browser_missing()
+    if problem:
+        pytest.fail(f"the browser tests cannot run: {problem} (set {frontend.NO_BROWSER_ENV}=1 "
+                    f"to skip them on a machine without a browser)", pytrace=False)
+
+
+@pytest.fixture(scope="session")
 def server(tmp_path_factory):
     """One real headless ComfyUI server with this pack, shared by the whole session."""
     from host_server import e2e_server

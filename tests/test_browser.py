@@ -22,20 +22,7 @@ from lumosx_core.drawing import PERSON_COLORS
 
 FRONTENDS = frontend.frontends(COMFY)
 
-pytestmark = [pytest.mark.host_matrix,  # run on every test host
-              pytest.mark.usefixtures("browser"),  # first: no server starts without a browser
-              pytest.mark.skipif(frontend.browser_opted_out() and bool(frontend.browser_missing()),
-                                 reason=f"{frontend.NO_BROWSER_ENV}=1 and no browser here")]
-
-
-@pytest.fixture(scope="session")
-def browser():
-    """Chromium and Playwright, or a failure that says what is missing (not a skip: CI must
-    not pass without the browser tests)."""
-    problem = frontend.browser_missing()
-    if problem:
-        pytest.fail(f"the browser tests cannot run: {problem} (set {frontend.NO_BROWSER_ENV}=1 "
-                    f"to skip them on a machine without a browser)", pytrace=False)
+pytestmark = [pytest.mark.host_matrix] + frontend.browser_marks()  # run on every test host
 
 
 @pytest.fixture(scope="module", params=FRONTENDS, ids=[name for name, _ in FRONTENDS])

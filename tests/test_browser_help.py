@@ -3,7 +3,8 @@ on the test host's own frontend): selecting a LumosX node and pressing the selec
 "Node Info" button shows our ``web/docs/<NodeId>.md`` in the help panel; with the frontend's
 locale set to zh, the app shows our Chinese node name from ``locales/zh/nodeDefs.json`` and the
 help panel shows ``web/docs/<NodeId>/zh.md``. Both host frontends fetch
-``/extensions/<pack>/docs/<NodeId>/<locale>.md`` (then ``<NodeId>.md``) for a custom node's help."""
+``/extensions/<pack>/docs/<NodeId>/<locale>.md`` (then ``<NodeId>.md``) for a custom node's help.
+A missing browser fails these tests (it does not skip them) unless ``LUMOSX_NO_BROWSER=1``."""
 import json
 import os
 
@@ -12,9 +13,7 @@ import requests
 
 import frontend
 
-pytestmark = [pytest.mark.host_matrix,
-              pytest.mark.skipif(not frontend.chromium_available(),
-                                 reason=f"{frontend.CHROMIUM} is not installed")]
+pytestmark = [pytest.mark.host_matrix] + frontend.browser_marks()  # run on every test host
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 NODE = "LumosXBind"

@@ -1,17 +1,21 @@
 """A missing browser fails the browser tests (CI must not pass without them), unless the user
 says ``LUMOSX_NO_BROWSER=1``: tests/test_browser.py run in a subprocess with the Chromium
-lookup pointed at a path that does not exist."""
+lookup pointed at a path that does not exist. Every browser test module is checked
+(``BROWSER_MODULES``); a new one must use ``frontend.browser_marks()`` and be listed here."""
 import os
 import subprocess
 import sys
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+BROWSER_MODULES = ["tests/test_browser.py", "tests/test_browser_help.py",
+                   "tests/test_browser_workflows.py"]
 
 
 def _run_browser_test(tmp_path, **env):
     e = {k: v for k, v in os.environ.items() if k != "LUMOSX_NO_BROWSER"}
     e.update(LUMOSX_CHROMIUM=str(tmp_path / "no-chromium"), **env)
-    r = subprocess.run([sys.executable, "-P", "-m", "pytest", "-q", "tests/test_browser.py", "-k", "test_script_is_served_and_registered"],
+    r = subprocess.run([sys.executable, "-P", "-m", "pytest", "-q", "-p", "no:cacheprovider"]
+                       + BROWSER_MODULES,
                        cwd=ROOT, env=e, capture_output=True, text=True, timeout=300)
     return r.returncode, r.stdout + r.stderr
 
@@ -29,3 +33,18 @@ def test_missing_browser_skips_when_the_user_opts_out(tmp_path):
     rc, out = _run_browser_test(tmp_path, LUMOSX_NO_BROWSER="1")
     assert rc == 0, out
     assert "skipped" in out and "error" not in out and "failed" not in out, out
+
+
+def test_every_browser_module_is_checked():
+    """Each test module that opens the app (imports the Playwright helpers) is in
+    BROWSER_MODULES and takes the browser marks."""
+    tests = os.path.join(ROOT, "tests")
+    found = []
+    for name in sorted(os.listdir(tests)):
+        if name.startswith("test_") and name.endswith(".py"):
+            with open(os.path.join(tests, name), encoding="utf-8") as f:
+                text = f.read()
+            if "frontend.open_app(" in text or "frontend.another_page(" in text:
+                found.append("tests/" + name)
+                assert "frontend.browser_marks()" in text, name
+    assert found == sorted(BROWSER_MODULES), found

@@ -4,16 +4,15 @@ saved in the workflow (``extra.ds``) is readable (scale >= 0.8: below that the f
 nodes as blank boxes) with the top row on screen, and no node overlaps another -- as opened,
 and again after a run of the workflow (its stand-in version, queued for the page's own client
 id) has filled the Bind report, the video player and the preview images.
-Screenshots go to output/test-artifacts/ (``$LUMOSX_ARTIFACTS``)."""
+Screenshots go to output/test-artifacts/ (``$LUMOSX_ARTIFACTS``).
+A missing browser fails these tests (it does not skip them) unless ``LUMOSX_NO_BROWSER=1``."""
 import pytest
 import requests
 
 import frontend
 import shipped
 
-pytestmark = [pytest.mark.host_matrix,  # run on every test host
-              pytest.mark.skipif(not frontend.chromium_available(),
-                                 reason=f"{frontend.CHROMIUM} is not installed")]
+pytestmark = [pytest.mark.host_matrix] + frontend.browser_marks()  # run on every test host
 
 WINDOW = (1920, 1080)
 MIN_SCALE = 0.8

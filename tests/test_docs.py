@@ -15,11 +15,6 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 README_MAX_BYTES = 12_000
 INSTALL_WITHIN_LINES = 30
 
-#: Link targets (repository paths) that other branches of the same wave create: the error
-#: table (docs/errors.md), the node help pages (web/docs/) and the API-format workflows
-#: (workflows/api/). A link to one of them, or below it, is accepted while it is absent.
-#: Remove this list once those branches are merged (then every target must exist).
-NOT_YET_MERGED = ("docs/errors.md", "web/docs", "workflows/api")
 
 _FENCE = re.compile(r"^(```|~~~).*?^\1[^\n]*$", re.M | re.S)
 _CODE_SPAN = re.compile(r"(`+)(?:(?!\1).)+?\1")
@@ -74,7 +69,7 @@ def doc_files(root: str) -> list:
     return [os.path.join(root, "README.md")] + pages
 
 
-def broken_links(root: str, allowed=NOT_YET_MERGED) -> list:
+def broken_links(root: str) -> list:
     """'file:line: target: why' for every relative link or anchor that does not resolve."""
     problems = []
     for path in doc_files(root):
@@ -91,8 +86,7 @@ def broken_links(root: str, allowed=NOT_YET_MERGED) -> list:
                 problems.append(f"{where}: outside the repository")
                 continue
             if not os.path.exists(dest):
-                if not any(dest_rel == a or dest_rel.startswith(a + "/") for a in allowed):
-                    problems.append(f"{where}: {dest_rel} does not exist")
+                problems.append(f"{where}: {dest_rel} does not exist")
                 continue
             if anchor and dest.endswith(".md") and anchor not in anchors(dest):
                 problems.append(f"{where}: no heading with the anchor #{anchor} in {dest_rel}")
@@ -180,28 +174,20 @@ def tree(tmp_path):
 
 
 def test_the_checker_passes_a_sound_tree(tree):
-    assert broken_links(str(tree), allowed=()) == []
+    assert broken_links(str(tree)) == []
     assert unreachable_pages(str(tree)) == []
 
 
 def test_the_checker_fails_on_a_broken_link_anchor_or_orphan(tree):
     with open(tree / "docs" / "b.md", "a", encoding="utf-8") as f:
         f.write("[gone](c.md) [typo](a.md#note) [out](../../x.md)\n")
-    problems = broken_links(str(tree), allowed=())
+    problems = broken_links(str(tree))
     assert len(problems) == 3, problems
     assert any("docs/c.md does not exist" in p for p in problems)
     assert any("#note in docs/a.md" in p for p in problems)
     assert any("outside the repository" in p for p in problems)
     (tree / "docs" / "orphan.md").write_text("# Nobody links here\n", encoding="utf-8")
     assert unreachable_pages(str(tree)) == [os.path.join("docs", "orphan.md")]
-
-
-def test_the_allow_list_accepts_only_what_it_names(tree):
-    with open(tree / "README.md", "a", encoding="utf-8") as f:
-        f.write("[errors](docs/errors.md#x) [api](workflows/api/) [help](web/docs/A.md)\n")
-    assert broken_links(str(tree)) == []
-    assert len(broken_links(str(tree), allowed=())) == 3
-    assert len(broken_links(str(tree), allowed=("docs/err",))) == 3
 
 
 def test_slugs_follow_github():
