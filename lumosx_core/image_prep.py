@@ -69,10 +69,21 @@ def letterbox_size(w: int, h: int, width: int, height: int):
     return nw, nh, (width - nw) // 2, (height - nh) // 2
 
 
+#: rows converted at a time by :func:`to_uint8` (about this many float bytes per strip)
+_STRIP_BYTES = 8 << 20
+
+
 def to_uint8(image: torch.Tensor) -> np.ndarray:
-    """Float ``[H, W, 3]`` in [0, 1] -> uint8 ``[H, W, 3]`` (rounded): the exact 8-bit values
-    of an image ComfyUI's LoadImage read (``u / 255``)."""
-    return (image.detach().float().cpu().clamp(0, 1) * 255.0).round().to(torch.uint8).numpy()
+    """Float ``[H, W, C]`` in [0, 1] -> uint8 ``[H, W, C]`` (rounded): the exact 8-bit values
+    of an image ComfyUI's LoadImage read (``u / 255``). Converted strip by strip, so a large
+    picture costs its uint8 result plus one strip, never float copies of the whole."""
+    image = image.detach()
+    out = torch.empty(image.shape, dtype=torch.uint8)
+    rows = max(1, _STRIP_BYTES // max(1, image[0].numel() * 4))
+    for r in range(0, image.shape[0], rows):
+        strip = image[r:r + rows].float().cpu().clamp(0, 1).mul_(255.0).round_()
+        out[r:r + rows] = strip.to(torch.uint8)
+    return out.numpy()
 
 
 def box_intersection(box, width: int, height: int):
@@ -83,6 +94,28 @@ def box_intersection(box, width: int, height: int):
     if ix1 <= ix0 or iy1 <= iy0:
         return None
     return ix0, iy0, ix1, iy1
+
+
+#: a picture at least this large given to Pillow: afterwards the freed heap is handed back
+_TRIM_PIXELS = 4 << 20
+
+
+def _return_freed_memory() -> None:
+    """Hand the C heap's free pages back to the system (glibc ``malloc_trim``; nothing
+    elsewhere). Pillow keeps a large picture in blocks below glibc's mmap threshold, so after
+    one the server's resident memory would otherwise stay that much higher."""
+    global _malloc_trim
+    if _malloc_trim is None:
+        try:
+            import ctypes
+            _malloc_trim = ctypes.CDLL("libc.so.6").malloc_trim
+        except (OSError, AttributeError):
+            _malloc_trim = False
+    if _malloc_trim:
+        _malloc_trim(0)
+
+
+_malloc_trim = None
 
 
 def letterbox(image, width: int, height: int, alpha: Optional[torch.Tensor] = None,
@@ -117,9 +150,13 @@ def letterbox(image, width: int, height: int, alpha: Optional[torch.Tensor] = No
         dx0, dx1 = span(ix0, ix1, x0, sx, nw)
         dy0, dy1 = span(iy0, iy1, y0, sy, nh)
         part = Image.fromarray(to_uint8(img[iy0:iy1, ix0:ix1]))
+        large = part.width * part.height >= _TRIM_PIXELS
         if part.size != (dx1 - dx0, dy1 - dy0):
             part = part.resize((dx1 - dx0, dy1 - dy0), Image.BICUBIC)
         canvas.paste(part, (ox + dx0, oy + dy0))
+        del part
+        if large:
+            _return_freed_memory()
     out = torch.from_numpy(np.asarray(canvas).copy()).float().div(255.0)
     return out.to(img.device)
 
