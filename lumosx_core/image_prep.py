@@ -75,6 +75,11 @@ def to_uint8(image: torch.Tensor) -> np.ndarray:
     return (image.detach().float().cpu().clamp(0, 1) * 255.0).round().to(torch.uint8).numpy()
 
 
+def from_uint8(arr: np.ndarray) -> torch.Tensor:
+    """uint8 ``[..., H, W, 3]`` -> float in [0, 1] (the inverse of :func:`to_uint8`)."""
+    return torch.from_numpy(np.asarray(arr).astype(np.float32) / 255.0)
+
+
 def box_intersection(box, width: int, height: int):
     """The part ``(x0, y0, x1, y1)`` of integer ``box`` inside a ``width x height`` photo, or
     ``None`` when they do not overlap."""

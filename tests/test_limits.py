@@ -67,11 +67,11 @@ def test_a_node_table_is_read_by_the_one_checker():
     assert "latent: a video latent" in LatentWork("latent")({"latent": latent})
 
 
-def test_refused_values_copy_and_pickle_as_plain_values(pack):
+def test_refused_values_copy_and_pickle_as_plain_values():
     """ComfyUI deep-copies a queued prompt (a graph whose other outputs are valid still runs):
     a refused value in it must copy and pickle, keeping its class and message, and every
     error the checks raise is a plain exception holding a string."""
-    from ComfyUI_LumosX.nodes import validation as V
+    from lumosx_core import raw_values as V
     for cls in (V.RefusedValue, V.RefusedText):
         v = cls("nan", "cfg = nan: must be a finite number")
         for twin in (copy.deepcopy(v), pickle.loads(pickle.dumps(v)),

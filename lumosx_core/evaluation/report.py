@@ -136,6 +136,13 @@ def _json_default(o):
     raise TypeError(f"not JSON serialisable: {type(o).__name__}")
 
 
+def evaluation_json(ev, frames_total: int) -> str:
+    """An evaluation as strict JSON text, with the number of frames the video had."""
+    data = ev.to_dict()
+    data["frames_total"] = frames_total
+    return json.dumps(json_safe(data))
+
+
 def json_safe(o):
     """A copy with NaN/inf -> None and numpy scalars/arrays -> Python (strict JSON)."""
     if isinstance(o, np.ndarray):
