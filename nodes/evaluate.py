@@ -17,7 +17,7 @@ from ..lumosx_core.evaluation.render import heatmap_image, overlay_images
 from ..lumosx_core.evaluation.report import evaluation_json
 from .faces import FACE_CHECKS, body_region_inputs, detector_inputs, load_analyzer, pack_input
 from .references import Refs
-from .validation import LumosXNode, check_inputs
+from .validation import LumosXNode, check_inputs, schema
 
 log = logging.getLogger("LumosX")
 
@@ -29,10 +29,8 @@ class LumosXEvaluate(LumosXNode):
 
     @classmethod
     def define_schema(cls):
-        return io.Schema(
-            node_id="LumosXEvaluate",
-            display_name="LumosX Evaluate",
-            category="LumosX",
+        return schema(
+            "LumosXEvaluate", "LumosX Evaluate",
             is_output_node=True,
             description=(
                 "Scores a generated video against its people: for each person, does the face "

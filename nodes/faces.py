@@ -14,11 +14,13 @@ from comfy_api.latest import io
 from ..lumosx_core.evaluation.regions import DEFAULT_BODY_HEIGHT, DEFAULT_BODY_WIDTH
 from ..lumosx_core.faces.detector import DEFAULT_PACKS, PROVIDER_OPTIONS, list_packs
 from ..lumosx_core.faces.detector import find_pack as find_pack_in
-from ..lumosx_core.faces.detector import load_face_analysis, release_detectors
+from ..lumosx_core.faces.detector import load_face_analysis
+from ..lumosx_core.faces.detector import pack_error as pack_error_in
+from ..lumosx_core.faces.detector import release_detectors
 from ..lumosx_core.faces.encode import (CROP_OPTIONS, CROP_RELEASED, SELECT_OPTIONS,
                                         encode_faces)
-from ..lumosx_core.limits import Listed, MissingFile, MultipleOf
-from .validation import LumosXNode, check_inputs
+from ..lumosx_core.limits import Listed, MultipleOf
+from .validation import LumosXNode, check_inputs, schema
 
 FOLDER = "insightface"
 FACES_TYPE = io.Custom("LUMOSX_FACES")
@@ -59,8 +61,10 @@ release_with_comfy_models()
 
 
 def insightface_roots() -> list:
+    """The registered insightface roots (``models/insightface`` when none is)."""
     register_insightface_folder()
-    return folder_paths.get_folder_paths(FOLDER)
+    return (folder_paths.get_folder_paths(FOLDER)
+            or [os.path.join(folder_paths.models_dir, FOLDER)])
 
 
 def available_packs() -> list:
@@ -71,24 +75,14 @@ def available_packs() -> list:
 def find_pack(pack: str) -> str:
     """Folder of ``pack`` under the registered insightface roots. Raises
     ``FileNotFoundError`` naming the folder to fill; never downloads."""
-    roots = insightface_roots()
-    target = None if roots else os.path.join(folder_paths.models_dir, FOLDER, "models", pack)
-    return find_pack_in(pack, roots, target)
+    return find_pack_in(pack, insightface_roots())
 
 
 def pack_error(pack):
     """``/prompt`` refuses a pack name that is not a plain folder name, or a pack it cannot
     find (naming the folder to fill), before anything runs. (The combo's choices are the packs
     found at start; one added since is found here.)"""
-    try:
-        if isinstance(pack, str) and len(pack) <= 255:
-            find_pack(pack)
-            return None
-    except FileNotFoundError as e:
-        return MissingFile(e)
-    except ValueError:          # a path, not a name
-        pass
-    return f"pack = {pack!r:.80}: give the name of a folder in models/insightface/models"
+    return pack_error_in(pack, insightface_roots())
 
 
 def crop_inputs() -> list:
@@ -147,10 +141,8 @@ class LumosXFaceEncoder(LumosXNode):
 
     @classmethod
     def define_schema(cls):
-        return io.Schema(
-            node_id="LumosXFaceEncoder",
-            display_name="LumosX Face Encoder",
-            category="LumosX",
+        return schema(
+            "LumosXFaceEncoder", "LumosX Face Encoder",
             description=("Turns photos into clean face references for LumosX: detects the face "
                          "in each photo (insightface), crops it (by default the face box framed "
                          "like the released references; or a square with a margin) and "

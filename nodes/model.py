@@ -12,7 +12,7 @@ from ..lumosx_core.limits import Listed, choice_error
 from ..lumosx_core.model_lookup import (COMPUTE_DTYPES, LUMOSX_FOLDER, WEIGHT_DTYPES, DitFiles,
                                         weight_options)
 from .patch import apply_lumosx
-from .validation import LumosXNode, check_inputs
+from .validation import LumosXNode, check_inputs, schema
 
 DIT = DitFiles(folder_paths)
 model_choices, name_error, resolve_model = DIT.choices, DIT.name_error, DIT.resolve
@@ -55,10 +55,8 @@ class LumosXModelLoader(LumosXNode):
 
     @classmethod
     def define_schema(cls):
-        return io.Schema(
-            node_id="LumosXModelLoader",
-            display_name="LumosX Model Loader",
-            category="LumosX",
+        return schema(
+            "LumosXModelLoader", "LumosX Model Loader",
             description=("Loads the LumosX DiT from models/diffusion_models or models/lumosx: "
                          ".safetensors, the authors' .pt/.pth state dicts (converted once and "
                          "cached as safetensors beside them) or a torch-distributed checkpoint "
@@ -94,10 +92,8 @@ class LumosXApply(LumosXNode):
 
     @classmethod
     def define_schema(cls):
-        return io.Schema(
-            node_id="LumosXApply",
-            display_name="LumosX Apply",
-            category="LumosX",
+        return schema(
+            "LumosXApply", "LumosX Apply",
             description=("Returns a copy of a Wan 2.1 text-to-video MODEL that understands "
                          "LumosX conditioning (references bound to people). Without LumosX "
                          "conditioning the copy behaves exactly like the input."),

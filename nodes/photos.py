@@ -18,7 +18,7 @@ from ..lumosx_core.photos.group import (check_one_photo, faces_of, people_from_p
 from ..lumosx_core.photos.people import LEFT_TO_RIGHT, ORDERS
 from .faces import (FACE_CHECKS, body_region_inputs, crop_inputs, detector_inputs,
                     load_analyzer, pack_input)
-from .validation import LumosXNode, check_inputs
+from .validation import LumosXNode, check_inputs, schema
 
 PEOPLE_TYPE = io.Custom("LUMOSX_PEOPLE")
 ALL_PARTS = "all parts"
@@ -35,10 +35,8 @@ class LumosXCutOut(LumosXNode):
 
     @classmethod
     def define_schema(cls):
-        return io.Schema(
-            node_id="LumosXCutOut",
-            display_name="LumosX Cut Out",
-            category="LumosX",
+        return schema(
+            "LumosXCutOut", "LumosX Cut Out",
             description=("Makes an attribute or object reference from an ordinary photo the "
                          "way the released references are made: only the masked pixels, on "
                          "pure white, cropped tight to the mask's box (no margin). A hard mask "
@@ -81,10 +79,8 @@ class LumosXPeopleFromPhoto(LumosXNode):
 
     @classmethod
     def define_schema(cls):
-        return io.Schema(
-            node_id="LumosXPeopleFromPhoto",
-            display_name="LumosX People From Photo",
-            category="LumosX",
+        return schema(
+            "LumosXPeopleFromPhoto", "LumosX People From Photo",
             description=("Finds every person in one group photo: one face reference per "
                          "person (the same crop the Face Encoder makes), counted left to right "
                          "(or largest first), each person's body region as a mask (head and "
@@ -163,10 +159,8 @@ class LumosXPickPerson(LumosXNode):
 
     @classmethod
     def define_schema(cls):
-        return io.Schema(
-            node_id="LumosXPickPerson",
-            display_name="LumosX Pick Person",
-            category="LumosX",
+        return schema(
+            "LumosXPickPerson", "LumosX Pick Person",
             description=("Takes one person of LumosX People From Photo without detecting "
                          "again: the face reference (for a LumosX Person's face), the garments "
                          "given to them cut out on white (for its attribute inputs), and their "

@@ -6,7 +6,7 @@ from __future__ import annotations
 from comfy_api.latest import io
 
 from ..lumosx_core.conditioning.references import ReferenceSet
-from .validation import LumosXNode, check_inputs
+from .validation import LumosXNode, check_inputs, schema
 
 Refs = io.Custom("LUMOSX_REFS")
 REFS_TIP = "People and references added so far (a LumosX Person or Reference node); optional."
@@ -46,10 +46,8 @@ class LumosXPerson(LumosXNode):
                                 tooltip=f"Words naming attribute {i} in the prompt, e.g. "
                                         f"'white jacket'."),
             ]
-        return io.Schema(
-            node_id="LumosXPerson",
-            display_name="LumosX Person",
-            category="LumosX",
+        return schema(
+            "LumosXPerson", "LumosX Person",
             description=("One person: a face image with the phrase that names them in the "
                          "prompt, and the attribute images that belong to them. Chain several "
                          "Person nodes to add more people; the face comes first."),
@@ -79,10 +77,8 @@ class LumosXPerson(LumosXNode):
 class LumosXReference(LumosXNode):
     @classmethod
     def define_schema(cls):
-        return io.Schema(
-            node_id="LumosXReference",
-            display_name="LumosX Reference",
-            category="LumosX",
+        return schema(
+            "LumosXReference", "LumosX Reference",
             description=("A background (one per video) or object image with the phrase that "
                          "names it in the prompt."),
             inputs=[

@@ -15,7 +15,7 @@ from ..lumosx_core.limits import LatentWork
 from ..lumosx_core.released_timesteps import sample_with_timesteps
 from ..lumosx_core.solver import released_schedule
 from .patch import WRAPPER_KEY, apply_lumosx
-from .validation import LumosXNode, check_inputs
+from .validation import LumosXNode, check_inputs, schema
 
 #: option name of the released sampler / schedule in the LumosX Sampler's combos
 RELEASED = "lumosx_released"
@@ -60,10 +60,8 @@ class LumosXSampler(LumosXNode):
     @classmethod
     def define_schema(cls):
         schedule = schedule_inputs()
-        return io.Schema(
-            node_id="LumosXSampler",
-            display_name="LumosX Sampler",
-            category="LumosX",
+        return schema(
+            "LumosXSampler", "LumosX Sampler",
             description=("Samples a LumosX video with the released settings: the authors' "
                          "flow DPM-Solver++(2M) and schedule (lumosx_released: integer DiT "
                          "timesteps), shift 8, 50 steps, CFG 6. ComfyUI's own samplers and "
@@ -131,10 +129,8 @@ class LumosXSampler(LumosXNode):
 class LumosXReleasedSampler(LumosXNode):
     @classmethod
     def define_schema(cls):
-        return io.Schema(
-            node_id="LumosXReleasedSampler",
-            display_name="LumosX Released Sampler",
-            category="LumosX",
+        return schema(
+            "LumosXReleasedSampler", "LumosX Released Sampler",
             description=("The released LumosX solver as a SAMPLER for SamplerCustomAdvanced: "
                          "flow DPM-Solver++(2M), midpoint, in λ = log((1−σ)/σ), first order on "
                          "the first and last step, with the DiT fed the released integer "
@@ -154,10 +150,8 @@ class LumosXReleasedSampler(LumosXNode):
 class LumosXReleasedSchedule(LumosXNode):
     @classmethod
     def define_schema(cls):
-        return io.Schema(
-            node_id="LumosXReleasedSchedule",
-            display_name="LumosX Released Schedule",
-            category="LumosX",
+        return schema(
+            "LumosXReleasedSchedule", "LumosX Released Schedule",
             description=("The released sigmas: s = linspace(1, 0, steps+1), σ = shift·s / "
                          "(1 + (shift−1)·s) in float64, then 0 (50 steps, shift 8 released). "
                          "With the LumosX Released Sampler the DiT gets the released integer "

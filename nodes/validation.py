@@ -40,6 +40,12 @@ def validate(cls, values: dict):
     return check(specs_of(cls), getattr(cls, "CHECKS", ()), values) or True
 
 
+def schema(node_id: str, display_name: str, **fields) -> io.Schema:
+    """A LumosX node's schema: ``node_id``, ``display_name``, category ``LumosX`` and the
+    other ``io.Schema`` fields (description, inputs, outputs, ...)."""
+    return io.Schema(node_id=node_id, display_name=display_name, category="LumosX", **fields)
+
+
 class LumosXNode(io.ComfyNode):
     """A LumosX node: its inputs are checked against its schema and its ``CHECKS``."""
 

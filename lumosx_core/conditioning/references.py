@@ -9,7 +9,7 @@ a person the face first, then the attributes.
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
-from typing import List, Optional, Sequence, Tuple
+from typing import Callable, List, Optional, Sequence, Tuple
 
 import torch
 
@@ -101,6 +101,27 @@ class ReferenceSet:
 
     def __len__(self) -> int:
         return len(self.ordered())
+
+
+def encode_references(vae, refs: Sequence[RefImage], width: int, height: int,
+                      progress: Optional[Callable[[int], None]] = None,
+                      check_interrupt: Optional[Callable[[], None]] = None) -> torch.Tensor:
+    """VAE-encode each reference, resized once as released (:meth:`RefImage.letterboxed`) at
+    the video size, as a one-frame video: ``[1, 16, N_c, height/8, width/8]`` raw
+    (un-normalised) latents. ``vae.encode`` takes ``[1, H, W, 3]`` pixels (ComfyUI's VAE);
+    ``progress(1)`` after each reference, ``check_interrupt()`` before each."""
+    latents = []
+    for ref in refs:
+        if check_interrupt is not None:
+            check_interrupt()
+        lat = vae.encode(ref.letterboxed(width, height).unsqueeze(0))
+        if lat.ndim != 5 or lat.shape[2] != 1:
+            raise ValueError(f"vae: expected the Wan 2.1 VAE (one latent frame per image), got "
+                             f"latents of shape {tuple(lat.shape)}")
+        latents.append(lat.float().cpu())
+        if progress is not None:
+            progress(1)
+    return torch.cat(latents, dim=2)
 
 
 def _ref(image: torch.Tensor, name: str, phrase: str, kind: str, person: int = -1) -> RefImage:

@@ -25,6 +25,7 @@ import numpy as np
 import torch
 
 from ..image_prep import letterbox, letterbox_size, to_rgb, to_uint8
+from ..limits import MissingFile
 from .crop import pixel_box, square_box
 
 log = logging.getLogger("LumosX")
@@ -218,6 +219,21 @@ def find_pack(pack: str, roots: Sequence[str], target: Optional[str] = None) -> 
         f"pack: insightface pack {pack!r} not found: put its .onnx files in {target}{hint}. "
         f"The node never downloads models; antelopev2 or buffalo_l (detection + recognition) "
         f"work{_fetch_hint(pack)}.")
+
+
+def pack_error(pack, roots: Sequence[str]):
+    """``None`` when ``pack`` names a pack found under ``roots``; else why not: a
+    :class:`~lumosx_core.limits.MissingFile` naming the folder to fill (:func:`find_pack`), or
+    that it must be a plain folder name."""
+    try:
+        if isinstance(pack, str) and len(pack) <= 255:
+            find_pack(pack, roots)
+            return None
+    except FileNotFoundError as e:
+        return MissingFile(e)
+    except ValueError:          # a path, not a name
+        pass
+    return f"pack = {pack!r:.80}: give the name of a folder in models/insightface/models"
 
 
 def _fetch_hint(pack: str) -> str:
