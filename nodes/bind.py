@@ -12,10 +12,10 @@ import comfy.utils
 import nodes as comfy_nodes
 from comfy_api.latest import io
 
-from ..lumosx_core import RelationalConfig, VideoSize, check_rope_capacity
-from ..lumosx_core.conditioning.binding import fit_masks
+from ..lumosx_core import RelationalConfig, VideoSize
+from ..lumosx_core.conditioning.binding import negative_masks
 from ..lumosx_core.conditioning.preview import render_preview
-from ..lumosx_core.conditioning.references import ReferenceSet, encode_references
+from ..lumosx_core.conditioning.references import bind_references, encode_references
 from ..lumosx_core.conditioning.tokens import bind_prompt, tokenize_prompt
 from ..lumosx_core.limits import MultipleOf, NotBlank, VideoWork
 from .patch import attach
@@ -118,15 +118,8 @@ class LumosXBind(LumosXNode):
         if clip is None:
             raise ValueError("clip: no text encoder connected (load umt5_xxl with a CLIP loader "
                              "of type 'wan')")
-        if not isinstance(references, ReferenceSet):
-            raise ValueError("references: connect a LumosX Person or LumosX Reference node")
-        refs, layout = references.ordered(), references.layout()
         size = VideoSize(width, height, length, batch_size)
-        if refs:
-            try:
-                check_rope_capacity(layout, *size.grid, r2pe)
-            except ValueError as e:
-                raise ValueError(f"references: {e}") from None
+        refs, layout = bind_references(references, size.grid, r2pe)
         pos_tokens = tokenize_prompt(clip, prompt, bool(weight_syntax))
         neg_tokens = tokenize_prompt(clip, negative_prompt or "", bool(weight_syntax),
                                      "negative_prompt")
@@ -145,9 +138,8 @@ class LumosXBind(LumosXNode):
                 comfy.model_management.throw_exception_if_processing_interrupted)
             config = RelationalConfig(layout, float(ratio), bool(r2pe), bool(self_mask),
                                       bool(cross_mask), mode == "parity")
-            neg_len = negative[0][0].shape[1]
-            neg_masks = (fit_masks(masks, neg_len) if uncond_bias == UNCOND_PARITY
-                         else torch.zeros(len(refs), neg_len, dtype=torch.bool))
+            neg_masks = negative_masks(masks, negative[0][0].shape[1],
+                                       uncond_bias == UNCOND_PARITY)
             positive = attach(positive, ref_latents, masks.unsqueeze(0), config)
             negative = attach(negative, ref_latents, neg_masks.unsqueeze(0), config)
         text = report.text()

@@ -16,7 +16,7 @@ from ..lumosx_core.faces.detector import DEFAULT_PACKS, PROVIDER_OPTIONS, list_p
 from ..lumosx_core.faces.detector import find_pack as find_pack_in
 from ..lumosx_core.faces.detector import load_face_analysis
 from ..lumosx_core.faces.detector import pack_error as pack_error_in
-from ..lumosx_core.faces.detector import release_detectors
+from ..lumosx_core.faces.detector import release_with
 from ..lumosx_core.faces.encode import (CROP_OPTIONS, CROP_RELEASED, SELECT_OPTIONS,
                                         encode_faces)
 from ..lumosx_core.limits import Listed, MultipleOf
@@ -37,27 +37,8 @@ def register_insightface_folder() -> None:
 register_insightface_folder()
 
 
-def release_with_comfy_models() -> bool:
-    """Make ComfyUI's "free memory" (the ``/free`` route, the Unload Models button: both call
-    ``comfy.model_management.unload_all_models``) also drop the cached face detectors. The
-    function is wrapped once, where the host has it."""
-    mm = comfy.model_management
-    unload = getattr(mm, "unload_all_models", None)
-    if unload is None or getattr(unload, "_lumosx", False):
-        return unload is not None
-
-    def unload_all_models(*args, **kwargs):
-        try:
-            return unload(*args, **kwargs)
-        finally:
-            release_detectors()
-    unload_all_models._lumosx = True
-    unload_all_models.__wrapped__ = unload
-    mm.unload_all_models = unload_all_models
-    return True
-
-
-release_with_comfy_models()
+#: ComfyUI's "free memory" (the ``/free`` route, the Unload Models button) drops the detectors
+release_with(comfy.model_management, "unload_all_models")
 
 
 def insightface_roots() -> list:

@@ -9,10 +9,11 @@ import os
 import pytest
 import torch
 
+from eval_frames import crop_with_white
 from face_fixtures import VECTRON_PACK, astronaut, insightface_image, vectron_image
 from lumosx_core.faces import detector
 from lumosx_core.faces.encode import embedding_tensor
-from lumosx_core.faces.crop import (crop_with_white, expand_box, left_to_right,
+from lumosx_core.faces.crop import (expand_box, left_to_right,
                                    pixel_box, select_face, square_box)
 from lumosx_core.faces.reference import RELEASED_MARGINS, reference_box
 from lumosx_core.image_prep import letterbox, region_of, to_rgb

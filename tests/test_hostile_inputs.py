@@ -164,8 +164,8 @@ def _timed_bind(N, clip, vae, refs, prompt, monkeypatch):
     stubbed (their cost does not depend on how Bind matches phrases; the stock encoding of an
     8k-token prompt alone takes minutes on a CI CPU)."""
     from ComfyUI_LumosX.nodes import bind
-    monkeypatch.setattr(bind, "encode_references",
-                        lambda vae, refs, w, h: torch.zeros(1, 16, len(refs), h // 8, w // 8))
+    monkeypatch.setattr(bind, "encode_references", lambda vae, refs, w, h, *callbacks:
+                        torch.zeros(1, 16, len(refs), h // 8, w // 8))
 
     def encode(tokens):
         n = sum(len(chunk) for chunk in tokens["umt5xxl"])

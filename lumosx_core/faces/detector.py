@@ -314,6 +314,26 @@ def release_detectors() -> int:
     return n
 
 
+def release_with(owner, name: str) -> bool:
+    """Make the host's "free memory" function ``owner.<name>`` also drop the cached detectors
+    (:func:`release_detectors`): it is wrapped once, where the host has it. ``False`` when it
+    has none."""
+    free = getattr(owner, name, None)
+    if free is None or getattr(free, "_lumosx", False):
+        return free is not None
+
+    def free_and_release(*args, **kwargs):
+        try:
+            return free(*args, **kwargs)
+        finally:
+            release_detectors()
+    free_and_release.__name__ = name
+    free_and_release._lumosx = True
+    free_and_release.__wrapped__ = free
+    setattr(owner, name, free_and_release)
+    return True
+
+
 def load_face_analysis(pack_dir: str, provider: str = "auto", det_size: int = 640):
     """A prepared insightface ``FaceAnalysis`` (detection + recognition) for the pack folder
     ``pack_dir``, cached per (real folder, providers, det_size): the
