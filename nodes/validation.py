@@ -14,7 +14,7 @@ from typing import Dict
 from comfy_api.latest import io
 
 from ..lumosx_core.limits import MissingFile, Spec, check
-from ..lumosx_core.raw_values import RefusedValue, RefusedText, refuse_raw_values  # noqa: F401
+from ..lumosx_core.raw_values import RefusedValue, refuse_raw_values
 
 log = logging.getLogger("LumosX")
 _SPECS: Dict[object, Dict[str, Spec]] = {}
@@ -66,7 +66,7 @@ def check_inputs(cls, arguments: dict) -> None:
 
 def check_raw_prompt(json_data, nodes_by_id: Dict[str, type]):
     """``on_prompt`` handler body: every wrongly typed raw value of a LumosX node of a
-    ``/prompt`` body becomes a :class:`RefusedValue`."""
+    ``/prompt`` body becomes a ``RefusedValue``."""
     return refuse_raw_values(json_data, lambda class_type: None if nodes_by_id.get(class_type)
                              is None else specs_of(nodes_by_id[class_type]))
 

@@ -151,3 +151,11 @@ def test_to_rgb_grey_alpha_and_uint8():
         to_rgb(torch.zeros(2, 2, 5))
     with pytest.raises(ValueError, match="one image"):
         to_rgb(torch.zeros(1, 2, 2, 3))
+
+
+def test_from_uint8_inverts_to_uint8():
+    from lumosx_core.image_prep import from_uint8, to_uint8
+    u8 = photo_u8(5, 7)
+    back = from_uint8(u8)
+    assert back.dtype == torch.float32 and back.shape == (5, 7, 3)
+    assert np.array_equal(to_uint8(back), u8)

@@ -83,3 +83,26 @@ def test_refused_values_copy_and_pickle_as_plain_values():
     assert err.value.args == ("cfg = nan: must be a finite number",)
     copy.deepcopy(err.value)
     pickle.loads(pickle.dumps(err.value))
+
+
+def test_refuse_raw_values_types_only_our_nodes_inputs():
+    """lumosx_core.raw_values without a host: wrongly typed raw values of the nodes
+    ``specs_for`` knows become refused values carrying the checker's message; the rest of
+    the body is untouched."""
+    from lumosx_core.raw_values import RefusedText, RefusedValue, refuse_raw_values
+    specs = {"steps": Spec("steps", "INT", 1, 200), "mode": Spec("mode", "COMBO", None, None,
+                                                                 ("a", "b")),
+             "ok": Spec("ok", "BOOLEAN")}
+    body = {"prompt": {"1": {"class_type": "Ours", "inputs": {
+        "steps": 5.5, "mode": None, "ok": "false", "link": ["2", 0], "extra": 1}},
+        "2": {"class_type": "Other", "inputs": {"steps": 5.5}}, "3": "junk"}}
+    out = refuse_raw_values(body, lambda t: specs if t == "Ours" else None)
+    inp = out["prompt"]["1"]["inputs"]
+    assert type(inp["steps"]) is RefusedValue and "steps" in inp["steps"].message
+    assert type(inp["mode"]) is RefusedText and inp["mode"]            # a true string
+    assert type(inp["ok"]) is RefusedValue
+    with pytest.raises(ValueError, match="ok"):
+        bool(inp["ok"])
+    assert inp["link"] == ["2", 0] and inp["extra"] == 1
+    assert out["prompt"]["2"]["inputs"]["steps"] == 5.5
+    assert refuse_raw_values(None, lambda t: specs) is None
