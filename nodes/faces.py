@@ -12,11 +12,8 @@ import folder_paths
 from comfy_api.latest import io
 
 from ..lumosx_core.evaluation.regions import DEFAULT_BODY_HEIGHT, DEFAULT_BODY_WIDTH
-from ..lumosx_core.faces.detector import DEFAULT_PACKS, PROVIDER_OPTIONS, list_packs
-from ..lumosx_core.faces.detector import find_pack as find_pack_in
-from ..lumosx_core.faces.detector import load_face_analysis
-from ..lumosx_core.faces.detector import pack_error as pack_error_in
-from ..lumosx_core.faces.detector import release_with
+from ..lumosx_core.faces.detector import (DEFAULT_PACKS, PROVIDER_OPTIONS, FacePacks,
+                                          release_with)
 from ..lumosx_core.faces.encode import (CROP_OPTIONS, CROP_RELEASED, SELECT_OPTIONS,
                                         encode_faces)
 from ..lumosx_core.limits import Listed, MultipleOf
@@ -48,22 +45,12 @@ def insightface_roots() -> list:
             or [os.path.join(folder_paths.models_dir, FOLDER)])
 
 
-def available_packs() -> list:
-    """Names of the packs found under every registered insightface root."""
-    return list_packs(insightface_roots())
-
-
-def find_pack(pack: str) -> str:
-    """Folder of ``pack`` under the registered insightface roots. Raises
-    ``FileNotFoundError`` naming the folder to fill; never downloads."""
-    return find_pack_in(pack, insightface_roots())
-
-
-def pack_error(pack):
-    """``/prompt`` refuses a pack name that is not a plain folder name, or a pack it cannot
-    find (naming the folder to fill), before anything runs. (The combo's choices are the packs
-    found at start; one added since is found here.)"""
-    return pack_error_in(pack, insightface_roots())
+PACKS = FacePacks(insightface_roots)
+#: ``pack_error``: ``/prompt`` refuses a pack name that is not a plain folder name, or a pack
+#: it cannot find (naming the folder to fill), before anything runs (the combo's choices are
+#: the packs found at start; one added since is found here)
+available_packs, find_pack, pack_error = PACKS.available, PACKS.find, PACKS.error
+load_analyzer = PACKS.analyzer
 
 
 def crop_inputs() -> list:
@@ -107,11 +94,6 @@ def detector_inputs() -> list:
             io.Combo.Input("provider", options=list(PROVIDER_OPTIONS), default="auto",
                            tooltip="ONNX Runtime device: auto = CUDA when onnxruntime-gpu "
                                    "offers it, else CPU.")]
-
-
-def load_analyzer(pack: str, provider: str = "auto", det_size: int = 640):
-    """The prepared (cached) insightface ``FaceAnalysis`` of ``pack``."""
-    return load_face_analysis(find_pack(pack), provider, det_size)
 
 
 class LumosXFaceEncoder(LumosXNode):

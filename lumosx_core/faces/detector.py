@@ -19,7 +19,7 @@ import threading
 import warnings
 from collections import OrderedDict
 from dataclasses import dataclass
-from typing import List, Optional, Sequence, Tuple
+from typing import Callable, List, Optional, Sequence, Tuple
 
 import numpy as np
 import torch
@@ -312,6 +312,31 @@ def release_detectors() -> int:
         n = len(_CACHE)
         _CACHE.clear()
     return n
+
+
+class FacePacks:
+    """The insightface packs under the roots ``roots()`` gives (asked each time, so folders a
+    host registers later count): list, find, check a name, load the analyser."""
+
+    def __init__(self, roots: Callable[[], Sequence[str]]):
+        self.roots = roots
+
+    def available(self) -> List[str]:
+        """Names of the packs found under every root (:func:`list_packs`)."""
+        return list_packs(self.roots())
+
+    def find(self, pack: str) -> str:
+        """Folder of ``pack`` (:func:`find_pack`: ``FileNotFoundError`` naming the folder to
+        fill; never downloads)."""
+        return find_pack(pack, self.roots())
+
+    def error(self, pack) -> Optional[str]:
+        """Why ``pack`` cannot be used, else ``None`` (:func:`pack_error`)."""
+        return pack_error(pack, self.roots())
+
+    def analyzer(self, pack: str, provider: str = "auto", det_size: int = 640):
+        """The prepared (cached) insightface ``FaceAnalysis`` of ``pack``."""
+        return load_face_analysis(self.find(pack), provider, det_size)
 
 
 def release_with(owner, name: str) -> bool:
