@@ -16,7 +16,7 @@ from ..lumosx_core import RelationalConfig, VideoSize
 from ..lumosx_core.conditioning.binding import negative_masks
 from ..lumosx_core.conditioning.preview import render_preview
 from ..lumosx_core.conditioning.references import bind_references, encode_references
-from ..lumosx_core.conditioning.tokens import bind_prompt, tokenize_prompt
+from ..lumosx_core.conditioning.tokens import encode_and_bind
 from ..lumosx_core.limits import MultipleOf, NotBlank, VideoWork
 from .patch import attach
 from .references import Refs
@@ -120,14 +120,10 @@ class LumosXBind(LumosXNode):
                              "of type 'wan')")
         size = VideoSize(width, height, length, batch_size)
         refs, layout = bind_references(references, size.grid, r2pe)
-        pos_tokens = tokenize_prompt(clip, prompt, bool(weight_syntax))
-        neg_tokens = tokenize_prompt(clip, negative_prompt or "", bool(weight_syntax),
-                                     "negative_prompt")
-        positive = clip.encode_from_tokens_scheduled(pos_tokens.tokens)
-        negative_no_refs = negative = clip.encode_from_tokens_scheduled(neg_tokens.tokens)
-        masks, report = bind_prompt(
-            clip, refs, pos_tokens, neg_tokens, positive[0][0].shape[1], strict,
-            bool(weight_syntax), comfy.model_management.throw_exception_if_processing_interrupted)
+        positive, negative, masks, report = encode_and_bind(
+            clip, refs, prompt, negative_prompt, strict, bool(weight_syntax),
+            comfy.model_management.throw_exception_if_processing_interrupted)
+        negative_no_refs = negative
         for w in report.warnings:
             log.warning("LumosX Bind: %s", w)
         latent = torch.zeros(size.latent_shape,

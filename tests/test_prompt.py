@@ -231,6 +231,27 @@ def test_core_tokens_cut_and_spans_without_a_host():
         tokenize_prompt(SDClip(), "a man")
 
 
+def test_encode_and_bind_is_the_text_half_of_bind_without_a_host():
+    """lumosx_core.conditioning.tokens.encode_and_bind: both prompts encoded by the text
+    encoder, the masks as long as the positive's context, the negative's cut reported."""
+    from lumosx_core.conditioning.references import RefImage
+    from lumosx_core.conditioning.tokens import encode_and_bind
+
+    class Clip(WordTokenizer):
+        def encode_from_tokens_scheduled(self, tokens):
+            return [[torch.zeros(1, len(tokens["umt5xxl"][0]) + 3, 4), {}]]
+
+    refs = [RefImage(torch.ones(2, 2, 3), "red jacket", "attribute", 0)]
+    pos, neg, masks, report = encode_and_bind(Clip(), refs, "a man in a red jacket",
+                                              " ".join(["man"] * 600), weight_syntax=True)
+    assert masks.shape == (1, pos[0][0].shape[1]) and masks[0].nonzero().flatten().tolist() \
+        == [4, 5]
+    assert neg[0][0].shape[1] == TEXT_LEN + 3
+    assert any(w.startswith("negative ") for w in report.warnings)
+    with pytest.raises(ValueError, match="^prompt: binding failed"):
+        encode_and_bind(Clip(), refs, "a man", "", strict=True)
+
+
 def test_reference_chain_checks_without_a_host():
     """lumosx_core.conditioning.references: what the Person / Reference / Bind nodes refuse,
     naming the input, and the VAE encoding of the references (one latent frame each)."""
