@@ -49,7 +49,7 @@ PACKS = FacePacks(insightface_roots)
 #: ``pack_error``: ``/prompt`` refuses a pack name that is not a plain folder name, or a pack
 #: it cannot find (naming the folder to fill), before anything runs (the combo's choices are
 #: the packs found at start; one added since is found here)
-available_packs, find_pack, pack_error = PACKS.available, PACKS.find, PACKS.error
+available_packs, pack_error = PACKS.available, PACKS.error
 load_analyzer = PACKS.analyzer
 
 

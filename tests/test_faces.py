@@ -375,9 +375,9 @@ def test_pack_listing_across_roots(faces, tmp_path, monkeypatch):
     monkeypatch.setitem(folder_paths.folder_names_and_paths, "insightface",
                         ([str(r1), str(r2)], set()))
     assert faces.available_packs() == ["antelopev2", "buffalo_l", "zeta"]
-    assert faces.find_pack("zeta") == str(r1 / "models" / "zeta")
+    assert faces.PACKS.find("zeta") == str(r1 / "models" / "zeta")
     with pytest.raises(ValueError):
-        faces.find_pack("../zeta")
+        faces.PACKS.find("../zeta")
 
 
 def test_pack_error_and_free_memory_hook_without_a_host(tmp_path):
