@@ -15,7 +15,7 @@ from .conditioning.phrases import find_occurrences, phrase_mask, strip_special
 from .relational.self_attention import relational_self_attention
 from .relational.cross_attention import (cell_index, image_bias, pooled_scores,
                                          relational_cross_attention, text_weights)
-from .image_prep import letterbox, prepare_reference, to_model_range
+from .image_prep import letterbox
 from .relational.forward import (RelationalAttention, RelationalCache, RelationalConfig,
                                  config_forward, prepare_phrase_masks, relational_forward)
 from .video_size import VideoSize
@@ -24,8 +24,7 @@ __all__ = [
     "Block", "ConditionLayout", "MAX_ROPE_POSITION", "check_rope_capacity", "max_position",
     "position_ids", "find_occurrences", "phrase_mask", "strip_special",
     "relational_self_attention", "cell_index", "image_bias", "pooled_scores",
-    "relational_cross_attention", "text_weights", "letterbox", "prepare_reference",
-    "to_model_range", "RelationalAttention", "RelationalCache", "RelationalConfig",
+    "relational_cross_attention", "text_weights", "letterbox", "RelationalAttention", "RelationalCache", "RelationalConfig",
     "config_forward", "prepare_phrase_masks", "relational_forward", "VideoSize",
 ]
 __version__ = "0.1.0"

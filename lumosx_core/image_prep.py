@@ -1,7 +1,7 @@
 """Image preparation, one home: the colour conversion (:func:`to_rgb`: grey and transparency
 onto white), THE resize of every reference and picture the pack shows (:func:`letterbox`:
-the released references' fit on white), the reference preparation ([-1, 1]), and
-:class:`Region` (a box of a photo that has not been resampled yet, carried along an IMAGE so
+the released references' fit on white), the 8-bit conversions (:func:`to_uint8`,
+:func:`from_uint8`) and :class:`Region` (a box of a photo that has not been resampled yet, carried along an IMAGE so
 a later node resizes the original pixels once).
 
 Images follow ComfyUI's IMAGE convention: float ``[H, W, C]`` (or ``[B, H, W, C]``) in [0, 1].
@@ -11,7 +11,8 @@ The resize is the one of the authors' inference scripts (``resize_crop_to_fill_i
 objects and the background: scale ``min(width / w, height / h)``, new size
 ``int(w * scale) x int(h * scale)`` (truncated), Pillow's ``BICUBIC`` on the 8-bit image
 (Keys cubic a = -0.5, with Pillow's antialiasing support when shrinking), pasted at the
-floored centre offset on a white canvas, then ``(x / 255 - 0.5) / 0.5``.
+floored centre offset on a white canvas, then ``(x / 255 - 0.5) / 0.5`` (that last step is
+the Wan VAE's own ``x * 2 - 1`` in ComfyUI, bit for bit the same).
 """
 from __future__ import annotations
 
@@ -84,6 +85,11 @@ def to_uint8(image: torch.Tensor) -> np.ndarray:
         strip = image[r:r + rows].float().cpu().clamp(0, 1).mul_(255.0).round_()
         out[r:r + rows] = strip.to(torch.uint8)
     return out.numpy()
+
+
+def from_uint8(arr: np.ndarray) -> torch.Tensor:
+    """uint8 ``[..., H, W, 3]`` -> float in [0, 1] (the inverse of :func:`to_uint8`)."""
+    return torch.from_numpy(np.asarray(arr).astype(np.float32) / 255.0)
 
 
 def box_intersection(box, width: int, height: int):
@@ -159,19 +165,6 @@ def letterbox(image, width: int, height: int, alpha: Optional[torch.Tensor] = No
             _return_freed_memory()
     out = torch.from_numpy(np.asarray(canvas).copy()).float().div(255.0)
     return out.to(img.device)
-
-
-def to_model_range(image: torch.Tensor) -> torch.Tensor:
-    """[0, 1] -> [-1, 1] (``x * 2 - 1``: bit for bit the released ``(x - 0.5) / 0.5``)."""
-    return image * 2.0 - 1.0
-
-
-def prepare_reference(image: torch.Tensor, width: int, height: int,
-                      alpha: Optional[torch.Tensor] = None,
-                      box: Optional[Sequence[int]] = None) -> torch.Tensor:
-    """The released reference: :func:`letterbox` then [-1, 1]: ``[height, width, 3]``, ready
-    to encode as a one-frame video."""
-    return to_model_range(letterbox(image, width, height, alpha, box))
 
 
 # -- regions: original pixels carried along a resampled IMAGE --------------------------------

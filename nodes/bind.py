@@ -12,15 +12,15 @@ import comfy.utils
 import nodes as comfy_nodes
 from comfy_api.latest import io
 
-from ..lumosx_core import RelationalConfig, VideoSize, check_rope_capacity
-from ..lumosx_core.conditioning.binding import fit_masks
+from ..lumosx_core import RelationalConfig, VideoSize
+from ..lumosx_core.conditioning.binding import negative_masks
 from ..lumosx_core.conditioning.preview import render_preview
-from ..lumosx_core.conditioning.references import ReferenceSet
-from ..lumosx_core.conditioning.tokens import bind_prompt, tokenize_prompt
+from ..lumosx_core.conditioning.references import bind_references, encode_references
+from ..lumosx_core.conditioning.tokens import encode_and_bind
 from ..lumosx_core.limits import MultipleOf, NotBlank, VideoWork
 from .patch import attach
 from .references import Refs
-from .validation import LumosXNode, check_inputs
+from .validation import LumosXNode, check_inputs, schema
 
 log = logging.getLogger("LumosX")
 
@@ -34,23 +34,6 @@ UNCOND_CHOICES = [UNCOND_PARITY, "no bias"]
 SIZE_WHY = "the VAE downsamples by 8 and the DiT patches by 2"
 
 
-def encode_references(vae, refs, width: int, height: int) -> torch.Tensor:
-    """VAE-encode each reference, resized once as released (``RefImage.letterboxed``) at the
-    video size, as a one-frame video: ``[1, 16, N_c, height/8, width/8]`` raw (un-normalised)
-    latents."""
-    bar = comfy.utils.ProgressBar(len(refs))
-    latents = []
-    for ref in refs:
-        comfy.model_management.throw_exception_if_processing_interrupted()
-        lat = vae.encode(ref.letterboxed(width, height).unsqueeze(0))
-        if lat.ndim != 5 or lat.shape[2] != 1:
-            raise ValueError(f"vae: expected the Wan 2.1 VAE (one latent frame per image), got "
-                             f"latents of shape {tuple(lat.shape)}")
-        latents.append(lat.float().cpu())
-        bar.update(1)
-    return torch.cat(latents, dim=2)
-
-
 class LumosXBind(LumosXNode):
     CHECKS = (MultipleOf("width", 16, SIZE_WHY), MultipleOf("height", 16, SIZE_WHY),
               NotBlank("prompt", "prompt is empty: describe the video and name every "
@@ -60,10 +43,8 @@ class LumosXBind(LumosXNode):
     @classmethod
     def define_schema(cls):
         size = dict(min=16, max=comfy_nodes.MAX_RESOLUTION, step=16)
-        return io.Schema(
-            node_id="LumosXBind",
-            display_name="LumosX Bind",
-            category="LumosX",
+        return schema(
+            "LumosXBind", "LumosX Bind",
             description=("Encodes the prompt and the references, binds every reference to the "
                          "words that name it in the prompt, and returns LumosX conditioning, an "
                          "empty video latent, a binding report and (last) the negative without "
@@ -137,34 +118,24 @@ class LumosXBind(LumosXNode):
         if clip is None:
             raise ValueError("clip: no text encoder connected (load umt5_xxl with a CLIP loader "
                              "of type 'wan')")
-        if not isinstance(references, ReferenceSet):
-            raise ValueError("references: connect a LumosX Person or LumosX Reference node")
-        refs, layout = references.ordered(), references.layout()
         size = VideoSize(width, height, length, batch_size)
-        if refs:
-            try:
-                check_rope_capacity(layout, *size.grid, r2pe)
-            except ValueError as e:
-                raise ValueError(f"references: {e}") from None
-        pos_tokens = tokenize_prompt(clip, prompt, bool(weight_syntax))
-        neg_tokens = tokenize_prompt(clip, negative_prompt or "", bool(weight_syntax),
-                                     "negative_prompt")
-        positive = clip.encode_from_tokens_scheduled(pos_tokens.tokens)
-        negative_no_refs = negative = clip.encode_from_tokens_scheduled(neg_tokens.tokens)
-        masks, report = bind_prompt(
-            clip, refs, pos_tokens, neg_tokens, positive[0][0].shape[1], strict,
-            bool(weight_syntax), comfy.model_management.throw_exception_if_processing_interrupted)
+        refs, layout = bind_references(references, size.grid, r2pe)
+        positive, negative, masks, report = encode_and_bind(
+            clip, refs, prompt, negative_prompt, strict, bool(weight_syntax),
+            comfy.model_management.throw_exception_if_processing_interrupted)
+        negative_no_refs = negative
         for w in report.warnings:
             log.warning("LumosX Bind: %s", w)
         latent = torch.zeros(size.latent_shape,
                              device=comfy.model_management.intermediate_device())
         if refs:
-            ref_latents = encode_references(vae, refs, width, height)
+            ref_latents = encode_references(
+                vae, refs, width, height, comfy.utils.ProgressBar(len(refs)).update,
+                comfy.model_management.throw_exception_if_processing_interrupted)
             config = RelationalConfig(layout, float(ratio), bool(r2pe), bool(self_mask),
                                       bool(cross_mask), mode == "parity")
-            neg_len = negative[0][0].shape[1]
-            neg_masks = (fit_masks(masks, neg_len) if uncond_bias == UNCOND_PARITY
-                         else torch.zeros(len(refs), neg_len, dtype=torch.bool))
+            neg_masks = negative_masks(masks, negative[0][0].shape[1],
+                                       uncond_bias == UNCOND_PARITY)
             positive = attach(positive, ref_latents, masks.unsqueeze(0), config)
             negative = attach(negative, ref_latents, neg_masks.unsqueeze(0), config)
         text = report.text()

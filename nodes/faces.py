@@ -12,13 +12,12 @@ import folder_paths
 from comfy_api.latest import io
 
 from ..lumosx_core.evaluation.regions import DEFAULT_BODY_HEIGHT, DEFAULT_BODY_WIDTH
-from ..lumosx_core.faces.detector import DEFAULT_PACKS, PROVIDER_OPTIONS, list_packs
-from ..lumosx_core.faces.detector import find_pack as find_pack_in
-from ..lumosx_core.faces.detector import load_face_analysis, release_detectors
+from ..lumosx_core.faces.detector import (DEFAULT_PACKS, PROVIDER_OPTIONS, FacePacks,
+                                          release_with)
 from ..lumosx_core.faces.encode import (CROP_OPTIONS, CROP_RELEASED, SELECT_OPTIONS,
                                         encode_faces)
-from ..lumosx_core.limits import Listed, MissingFile, MultipleOf
-from .validation import LumosXNode, check_inputs
+from ..lumosx_core.limits import Listed, MultipleOf
+from .validation import LumosXNode, check_inputs, schema
 
 FOLDER = "insightface"
 FACES_TYPE = io.Custom("LUMOSX_FACES")
@@ -35,60 +34,23 @@ def register_insightface_folder() -> None:
 register_insightface_folder()
 
 
-def release_with_comfy_models() -> bool:
-    """Make ComfyUI's "free memory" (the ``/free`` route, the Unload Models button: both call
-    ``comfy.model_management.unload_all_models``) also drop the cached face detectors. The
-    function is wrapped once, where the host has it."""
-    mm = comfy.model_management
-    unload = getattr(mm, "unload_all_models", None)
-    if unload is None or getattr(unload, "_lumosx", False):
-        return unload is not None
-
-    def unload_all_models(*args, **kwargs):
-        try:
-            return unload(*args, **kwargs)
-        finally:
-            release_detectors()
-    unload_all_models._lumosx = True
-    unload_all_models.__wrapped__ = unload
-    mm.unload_all_models = unload_all_models
-    return True
-
-
-release_with_comfy_models()
+#: ComfyUI's "free memory" (the ``/free`` route, the Unload Models button) drops the detectors
+release_with(comfy.model_management, "unload_all_models")
 
 
 def insightface_roots() -> list:
+    """The registered insightface roots (``models/insightface`` when none is)."""
     register_insightface_folder()
-    return folder_paths.get_folder_paths(FOLDER)
+    return (folder_paths.get_folder_paths(FOLDER)
+            or [os.path.join(folder_paths.models_dir, FOLDER)])
 
 
-def available_packs() -> list:
-    """Names of the packs found under every registered insightface root."""
-    return list_packs(insightface_roots())
-
-
-def find_pack(pack: str) -> str:
-    """Folder of ``pack`` under the registered insightface roots. Raises
-    ``FileNotFoundError`` naming the folder to fill; never downloads."""
-    roots = insightface_roots()
-    target = None if roots else os.path.join(folder_paths.models_dir, FOLDER, "models", pack)
-    return find_pack_in(pack, roots, target)
-
-
-def pack_error(pack):
-    """``/prompt`` refuses a pack name that is not a plain folder name, or a pack it cannot
-    find (naming the folder to fill), before anything runs. (The combo's choices are the packs
-    found at start; one added since is found here.)"""
-    try:
-        if isinstance(pack, str) and len(pack) <= 255:
-            find_pack(pack)
-            return None
-    except FileNotFoundError as e:
-        return MissingFile(e)
-    except ValueError:          # a path, not a name
-        pass
-    return f"pack = {pack!r:.80}: give the name of a folder in models/insightface/models"
+PACKS = FacePacks(insightface_roots)
+#: ``pack_error``: ``/prompt`` refuses a pack name that is not a plain folder name, or a pack
+#: it cannot find (naming the folder to fill), before anything runs (the combo's choices are
+#: the packs found at start; one added since is found here)
+available_packs, pack_error = PACKS.available, PACKS.error
+load_analyzer = PACKS.analyzer
 
 
 def crop_inputs() -> list:
@@ -134,11 +96,6 @@ def detector_inputs() -> list:
                                    "offers it, else CPU.")]
 
 
-def load_analyzer(pack: str, provider: str = "auto", det_size: int = 640):
-    """The prepared (cached) insightface ``FaceAnalysis`` of ``pack``."""
-    return load_face_analysis(find_pack(pack), provider, det_size)
-
-
 class LumosXFaceEncoder(LumosXNode):
     """Detect the face in each photo, crop it (the face box, or a square with a margin) on
     white, embed it."""
@@ -147,10 +104,8 @@ class LumosXFaceEncoder(LumosXNode):
 
     @classmethod
     def define_schema(cls):
-        return io.Schema(
-            node_id="LumosXFaceEncoder",
-            display_name="LumosX Face Encoder",
-            category="LumosX",
+        return schema(
+            "LumosXFaceEncoder", "LumosX Face Encoder",
             description=("Turns photos into clean face references for LumosX: detects the face "
                          "in each photo (insightface), crops it (by default the face box framed "
                          "like the released references; or a square with a margin) and "

@@ -6,27 +6,19 @@ Pick Person (person k of it, without detecting again). The work is in
 """
 from __future__ import annotations
 
-import numpy as np
-import torch
-
 import comfy.model_management
 from comfy_api.latest import io
 from comfy_execution.graph_utils import ExecutionBlocker
 
-from ..lumosx_core.faces.detector import detect_insightface
-from ..lumosx_core.faces.encode import CROP_OPTIONS, CROP_RELEASED, crop_mode, reference_crop
-from ..lumosx_core.faces.reference import reference_of
-from ..lumosx_core.image_limits import fit_picture
-from ..lumosx_core.image_prep import attach_regions, to_rgb
+from ..lumosx_core.faces.encode import CROP_OPTIONS, CROP_RELEASED
 from ..lumosx_core.photos import garments as garments_core
-from ..lumosx_core.photos.cutout import cut_out, cut_out_batch, stack
-from ..lumosx_core.photos.masks import (as_images, as_masks, check_not_empty, check_size,
-                                        item_name, kept, mask_view)
-from ..lumosx_core.photos.people import (LEFT_TO_RIGHT, ORDERS, PeopleInPhoto, PhotoPerson,
-                                         body_regions, order_faces, render_people)
+from ..lumosx_core.photos.cutout import cut_out_batch, stack
+from ..lumosx_core.photos.group import (check_one_photo, faces_of, people_from_photo,
+                                        pick_person, preview, report)
+from ..lumosx_core.photos.people import LEFT_TO_RIGHT, ORDERS
 from .faces import (FACE_CHECKS, body_region_inputs, crop_inputs, detector_inputs,
                     load_analyzer, pack_input)
-from .validation import LumosXNode, check_inputs
+from .validation import LumosXNode, check_inputs, schema
 
 PEOPLE_TYPE = io.Custom("LUMOSX_PEOPLE")
 ALL_PARTS = "all parts"
@@ -38,20 +30,13 @@ MASK_TIP = ("1 = keep: the area painted in the mask editor (Load Image's MASK ou
             "Soft values blend over white.")
 
 
-def _image(arr: np.ndarray) -> torch.Tensor:
-    """uint8 ``[H, W, 3]`` -> IMAGE ``[1, H, W, 3]``."""
-    return torch.from_numpy(arr.astype(np.float32) / 255.0).unsqueeze(0)
-
-
 class LumosXCutOut(LumosXNode):
     """IMAGE + MASK -> the masked pixels on white, cropped tight to the mask's box."""
 
     @classmethod
     def define_schema(cls):
-        return io.Schema(
-            node_id="LumosXCutOut",
-            display_name="LumosX Cut Out",
-            category="LumosX",
+        return schema(
+            "LumosXCutOut", "LumosX Cut Out",
             description=("Makes an attribute or object reference from an ordinary photo the "
                          "way the released references are made: only the masked pixels, on "
                          "pure white, cropped tight to the mask's box (no margin). A hard mask "
@@ -87,55 +72,6 @@ class LumosXCutOut(LumosXNode):
         return io.NodeOutput(images, masks)
 
 
-def find_people(app, photo: torch.Tensor, det_size: int = 640, order: str = LEFT_TO_RIGHT,
-                max_people: int = 0, size: int = 512, crop: str = CROP_RELEASED,
-                margin: float = 0.3, body_width: float = 2.8,
-                body_height: float = 3.5) -> PeopleInPhoto:
-    """Everyone in ``photo`` ``[H, W, C]``: detected as the Face Encoder detects, each face
-    cropped by the Face Encoder's own crop (measured again at one scale, the released framing
-    or a square), ordered, with body regions."""
-    rgb = to_rgb(photo, drop_alpha=True)
-    h, w = rgb.shape[:2]
-    faces = detect_insightface(app, rgb, det_size)
-    if not faces:
-        raise ValueError(f"image: no face found in the {w}x{h} photo (det_size {det_size}: "
-                         f"raise it to find small faces)")
-    bboxes = [[float(v) for v in f.bbox[:4]] for f in faces]
-    chosen = order_faces(bboxes, order, max_people)
-    regions = body_regions([bboxes[i] for i in chosen], w, h, body_width, body_height)
-    people = []
-    for k, i in enumerate(chosen):
-        comfy.model_management.throw_exception_if_processing_interrupted()
-        ref = reference_of(app, rgb, faces[i], crop_mode(crop), margin, det_size, len(faces))
-        reference, info = reference_crop(ref, size)
-        people.append(PhotoPerson(tuple(bboxes[i]), reference, info, regions[k], ref.region))
-    return PeopleInPhoto(rgb, tuple(people), order)
-
-
-def give_garments(people: PeopleInPhoto, garments, mode: str, min_overlap: float,
-                  photo_size=None) -> PeopleInPhoto:
-    """``people`` with the garment masks (MASK, on the same photo) given to their wearers.
-    ``photo_size``: ``(height, width)`` of the photo as given (before a size reduction)."""
-    if photo_size is not None:
-        check_size(mask_view(garments, "garments"), *photo_size, "garments", "image")
-    masks = as_masks(garments, "garments")
-    w, h = people.size
-    check_size(masks, h, w, "garments", "image")
-    for j in range(masks.shape[0]):
-        check_not_empty(masks[j], item_name("garments", j, masks.shape[0]), "the garments")
-    return people.with_assignment(garments_core.assign_garments(
-        masks, people.regions(), [p.bbox for p in people.people], mode, min_overlap))
-
-
-def preview(people: PeopleInPhoto) -> torch.Tensor:
-    """People From Photo's preview IMAGE ``[1, H, W, 3]`` (:func:`render_people`)."""
-    a = people.assignment
-    worn = [a.person_keep(k) for k in range(len(people.people))] if a is not None else None
-    return _image(render_people(people.photo, [p.bbox for p in people.people],
-                                people.regions(), worn,
-                                a.unassigned() if a is not None else None))
-
-
 class LumosXPeopleFromPhoto(LumosXNode):
     """Everyone in a group photo: face crops (the Face Encoder's), body regions, garments."""
 
@@ -143,10 +79,8 @@ class LumosXPeopleFromPhoto(LumosXNode):
 
     @classmethod
     def define_schema(cls):
-        return io.Schema(
-            node_id="LumosXPeopleFromPhoto",
-            display_name="LumosX People From Photo",
-            category="LumosX",
+        return schema(
+            "LumosXPeopleFromPhoto", "LumosX People From Photo",
             description=("Finds every person in one group photo: one face reference per "
                          "person (the same crop the Face Encoder makes), counted left to right "
                          "(or largest first), each person's body region as a mask (head and "
@@ -209,26 +143,15 @@ class LumosXPeopleFromPhoto(LumosXNode):
                 body_height=3.5, assign=garments_core.BY_PART,
                 min_overlap=garments_core.DEFAULT_MIN_OVERLAP,
                 garments=None) -> io.NodeOutput:
-        photos = as_images(image, "image")
-        if photos.shape[0] != 1:
-            raise ValueError(f"image: a batch of {photos.shape[0]} images (several photos, or "
-                             f"the frames of an animated picture) where one group photo is "
-                             f"expected; pick one (e.g. ImageFromBatch)")
+        check_one_photo(image)
         check_inputs(cls, locals())
-        app = load_analyzer(pack, provider, det_size)
-        photo = fit_picture(image.detach()[0] if image.ndim == 4 else image.detach(), "image")
-        people = find_people(app, photo.cpu(), det_size, order, max_people, size, crop, margin,
-                             body_width, body_height)
-        if garments is not None:
-            people = give_garments(people, garments, assign, min_overlap,
-                                   tuple(image.shape[-3:-1]))
-        text = people.describe() + "\n" + (people.assignment.report()
-                                           if people.assignment is not None
-                                           else "garments: none connected")
-        faces = attach_regions(torch.stack([p.face for p in people.people]),
-                               [p.source for p in people.people])
-        return io.NodeOutput(faces, people.regions().float(), people, preview(people), text,
-                             ui={"text": [text]})
+        people = people_from_photo(
+            load_analyzer(pack, provider, det_size), image, det_size, order, max_people, size,
+            crop, margin, body_width, body_height, garments, assign, min_overlap,
+            comfy.model_management.throw_exception_if_processing_interrupted)
+        text = report(people)
+        return io.NodeOutput(faces_of(people), people.regions().float(), people, preview(people),
+                             text, ui={"text": [text]})
 
 
 class LumosXPickPerson(LumosXNode):
@@ -236,10 +159,8 @@ class LumosXPickPerson(LumosXNode):
 
     @classmethod
     def define_schema(cls):
-        return io.Schema(
-            node_id="LumosXPickPerson",
-            display_name="LumosX Pick Person",
-            category="LumosX",
+        return schema(
+            "LumosXPickPerson", "LumosX Pick Person",
             description=("Takes one person of LumosX People From Photo without detecting "
                          "again: the face reference (for a LumosX Person's face), the garments "
                          "given to them cut out on white (for its attribute inputs), and their "
@@ -272,25 +193,13 @@ class LumosXPickPerson(LumosXNode):
     @classmethod
     def execute(cls, people, index=0) -> io.NodeOutput:
         check_inputs(cls, locals())
-        if not isinstance(people, PeopleInPhoto):
-            raise ValueError("people: expected the people output of LumosX People From Photo, "
-                             f"got {type(people).__name__}")
-        person = people.person(index)
-        a = people.assignment
-        worn = a.person_mask(int(index)) if a is not None else torch.zeros(people.photo.shape[:2])
-        if bool(kept(worn).any()):
-            cut = cut_out(people.photo, worn)
-            garment = cut.image.unsqueeze(0)
-        else:
-            why = ("no garments are connected to People From Photo" if a is None else
-                   "People From Photo gave this person no garment (see its report)")
+        face, garment, why, region, worn = pick_person(people, index)
+        if garment is None:
             garment = ExecutionBlocker(
                 f"LumosX Pick Person: person {index} (index = {index}) has no garment: {why}. "
                 f"Paint the garment on the group photo and connect that mask to People From "
                 f"Photo's garments, or do not use the garment output of this person.")
-        face = attach_regions(person.face.unsqueeze(0), [person.source])
-        return io.NodeOutput(face, garment,
-                             person.region.float().unsqueeze(0), worn.unsqueeze(0))
+        return io.NodeOutput(face, garment, region, worn)
 
 
 NODES = [LumosXCutOut, LumosXPeopleFromPhoto, LumosXPickPerson]

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from comfy_api.latest import io
 
-from ..lumosx_core.conditioning.references import ReferenceSet
-from .validation import LumosXNode, check_inputs
+from ..lumosx_core.conditioning.references import chained, given_attributes, phrase_of
+from .validation import LumosXNode, check_inputs, schema
 
 Refs = io.Custom("LUMOSX_REFS")
 REFS_TIP = "People and references added so far (a LumosX Person or Reference node); optional."
@@ -14,23 +14,6 @@ OUT_TIP = ("Every reference so far plus this node's, in order: into the next Per
            "Reference or Bind.")
 MAX_ATTRIBUTES = 6
 KINDS = ["object", "background"]
-
-
-def _refs_in(references) -> ReferenceSet:
-    if references is None:
-        return ReferenceSet()
-    if not isinstance(references, ReferenceSet):
-        raise ValueError("references: expected the output of a LumosX Person or LumosX "
-                         f"Reference node, got {type(references).__name__}")
-    return references
-
-
-def _phrase(value, name: str) -> str:
-    text = (value or "").strip()
-    if not text:
-        raise ValueError(f"{name} is empty: write the words that name this reference in the "
-                         f"prompt (they must occur there verbatim)")
-    return text
 
 
 class LumosXPerson(LumosXNode):
@@ -46,10 +29,8 @@ class LumosXPerson(LumosXNode):
                                 tooltip=f"Words naming attribute {i} in the prompt, e.g. "
                                         f"'white jacket'."),
             ]
-        return io.Schema(
-            node_id="LumosXPerson",
-            display_name="LumosX Person",
-            category="LumosX",
+        return schema(
+            "LumosXPerson", "LumosX Person",
             description=("One person: a face image with the phrase that names them in the "
                          "prompt, and the attribute images that belong to them. Chain several "
                          "Person nodes to add more people; the face comes first."),
@@ -68,21 +49,16 @@ class LumosXPerson(LumosXNode):
     @classmethod
     def execute(cls, face, face_phrase, references=None, **attributes) -> io.NodeOutput:
         check_inputs(cls, {"face_phrase": face_phrase, **attributes})
-        given = [i for i in range(1, MAX_ATTRIBUTES + 1)
-                 if attributes.get(f"attribute_{i}") is not None]
-        pairs = [(attributes[f"attribute_{i}"],
-                  _phrase(attributes.get(f"phrase_{i}"), f"phrase_{i}")) for i in given]
-        return io.NodeOutput(_refs_in(references).with_person(
-            face, _phrase(face_phrase, "face_phrase"), pairs, [f"attribute_{i}" for i in given]))
+        pairs, names = given_attributes(attributes, MAX_ATTRIBUTES)
+        return io.NodeOutput(chained(references).with_person(
+            face, phrase_of(face_phrase, "face_phrase"), pairs, names))
 
 
 class LumosXReference(LumosXNode):
     @classmethod
     def define_schema(cls):
-        return io.Schema(
-            node_id="LumosXReference",
-            display_name="LumosX Reference",
-            category="LumosX",
+        return schema(
+            "LumosXReference", "LumosX Reference",
             description=("A background (one per video) or object image with the phrase that "
                          "names it in the prompt."),
             inputs=[
@@ -100,7 +76,7 @@ class LumosXReference(LumosXNode):
     @classmethod
     def execute(cls, image, phrase, kind, references=None) -> io.NodeOutput:
         check_inputs(cls, locals())
-        refs, phrase = _refs_in(references), _phrase(phrase, "phrase")
+        refs, phrase = chained(references), phrase_of(phrase, "phrase")
         add = refs.with_background if kind == "background" else refs.with_object
         return io.NodeOutput(add(image, phrase))
 

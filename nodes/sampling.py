@@ -1,13 +1,7 @@
 """Sampling: the LumosX Sampler (the released solver and schedule of ``lumosx_core.solver``
-by default, ComfyUI's selectable) and the released SAMPLER / SIGMAS for SamplerCustomAdvanced.
-The released SAMPLER puts each step's integer DiT timestep in the call's
-``transformer_options``; a DIFFUSION_MODEL wrapper added to that call's model options only
-hands it to the DiT in place of ComfyUI's float ``σ·1000``. The MODEL is not modified."""
+by default, ComfyUI's selectable) and the released SAMPLER / SIGMAS for SamplerCustomAdvanced
+(the DiT fed the released integer timesteps: ``lumosx_core.released_timesteps``)."""
 from __future__ import annotations
-
-import logging
-
-import torch
 
 import comfy.model_sampling
 import comfy.patcher_extension
@@ -18,18 +12,13 @@ import latent_preview
 from comfy_api.latest import io
 
 from ..lumosx_core.limits import LatentWork
-from ..lumosx_core.solver import (flow_timestep_error, released_schedule, sample_released,
-                                  timestep_table)
+from ..lumosx_core.released_timesteps import sample_with_timesteps
+from ..lumosx_core.solver import released_schedule
 from .patch import WRAPPER_KEY, apply_lumosx
-from .validation import LumosXNode, check_inputs
-
-log = logging.getLogger("LumosX")
+from .validation import LumosXNode, check_inputs, schema
 
 #: option name of the released sampler / schedule in the LumosX Sampler's combos
 RELEASED = "lumosx_released"
-#: transformer_options key carrying the current step's integer DiT timestep
-TIMESTEP_KEY = "lumosx_released_timestep"
-TIMESTEP_WRAPPER_KEY = "lumosx_released_timesteps"
 _DM = comfy.patcher_extension.WrappersMP.DIFFUSION_MODEL
 
 
@@ -46,56 +35,11 @@ def with_shift(model, shift: float):
     return m
 
 
-def released_timestep_wrapper(executor, x, timestep, context, clip_fea=None,
-                              time_dim_concat=None, transformer_options={}, **kwargs):
-    """DIFFUSION_MODEL wrapper: the step's released integer (set by the released sampler in
-    ``transformer_options``) replaces ComfyUI's float timestep, on a flow model only."""
-    t_int = (transformer_options or {}).get(TIMESTEP_KEY)
-    if t_int is not None and torch.is_tensor(timestep) and timestep.numel():
-        sig = transformer_options.get("sigmas")
-        err = None if sig is None else flow_timestep_error(sig.flatten()[0], timestep.flatten()[0])
-        if err:
-            raise ValueError(err)
-        timestep = torch.full_like(timestep, float(t_int))
-    return executor(x, timestep, context, clip_fea, time_dim_concat, transformer_options,
-                    **kwargs)
-
-
-def _with_timestep(extra_args: dict, t_int=None) -> dict:
-    """Copy of ``extra_args`` whose model options run :func:`released_timestep_wrapper`
-    outermost (and, with ``t_int``, carry that step's integer timestep)."""
-    mo = dict(extra_args.get("model_options") or {})
-    to = dict(mo.get("transformer_options") or {})
-    wrappers = dict(to.get("wrappers") or {})
-    dm = {k: v for k, v in (wrappers.get(_DM) or {}).items() if k != TIMESTEP_WRAPPER_KEY}
-    wrappers[_DM] = {TIMESTEP_WRAPPER_KEY: [released_timestep_wrapper], **dm}
-    to["wrappers"] = wrappers
-    if t_int is not None:
-        to[TIMESTEP_KEY] = int(t_int)
-    return dict(extra_args, model_options=dict(mo, transformer_options=to))
-
-
-def sample_released_comfy(model, x, sigmas, extra_args=None, callback=None, disable=None,
-                          timesteps=None):
-    """ComfyUI sampler function of the released loop: :func:`sample_released` with the DiT
-    fed the released integer timesteps (``timesteps`` ``[n]`` when known, else recovered
-    from ``sigmas``)."""
-    table, exact = timestep_table(sigmas, timesteps)
-    if not exact:
-        log.warning("LumosX released sampler: these sigmas are not a released schedule "
-                    "(LumosX Released Schedule, denoise 1); DiT timesteps are int(σ·1000) "
-                    "of the float32 σ, which can be one above the released ones")
-
-    def stepped(xx, sigma, **kw):   # a σ off the schedule keeps ComfyUI's timestep
-        return model(xx, sigma, **_with_timestep(kw, table.get(float(sigma.flatten()[0]))))
-
-    return sample_released(stepped, x, sigmas, dict(extra_args or {}), callback, disable)
-
-
 def released_sampler(timesteps=None):
     """A ComfyUI SAMPLER running the released loop."""
-    opts = {} if timesteps is None else {"timesteps": timesteps}
-    return comfy.samplers.KSAMPLER(sample_released_comfy, extra_options=opts)
+    opts = {"wrapper_kind": _DM} if timesteps is None else {"wrapper_kind": _DM,
+                                                           "timesteps": timesteps}
+    return comfy.samplers.KSAMPLER(sample_with_timesteps, extra_options=opts)
 
 
 def schedule_inputs() -> dict:
@@ -116,10 +60,8 @@ class LumosXSampler(LumosXNode):
     @classmethod
     def define_schema(cls):
         schedule = schedule_inputs()
-        return io.Schema(
-            node_id="LumosXSampler",
-            display_name="LumosX Sampler",
-            category="LumosX",
+        return schema(
+            "LumosXSampler", "LumosX Sampler",
             description=("Samples a LumosX video with the released settings: the authors' "
                          "flow DPM-Solver++(2M) and schedule (lumosx_released: integer DiT "
                          "timesteps), shift 8, 50 steps, CFG 6. ComfyUI's own samplers and "
@@ -187,10 +129,8 @@ class LumosXSampler(LumosXNode):
 class LumosXReleasedSampler(LumosXNode):
     @classmethod
     def define_schema(cls):
-        return io.Schema(
-            node_id="LumosXReleasedSampler",
-            display_name="LumosX Released Sampler",
-            category="LumosX",
+        return schema(
+            "LumosXReleasedSampler", "LumosX Released Sampler",
             description=("The released LumosX solver as a SAMPLER for SamplerCustomAdvanced: "
                          "flow DPM-Solver++(2M), midpoint, in λ = log((1−σ)/σ), first order on "
                          "the first and last step, with the DiT fed the released integer "
@@ -210,10 +150,8 @@ class LumosXReleasedSampler(LumosXNode):
 class LumosXReleasedSchedule(LumosXNode):
     @classmethod
     def define_schema(cls):
-        return io.Schema(
-            node_id="LumosXReleasedSchedule",
-            display_name="LumosX Released Schedule",
-            category="LumosX",
+        return schema(
+            "LumosXReleasedSchedule", "LumosX Released Schedule",
             description=("The released sigmas: s = linspace(1, 0, steps+1), σ = shift·s / "
                          "(1 + (shift−1)·s) in float64, then 0 (50 steps, shift 8 released). "
                          "With the LumosX Released Sampler the DiT gets the released integer "

@@ -3,12 +3,9 @@ the node's schema and its table of rules (``CHECKS``) to the one checker,
 ``lumosx_core.limits.check``; ``execute`` runs the same on the values it received
 (:func:`check_inputs`: linked values are only known then).
 
-ComfyUI converts raw widget values before ``validate_inputs`` sees them (``bool("false")`` is
-``True``, ``int(5.7)`` is ``5``, a ``null`` combo goes unchecked), so an ``on_prompt`` handler
-first replaces each wrongly typed raw value of a LumosX node by a :class:`RefusedValue`, whose
-conversion (or ``validate_inputs``) raises our message. Errors are plain ``ValueError`` /
-``FileNotFoundError`` holding a string; a :class:`RefusedValue` copies and pickles as a value
-(ComfyUI deep-copies the prompts it queues)."""
+An ``on_prompt`` handler first replaces each wrongly typed raw value of a LumosX node by a
+``RefusedValue`` (``lumosx_core.raw_values``). Errors are plain ``ValueError`` /
+``FileNotFoundError`` holding a string."""
 from __future__ import annotations
 
 import logging
@@ -16,7 +13,8 @@ from typing import Dict
 
 from comfy_api.latest import io
 
-from ..lumosx_core.limits import MissingFile, Spec, check, json_type_error
+from ..lumosx_core.limits import MissingFile, Spec, check
+from ..lumosx_core.raw_values import RefusedValue, refuse_raw_values
 
 log = logging.getLogger("LumosX")
 _SPECS: Dict[object, Dict[str, Spec]] = {}
@@ -42,6 +40,12 @@ def validate(cls, values: dict):
     return check(specs_of(cls), getattr(cls, "CHECKS", ()), values) or True
 
 
+def schema(node_id: str, display_name: str, **fields) -> io.Schema:
+    """A LumosX node's schema: ``node_id``, ``display_name``, category ``LumosX`` and the
+    other ``io.Schema`` fields (description, inputs, outputs, ...)."""
+    return io.Schema(node_id=node_id, display_name=display_name, category="LumosX", **fields)
+
+
 class LumosXNode(io.ComfyNode):
     """A LumosX node: its inputs are checked against its schema and its ``CHECKS``."""
 
@@ -60,54 +64,11 @@ def check_inputs(cls, arguments: dict) -> None:
         raise (FileNotFoundError if isinstance(msg, MissingFile) else ValueError)(str(msg))
 
 
-class RefusedValue(str):
-    """Stands in for a wrongly typed raw value: a string (the prompt stays JSON) whose
-    conversion to INT/FLOAT/BOOLEAN -- ComfyUI's first validation step -- raises
-    ``ValueError(message)``; ComfyUI reports it under the input's name."""
-
-    def __new__(cls, text: str, message: str):
-        self = super().__new__(cls, text)
-        self.message = str(message)
-        return self
-
-    def __reduce__(self):
-        return type(self), (str.__str__(self), self.message)
-
-    def _refuse(self):
-        raise ValueError(self.message)
-
-    __bool__ = __int__ = __float__ = __index__ = _refuse
-
-    def __str__(self):
-        return self     # ComfyUI's str() of a STRING input keeps it a RefusedValue
-
-
-class RefusedText(RefusedValue):
-    """For a text or combo input: ComfyUI does not convert those, so it must behave as a
-    (true) string until ``validate_inputs`` reports it."""
-
-    def __bool__(self):
-        return True
-
-
 def check_raw_prompt(json_data, nodes_by_id: Dict[str, type]):
     """``on_prompt`` handler body: every wrongly typed raw value of a LumosX node of a
-    ``/prompt`` body becomes a :class:`RefusedValue`."""
-    prompt = json_data.get("prompt") if isinstance(json_data, dict) else None
-    for node in (prompt.values() if isinstance(prompt, dict) else ()):
-        cls = nodes_by_id.get(node.get("class_type")) if isinstance(node, dict) else None
-        inputs = node.get("inputs") if cls is not None else None
-        if not isinstance(inputs, dict):
-            continue
-        specs = specs_of(cls)
-        for name, raw in list(inputs.items()):
-            spec = specs.get(name)
-            err = None if spec is None or isinstance(raw, RefusedValue) else \
-                json_type_error(spec, raw)
-            if err:
-                kind = RefusedText if spec.kind in ("STRING", "COMBO") else RefusedValue
-                inputs[name] = kind(repr(raw), err)
-    return json_data
+    ``/prompt`` body becomes a ``RefusedValue``."""
+    return refuse_raw_values(json_data, lambda class_type: None if nodes_by_id.get(class_type)
+                             is None else specs_of(nodes_by_id[class_type]))
 
 
 def install_prompt_check(node_classes) -> bool:

@@ -10,7 +10,8 @@ from PIL import Image, ImageDraw, ImageFilter
 
 import assets
 from face_fixtures import astronaut, insightface_image, vectron_image
-from lumosx_core.faces.crop import crop_with_white, square_box
+from lumosx_core.faces.crop import pixel_box, square_box
+from lumosx_core.image_prep import box_intersection, to_rgb
 
 FRAME_W, FRAME_H = 480, 360
 # faces located once with the vectron SCRFD detector (x1, y1, x2, y2) in their photos
@@ -20,6 +21,20 @@ YAO_IN_PLAYERS = (720, 142, 764, 192)          # the same man among the players
 T1_FACES = {"left": (55, 260, 168, 397), "centre": (463, 266, 572, 415)}
 
 RED, BLUE, GREEN, YELLOW = (200, 30, 30), (30, 50, 200), (40, 150, 60), (230, 200, 40)
+
+
+def crop_with_white(image: torch.Tensor, box) -> torch.Tensor:
+    """Cut ``box`` (rounded with ``pixel_box``) out of ``image`` ``[H, W, C]``: ``[y2 - y1,
+    x2 - x1, 3]`` in [0, 1], pixels outside the photo white, an exact copy (no resampling)."""
+    img = to_rgb(image, drop_alpha=True)
+    h, w = img.shape[:2]
+    x0, y0, x1, y1 = pb = pixel_box(box)
+    out = torch.ones(y1 - y0, x1 - x0, 3, dtype=img.dtype, device=img.device)
+    inter = box_intersection(pb, w, h)
+    if inter is not None:
+        ix0, iy0, ix1, iy1 = inter
+        out[iy0 - y0:iy1 - y0, ix0 - x0:ix1 - x0] = img[iy0:iy1, ix0:ix1]
+    return out
 
 
 def face_patch(photo: torch.Tensor, bbox, margin: float = 0.3, flip: bool = False) -> np.ndarray:

@@ -207,6 +207,40 @@ def test_color_descriptor_tells_garments_apart():
 
 # ============================================================================ binding
 
+def test_evaluate_inputs_masks_frames_and_people():
+    """lumosx_core.evaluation.inputs: the Evaluate node's inputs checked and prepared."""
+    from lumosx_core.evaluation.inputs import check_people, sampled_frames, split_masks
+    frames = torch.rand(9, 6, 8, 1)                              # grey frames
+    chosen, idx, total = sampled_frames(frames, 3)
+    assert idx == [0, 4, 8] and total == 9 and chosen.shape == (3, 6, 8, 3)
+    assert torch.equal(chosen[1, ..., 2], frames[4, ..., 0])
+    assert sampled_frames(torch.rand(6, 8, 3), 0)[1:] == ([0], 1)
+    with pytest.raises(ValueError, match="frames: expected an IMAGE batch"):
+        sampled_frames(torch.rand(0, 6, 8, 3), 2)
+    per_person = torch.zeros(2, 3, 4)
+    per_person[1] = 1
+    out = split_masks(per_person, 2, 9, idx, 6, 8)               # resized to the frames
+    assert len(out) == 3 and out[0][0].shape == (6, 8) and out[2][1].min() == 1
+    per_frame = torch.arange(18.0)[:, None, None].expand(18, 6, 8)
+    out = split_masks(per_frame, 2, 9, idx, 6, 8)
+    assert [(o[0][0, 0], o[1][0, 0]) for o in out] == [(0, 1), (8, 9), (16, 17)]
+    assert split_masks(None, 2, 9, idx, 6, 8) is None
+    with pytest.raises(ValueError, match="masks: 3 masks for 2 people and 9 frames"):
+        split_masks(torch.zeros(3, 6, 8), 2, 9, idx, 6, 8)
+    with pytest.raises(ValueError, match="references: no people to evaluate"):
+        check_people(ReferenceSet())
+    with pytest.raises(ValueError, match="expected the output of LumosX Person nodes, got int"):
+        check_people(1)
+
+
+def test_report_css_badges_come_from_the_verdict_colours():
+    from lumosx_core.evaluation.report import CSS, VERDICT_COLORS
+    from lumosx_core.evaluation.verdicts import VERDICTS
+    assert set(VERDICT_COLORS) == set(VERDICTS)
+    for verdict, color in VERDICT_COLORS.items():
+        assert f".v-{verdict}{{background:{color}}}" in CSS
+
+
 def test_attribute_kinds():
     assert attribute_kind("white jacket") == "upper body"
     assert attribute_kind("light brown sweater") == "upper body"
@@ -371,10 +405,10 @@ def real_refs(sources, detector):
                          [(ef.garment_image(ef.RED), "red jacket")])
             .with_person(sources.references["astronaut"], "woman",
                          [(ef.garment_image(ef.BLUE, seed=1), "blue jacket")]))
-    from lumosx_core.evaluation.scoring import reference_embedding
-    embs = [reference_embedding(detector, p.face.image) for p in refs.people]
-    assert all(e is not None for e in embs)
-    return refs, embs
+    from lumosx_core.evaluation.scoring import reference_face
+    faces = [reference_face(detector, p.face.image) for p in refs.people]
+    assert all(f is not None for f in faces)
+    return refs, [f.embedding for f in faces]
 
 
 def test_real_correct_and_swapped_composites(detector, sources, real_refs):

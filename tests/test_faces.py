@@ -9,10 +9,11 @@ import os
 import pytest
 import torch
 
+from eval_frames import crop_with_white
 from face_fixtures import VECTRON_PACK, astronaut, insightface_image, vectron_image
 from lumosx_core.faces import detector
 from lumosx_core.faces.encode import embedding_tensor
-from lumosx_core.faces.crop import (crop_with_white, expand_box, left_to_right,
+from lumosx_core.faces.crop import (expand_box, left_to_right,
                                    pixel_box, select_face, square_box)
 from lumosx_core.faces.reference import RELEASED_MARGINS, reference_box
 from lumosx_core.image_prep import letterbox, region_of, to_rgb
@@ -374,9 +375,39 @@ def test_pack_listing_across_roots(faces, tmp_path, monkeypatch):
     monkeypatch.setitem(folder_paths.folder_names_and_paths, "insightface",
                         ([str(r1), str(r2)], set()))
     assert faces.available_packs() == ["antelopev2", "buffalo_l", "zeta"]
-    assert faces.find_pack("zeta") == str(r1 / "models" / "zeta")
+    assert faces.PACKS.find("zeta") == str(r1 / "models" / "zeta")
     with pytest.raises(ValueError):
-        faces.find_pack("../zeta")
+        faces.PACKS.find("../zeta")
+
+
+def test_pack_error_and_free_memory_hook_without_a_host(tmp_path):
+    """lumosx_core.faces.detector: the pack check /prompt runs (a MissingFile naming the
+    folder, or that a path is no pack name) and the hook on the host's free-memory call."""
+    from lumosx_core.limits import MissingFile
+    (tmp_path / "models" / "p1").mkdir(parents=True)
+    (tmp_path / "models" / "p1" / "m.onnx").write_bytes(b"")
+    roots = [str(tmp_path)]
+    assert detector.pack_error("p1", roots) is None
+    err = detector.pack_error("p2", roots)
+    assert isinstance(err, MissingFile) and str(tmp_path / "models" / "p2") in str(err)
+    for bad in ("../p1", "a/b", 5, "x" * 300):
+        assert "give the name of a folder in models/insightface/models" in \
+            detector.pack_error(bad, roots)
+
+    class Host:
+        freed = 0
+
+        def unload_all_models(self):
+            Host.freed += 1
+            return "freed"
+
+    host = Host()
+    detector._CACHE["k"] = object()
+    assert detector.release_with(host, "unload_all_models")
+    assert detector.release_with(host, "unload_all_models")              # wrapped once
+    assert host.unload_all_models() == "freed" and Host.freed == 1
+    assert detector.cached_detectors() == 0
+    assert not detector.release_with(host, "no_such_function")
 
 
 def test_folder_registration_keeps_existing(faces, monkeypatch):

@@ -154,3 +154,75 @@ def test_bad_inputs_name_the_input(model):
         relational_forward(model, x, t, ctx, cond, layout, masks[:, :2])
     with pytest.raises(ValueError, match="cond_latents"):
         relational_forward(model, x, t, ctx, None, layout, masks)
+
+
+def test_host_call_checks_in_order_and_name_what_to_do():
+    """lumosx_core.relational.host_call: what a model call carrying LumosX data is refused
+    for, first reason first, and the later wrappers run around the relational forward."""
+    from lumosx_core import RelationalConfig
+    from lumosx_core.relational.host_call import check_call, run_inner_wrappers
+
+    class WanModel:
+        model_type = "i2v"
+
+    cfg = RelationalConfig(ConditionLayout(0, [2]))
+    lat, masks = torch.zeros(1, 16, 2, 2, 2), torch.zeros(1, 2, 4, dtype=torch.bool)
+    with pytest.raises(ValueError, match="incomplete"):
+        check_call(WanModel(), False, None, masks, cfg)
+    with pytest.raises(ValueError, match=r"this MODEL is WanModel \(i2v\)"):
+        check_call(WanModel(), False, lat, masks, cfg)
+    with pytest.raises(ValueError, match="Phantom"):
+        check_call(WanModel(), True, lat, masks, cfg, time_dim_concat=torch.zeros(1))
+    with pytest.raises(ValueError, match="CLIP-vision"):
+        check_call(WanModel(), True, lat, masks, cfg, clip_fea=torch.zeros(1))
+    with pytest.raises(ValueError, match="arrived cut"):
+        check_call(WanModel(), True, lat[:, :, :1], masks, cfg)
+    check_call(WanModel(), True, lat, masks, cfg)
+
+    calls = []
+
+    class Executor:
+        """The host's executor chain: ours at ``idx``, one wrapper after it."""
+
+        def __init__(self, inner, class_obj, wrappers, idx):
+            self.inner, self.class_obj, self.wrappers, self.idx = inner, class_obj, wrappers, idx
+
+        @classmethod
+        def new_class_executor(cls, inner, class_obj, wrappers, idx):
+            return cls(inner, class_obj, wrappers, idx)
+
+        def execute(self, *a, **k):
+            if self.idx < len(self.wrappers):
+                nxt = Executor(self.inner, self.class_obj, self.wrappers, self.idx + 1)
+                return self.wrappers[self.idx](nxt, *a, **k)
+            return self.inner(*a, **k)
+
+    def later(executor, x):
+        calls.append("later")
+        return executor.execute(x + 1)
+
+    def inner(x):
+        calls.append("inner")
+        return x * 10
+
+    assert run_inner_wrappers(Executor(None, None, ["ours", later], 0), inner, 1) == 20
+    assert calls == ["later", "inner"]
+    assert run_inner_wrappers(object(), inner, 2) == 20        # no chain: inner directly
+
+
+def test_unpatched_guard_refuses_a_call_without_our_wrapper(caplog):
+    from lumosx_core.relational.host_call import NOT_PATCHED, UnpatchedGuard
+    seen = []
+    guard = UnpatchedGuard(lambda opts: seen.append(opts) or opts.get("ours", False))
+    assert guard == UnpatchedGuard(None) and hash(guard) == hash(UnpatchedGuard(None))
+
+    def _apply_model(extra, transformer_options):       # the host's call site
+        return hasattr(extra, "dtype")
+
+    assert _apply_model(guard, {"ours": True}) is False   # passes through: not a tensor
+    with pytest.raises(ValueError) as err:
+        _apply_model(guard, {})
+    assert str(err.value) == NOT_PATCHED and seen == [{"ours": True}, {}]
+    UnpatchedGuard.warned = False
+    assert hasattr(guard, "dtype") is False and hasattr(guard, "dtype") is False
+    assert caplog.text.count("cannot check") == 1          # elsewhere: warned once

@@ -10,6 +10,7 @@ import torch
 import assets
 
 from lumosx_core.conditioning.phrases import find_occurrences, match_starts, phrase_mask
+from lumosx_core.raw_values import RefusedText, RefusedValue
 
 
 @pytest.fixture(scope="module")
@@ -86,7 +87,7 @@ def test_raw_prompt_values_are_typed_before_conversion(N, V):
     out = V.check_raw_prompt(body, N)
     inp = out["prompt"]["1"]["inputs"]
     for name in ("r2pe", "height", "length", "batch_size"):
-        assert isinstance(inp[name], V.RefusedValue), name
+        assert isinstance(inp[name], RefusedValue), name
         with pytest.raises(ValueError, match=name):   # ComfyUI's conversion fails with it
             {"r2pe": bool, "height": int, "length": int, "batch_size": int}[name](inp[name])
     assert inp["strict"] is True and inp["width"] == 64.0 and inp["ratio"] == 0.5
@@ -103,7 +104,7 @@ def test_raw_null_and_non_text_values_are_refused_naming_the_input(N, V):
         "prompt": 12345, "negative_prompt": None, "mode": None, "r2pe": None, "prompt_x": 1}}}}
     inp = V.check_raw_prompt(body, N)["prompt"]["1"]["inputs"]
     for name in ("prompt", "negative_prompt", "mode"):
-        assert isinstance(inp[name], V.RefusedText) and inp[name]  # still a truthy string
+        assert isinstance(inp[name], RefusedText) and inp[name]  # still a truthy string
         assert str(inp[name]) is inp[name]                          # survives ComfyUI's str()
         msg = N["LumosXBind"].validate_inputs(**{name: inp[name]})
         assert isinstance(msg, str) and msg.startswith(name + " = "), (name, msg)
@@ -164,8 +165,8 @@ def _timed_bind(N, clip, vae, refs, prompt, monkeypatch):
     stubbed (their cost does not depend on how Bind matches phrases; the stock encoding of an
     8k-token prompt alone takes minutes on a CI CPU)."""
     from ComfyUI_LumosX.nodes import bind
-    monkeypatch.setattr(bind, "encode_references",
-                        lambda vae, refs, w, h: torch.zeros(1, 16, len(refs), h // 8, w // 8))
+    monkeypatch.setattr(bind, "encode_references", lambda vae, refs, w, h, *callbacks:
+                        torch.zeros(1, 16, len(refs), h // 8, w // 8))
 
     def encode(tokens):
         n = sum(len(chunk) for chunk in tokens["umt5xxl"])
@@ -236,8 +237,8 @@ def test_every_error_copies_and_pickles_as_itself(V, L):
                                             "PictureTooLarge"}, classes
     items = [c("model_name 'x.safetensors': tensor w holds NaN; replace the file")
              for c in classes]
-    items += [V.RefusedValue("nan", "cfg = nan: must be a finite number"),
-              V.RefusedText("5", "prompt = 5: expected text"),
+    items += [RefusedValue("nan", "cfg = nan: must be a finite number"),
+              RefusedText("5", "prompt = 5: expected text"),
               L.MissingFile("model_name 'x': not found in models/diffusion_models")]
     for item in items:
         for twin in (copy.deepcopy(item), pickle.loads(pickle.dumps(item))):

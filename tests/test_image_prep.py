@@ -5,9 +5,8 @@ of a photo resized without cutting them out first, and regions carried along an 
 import numpy as np
 import pytest
 import torch
-from PIL import Image
 
-from lumosx_core import letterbox, prepare_reference
+from lumosx_core import letterbox
 from lumosx_core.image_prep import Region, attach_regions, region_of, to_rgb
 from released_recipe import released_reference
 
@@ -20,6 +19,12 @@ def photo_u8(h, w, seed=0):
     img[h // 3: h // 2, w // 4: w // 2] = [0.9, 0.1, 0.2]
     img += g.normal(0, 0.05, img.shape)
     return (np.clip(img, 0, 1) * 255).round().astype(np.uint8)
+
+
+def prepare_reference(image, width, height, alpha=None, box=None):
+    """What the Wan VAE encodes of a reference: the letterbox in [-1, 1] (ComfyUI's Wan VAE
+    does ``x * 2 - 1``; the released code ``(x - 0.5) / 0.5``, bit for bit the same)."""
+    return letterbox(image, width, height, alpha, box) * 2 - 1
 
 
 # (source size) -> (video size): faces and objects enlarged (most released references at
@@ -38,8 +43,6 @@ def test_reference_is_the_released_resize_bit_for_bit(src, dst):
     theirs = released_reference(u8, dst[1], dst[0])
     assert ours.shape == theirs.shape == (dst[0], dst[1], 3)
     assert torch.equal(ours, theirs)
-    # what Bind hands the VAE ([0, 1]; ComfyUI's Wan VAE does x * 2 - 1) is the same numbers
-    assert torch.equal(letterbox(image, dst[1], dst[0]) * 2 - 1, theirs)
 
 
 def test_the_released_resize_is_not_torch_bicubic():
@@ -148,3 +151,11 @@ def test_to_rgb_grey_alpha_and_uint8():
         to_rgb(torch.zeros(2, 2, 5))
     with pytest.raises(ValueError, match="one image"):
         to_rgb(torch.zeros(1, 2, 2, 3))
+
+
+def test_from_uint8_inverts_to_uint8():
+    from lumosx_core.image_prep import from_uint8, to_uint8
+    u8 = photo_u8(5, 7)
+    back = from_uint8(u8)
+    assert back.dtype == torch.float32 and back.shape == (5, 7, 3)
+    assert np.array_equal(to_uint8(back), u8)

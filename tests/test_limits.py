@@ -67,11 +67,11 @@ def test_a_node_table_is_read_by_the_one_checker():
     assert "latent: a video latent" in LatentWork("latent")({"latent": latent})
 
 
-def test_refused_values_copy_and_pickle_as_plain_values(pack):
+def test_refused_values_copy_and_pickle_as_plain_values():
     """ComfyUI deep-copies a queued prompt (a graph whose other outputs are valid still runs):
     a refused value in it must copy and pickle, keeping its class and message, and every
     error the checks raise is a plain exception holding a string."""
-    from ComfyUI_LumosX.nodes import validation as V
+    from lumosx_core import raw_values as V
     for cls in (V.RefusedValue, V.RefusedText):
         v = cls("nan", "cfg = nan: must be a finite number")
         for twin in (copy.deepcopy(v), pickle.loads(pickle.dumps(v)),
@@ -83,3 +83,26 @@ def test_refused_values_copy_and_pickle_as_plain_values(pack):
     assert err.value.args == ("cfg = nan: must be a finite number",)
     copy.deepcopy(err.value)
     pickle.loads(pickle.dumps(err.value))
+
+
+def test_refuse_raw_values_types_only_our_nodes_inputs():
+    """lumosx_core.raw_values without a host: wrongly typed raw values of the nodes
+    ``specs_for`` knows become refused values carrying the checker's message; the rest of
+    the body is untouched."""
+    from lumosx_core.raw_values import RefusedText, RefusedValue, refuse_raw_values
+    specs = {"steps": Spec("steps", "INT", 1, 200), "mode": Spec("mode", "COMBO", None, None,
+                                                                 ("a", "b")),
+             "ok": Spec("ok", "BOOLEAN")}
+    body = {"prompt": {"1": {"class_type": "Ours", "inputs": {
+        "steps": 5.5, "mode": None, "ok": "false", "link": ["2", 0], "extra": 1}},
+        "2": {"class_type": "Other", "inputs": {"steps": 5.5}}, "3": "junk"}}
+    out = refuse_raw_values(body, lambda t: specs if t == "Ours" else None)
+    inp = out["prompt"]["1"]["inputs"]
+    assert type(inp["steps"]) is RefusedValue and "steps" in inp["steps"].message
+    assert type(inp["mode"]) is RefusedText and inp["mode"]            # a true string
+    assert type(inp["ok"]) is RefusedValue
+    with pytest.raises(ValueError, match="ok"):
+        bool(inp["ok"])
+    assert inp["link"] == ["2", 0] and inp["extra"] == 1
+    assert out["prompt"]["2"]["inputs"]["steps"] == 5.5
+    assert refuse_raw_values(None, lambda t: specs) is None

@@ -189,3 +189,67 @@ def test_compute_dtype_bf16_released(folders, wan_sd, pack):
     fp16 = model.LumosXModelLoader.execute("tiny.safetensors", "default", "fp16").result[0]
     assert _run_one_step(pack, fp16)[1] == torch.float16
     assert "compute_dtype" in model.LumosXModelLoader.validate_inputs(compute_dtype="bf16")
+
+
+class _Folders:
+    """ComfyUI's ``folder_paths`` reduced to what ``DitFiles`` asks: plain folders on disk."""
+
+    def __init__(self, **bases):
+        self.bases = {k: [str(v)] for k, v in bases.items()}
+
+    def get_folder_paths(self, folder):
+        return self.bases.get(folder, [])
+
+    def get_filename_list(self, folder):
+        return sorted(os.path.relpath(os.path.join(d, f), base).replace(os.sep, "/")
+                      for base in self.get_folder_paths(folder)
+                      for d, _, files in os.walk(base) for f in files
+                      if f.endswith((".safetensors", ".pt")))   # ComfyUI's extension filter
+
+    def get_full_path(self, folder, name):
+        for base in self.get_folder_paths(folder):
+            path = os.path.join(base, name)
+            if os.path.isfile(path):
+                return path
+        return None
+
+
+def test_dit_files_list_resolve_and_refuse_without_a_host(tmp_path):
+    """lumosx_core.model_lookup on plain folders: converted copies are not listed, a
+    distributed checkpoint folder is listed as ``name/``, names outside the folders and
+    missing names are refused naming model_name."""
+    from lumosx_core.convert import CACHE_SUFFIX
+    from lumosx_core.model_lookup import DitFiles
+    dm, lx = tmp_path / "dm", tmp_path / "lx"
+    (dm / "sub").mkdir(parents=True)
+    lx.mkdir()
+    (dm / "sub" / "a.safetensors").write_bytes(b"x")
+    (lx / "b.pt").write_bytes(b"x")
+    (lx / ("b.pt" + CACHE_SUFFIX)).write_bytes(b"x")
+    dcp = lx / "run" / "ckpt"
+    dcp.mkdir(parents=True)
+    (dcp / ".metadata").write_bytes(b"x")
+    (dcp / "__0_0.distcp").write_bytes(b"x")
+    files = DitFiles(_Folders(diffusion_models=dm, lumosx=lx))
+    assert files.choices() == ["b.pt", "run/ckpt/", "sub/a.safetensors"]
+    assert files.resolve("sub/a.safetensors") == str(dm / "sub" / "a.safetensors")
+    assert files.resolve("run/ckpt/") == str(dcp)
+    assert files.name_error("b.pt") is None and files.name_error(None) is None
+    for bad in ("../b.pt", str(lx / "b.pt"), "sub\\..\\..\\x"):
+        assert "only files inside the model folders" in files.name_error(bad)
+        with pytest.raises(ValueError, match="only files inside the model folders"):
+            files.resolve(bad)
+    assert files.name_error("nope.safetensors").startswith("model_name 'nope.safetensors': "
+                                                           "not found in models/")
+    with pytest.raises(ValueError, match="not found in models/diffusion_models or "
+                                         "models/lumosx"):
+        files.resolve("nope.safetensors")
+
+
+def test_weight_options():
+    from lumosx_core.model_lookup import COMPUTE_RELEASED, weight_options
+    assert weight_options("default") == {}
+    assert weight_options("fp8_e4m3fn_fast") == {"dtype": torch.float8_e4m3fn,
+                                                 "fp8_optimizations": True}
+    assert weight_options("fp8_e5m2", "fp32") == {"dtype": torch.float8_e5m2}   # fp8 wins
+    assert weight_options("default", COMPUTE_RELEASED) == {"dtype": torch.bfloat16}

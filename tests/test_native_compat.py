@@ -455,14 +455,14 @@ def test_context_windows_every_window_sees_all_references(pack, model, monkeypat
 
 
 def test_references_cut_on_the_way_are_refused(pack):
-    core, patch = pack.lumosx_core, pack.nodes.patch
+    core = pack.lumosx_core
+    check_whole = core.relational.host_call.check_whole
     cfg = core.RelationalConfig(core.ConditionLayout(1, [2, 2]))
     cut = torch.zeros(1, 16, 3, H, W)          # 3 of 5 reference frames
     with pytest.raises(ValueError, match="Context Windows"):
-        patch.check_whole(cut, torch.zeros(1, 5, LT, dtype=torch.bool), cfg)
+        check_whole(cut, torch.zeros(1, 5, LT, dtype=torch.bool), cfg)
     with pytest.raises(ValueError, match="remove that node"):
-        patch.check_whole(torch.zeros(1, 16, 5, H, W), torch.zeros(1, 3, LT, dtype=torch.bool),
-                          cfg)
+        check_whole(torch.zeros(1, 16, 5, H, W), torch.zeros(1, 3, LT, dtype=torch.bool), cfg)
 
 
 # -- batch -------------------------------------------------------------------------------------

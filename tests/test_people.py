@@ -246,6 +246,49 @@ def test_assignment_pure_fractions_and_specks():
         G.assign_garments(mask, regions, BOXES, min_overlap=1.5)
 
 
+def test_group_photo_work_without_a_detector():
+    """lumosx_core.photos.group on people built by hand: garments given and checked, Pick
+    Person's face / garment / region / worn mask, the report and the preview."""
+    from lumosx_core.image_prep import region_of
+    from lumosx_core.photos.group import (check_one_photo, faces_of, give_garments,
+                                          pick_person, preview, report)
+    from lumosx_core.photos.people import PeopleInPhoto, PhotoPerson
+    photo = torch.rand(10, 20, 3)
+    regions = torch.zeros(2, 10, 20, dtype=torch.bool)
+    regions[0, :, :10] = True
+    regions[1, :, 10:] = True
+    people = PeopleInPhoto(photo, tuple(
+        PhotoPerson(tuple(float(v) for v in b), torch.full((4, 4, 3), float(k)),
+                    {"det_score": 0.9}, regions[k]) for k, b in enumerate(BOXES)))
+    face, garment, why, region, worn = pick_person(people, 1)
+    assert garment is None and "no garments are connected" in why
+    assert torch.equal(face[0], people.people[1].face) and region_of(face) is None
+    assert torch.equal(region[0], regions[1].float()) and not worn.any()
+    assert "garments: none connected" in report(people)
+    mask = torch.zeros(1, 10, 20)
+    mask[0, 5:9, 2:8] = 1.0                                  # on person 0
+    with pytest.raises(ValueError, match="garments"):
+        give_garments(people, torch.zeros(1, 10, 20), G.BY_PART, 0.3)   # empty
+    with pytest.raises(ValueError, match="garments"):
+        give_garments(people, torch.ones(1, 9, 20), G.BY_PART, 0.3)     # another size
+    dressed = give_garments(people, mask, G.BY_PART, 0.3, (10, 20))
+    face, garment, why, region, worn = pick_person(dressed, 0)
+    assert garment.shape == (1, 4, 6, 3) and torch.equal(garment[0], photo[5:9, 2:8])
+    assert torch.equal(worn[0].bool(), mask[0].bool())
+    assert pick_person(dressed, 1)[1] is None and "gave this person no garment" in \
+        pick_person(dressed, 1)[2]
+    with pytest.raises(ValueError, match="index = 2 is out of range"):
+        pick_person(dressed, 2)
+    with pytest.raises(ValueError, match="people: expected the people output"):
+        pick_person("x", 0)
+    assert "person 0" in report(dressed) and "garments: none connected" not in report(dressed)
+    assert faces_of(dressed).shape == (2, 4, 4, 3)
+    assert preview(dressed).shape == (1, 10, 20, 3)
+    check_one_photo(torch.rand(1, 4, 4, 3))
+    with pytest.raises(ValueError, match="image: a batch of 2 images"):
+        check_one_photo(torch.rand(2, 4, 4, 3))
+
+
 # ---------------------------------------------------------------------- errors
 
 def test_errors_name_the_input(N, face_root):

@@ -229,3 +229,71 @@ def test_core_tokens_cut_and_spans_without_a_host():
             return {"l": [[(49406, 1.0)]]}
     with pytest.raises(ValueError, match="^clip: expected the Wan umT5"):
         tokenize_prompt(SDClip(), "a man")
+
+
+def test_encode_and_bind_is_the_text_half_of_bind_without_a_host():
+    """lumosx_core.conditioning.tokens.encode_and_bind: both prompts encoded by the text
+    encoder, the masks as long as the positive's context, the negative's cut reported."""
+    from lumosx_core.conditioning.references import RefImage
+    from lumosx_core.conditioning.tokens import encode_and_bind
+
+    class Clip(WordTokenizer):
+        def encode_from_tokens_scheduled(self, tokens):
+            return [[torch.zeros(1, len(tokens["umt5xxl"][0]) + 3, 4), {}]]
+
+    refs = [RefImage(torch.ones(2, 2, 3), "red jacket", "attribute", 0)]
+    pos, neg, masks, report = encode_and_bind(Clip(), refs, "a man in a red jacket",
+                                              " ".join(["man"] * 600), weight_syntax=True)
+    assert masks.shape == (1, pos[0][0].shape[1]) and masks[0].nonzero().flatten().tolist() \
+        == [4, 5]
+    assert neg[0][0].shape[1] == TEXT_LEN + 3
+    assert any(w.startswith("negative ") for w in report.warnings)
+    with pytest.raises(ValueError, match="^prompt: binding failed"):
+        encode_and_bind(Clip(), refs, "a man", "", strict=True)
+
+
+def test_reference_chain_checks_without_a_host():
+    """lumosx_core.conditioning.references: what the Person / Reference / Bind nodes refuse,
+    naming the input, and the VAE encoding of the references (one latent frame each)."""
+    from lumosx_core.conditioning.binding import negative_masks
+    from lumosx_core.conditioning.references import (ReferenceSet, bind_references, chained,
+                                                      encode_references, given_attributes,
+                                                      phrase_of)
+    assert len(chained(None)) == 0
+    with pytest.raises(ValueError, match="references: expected the output of a LumosX "
+                                         "Person or LumosX Reference node, got int"):
+        chained(3)
+    assert phrase_of("  red hat ", "phrase_2") == "red hat"
+    with pytest.raises(ValueError, match="phrase_2 is empty"):
+        phrase_of(" ", "phrase_2")
+    img = torch.rand(8, 8, 3)
+    pairs, names = given_attributes({"attribute_2": img, "phrase_2": "hat", "phrase_1": "x",
+                                     "attribute_3": None}, 6)
+    assert names == ["attribute_2"] and pairs[0][1] == "hat" and pairs[0][0] is img
+    with pytest.raises(ValueError, match="phrase_1 is empty"):
+        given_attributes({"attribute_1": img}, 6)
+    with pytest.raises(ValueError, match="references: connect a LumosX Person"):
+        bind_references(None, (1, 4, 4), True)
+    refs = ReferenceSet().with_person(img, "man", [(img, "hat")], ["attribute_1"])
+    ordered, layout = bind_references(refs, (1, 4, 4), True)
+    assert len(ordered) == 2 and layout.num_images == 2
+
+    class VAE:
+        def encode(self, pixels):
+            assert pixels.shape == (1, 16, 24, 3)
+            return torch.ones(1, 16, 1, 2, 3) * pixels.mean()
+
+    ticks, checks = [], []
+    lat = encode_references(VAE(), ordered, 24, 16, ticks.append, lambda: checks.append(1))
+    assert lat.shape == (1, 16, 2, 2, 3) and ticks == [1, 1] and len(checks) == 2
+
+    class Image2:
+        def encode(self, pixels):
+            return torch.ones(1, 16, 2, 2, 3)
+
+    with pytest.raises(ValueError, match="vae: expected the Wan 2.1 VAE"):
+        encode_references(Image2(), ordered, 24, 16)
+    masks = torch.tensor([[True, False, True], [False, True, False]])
+    assert torch.equal(negative_masks(masks, 2, True), masks[:, :2])
+    assert negative_masks(masks, 5, False).shape == (2, 5) and not negative_masks(masks, 5,
+                                                                                  False).any()

@@ -123,23 +123,6 @@ def test_lumosx_sampler_equals_the_plain_torch_loop(pack, model):
     assert ((dpm - ref).norm() / ref.norm()).item() > 1e-3
 
 
-def test_wrapper_refuses_a_model_whose_timestep_is_not_flow(pack):
-    S = pack.nodes.sampling
-    topts = {S.TIMESTEP_KEY: 500, "sigmas": torch.tensor([0.5])}
-    called = []
-
-    def executor(x, t, *a, **k):
-        called.append(t)
-        return x
-
-    S.released_timestep_wrapper(executor, torch.zeros(1), torch.tensor([500.2]), None,
-                                transformer_options=topts)
-    assert called[-1].tolist() == [500.0]
-    with pytest.raises(ValueError, match="flow-matching"):
-        S.released_timestep_wrapper(executor, torch.zeros(1), torch.tensor([7.0]), None,
-                                    transformer_options=topts)
-
-
 def test_validation_names_the_input(pack):
     S = pack.nodes.sampling
     assert "sampler_name" in S.LumosXSampler.validate_inputs(sampler_name="nope")

@@ -206,3 +206,54 @@ def test_second_order_weights_differ_from_comfyui_dpmpp_2m():
         return (t(s[i]) - t(s[i - 1])) / (t(s[i + 1]) - t(s[i]))
     assert released_r(1) == math.inf and math.isfinite(comfy_r(1))
     assert abs(1 / (2 * released_r(47)) - 1 / (2 * comfy_r(47))) > 0.01
+
+
+def test_wrapper_refuses_a_model_whose_timestep_is_not_flow():
+    from lumosx_core.released_timesteps import TIMESTEP_KEY, released_timestep_wrapper
+    topts = {TIMESTEP_KEY: 500, "sigmas": torch.tensor([0.5])}
+    called = []
+
+    def executor(x, t, *a, **k):
+        called.append(t)
+        return x
+
+    released_timestep_wrapper(executor, torch.zeros(1), torch.tensor([500.2]), None,
+                              transformer_options=topts)
+    assert called[-1].tolist() == [500.0]
+    released_timestep_wrapper(executor, torch.zeros(1), torch.tensor([500.2]), None,
+                              transformer_options={"sigmas": torch.tensor([0.5])})
+    assert called[-1].item() == pytest.approx(500.2)       # no released integer: unchanged
+    with pytest.raises(ValueError, match="flow-matching"):
+        released_timestep_wrapper(executor, torch.zeros(1), torch.tensor([7.0]), None,
+                                  transformer_options=topts)
+
+
+def test_with_timestep_puts_the_wrapper_outermost_without_touching_the_input():
+    from lumosx_core.released_timesteps import (TIMESTEP_KEY, TIMESTEP_WRAPPER_KEY,
+                                                released_timestep_wrapper, with_timestep)
+    other = object()
+    args = {"seed": 1, "model_options": {"transformer_options": {
+        "wrappers": {"dm": {"other": [other], TIMESTEP_WRAPPER_KEY: ["stale"]}}}}}
+    out = with_timestep(args, "dm", 874)
+    to = out["model_options"]["transformer_options"]
+    assert list(to["wrappers"]["dm"]) == [TIMESTEP_WRAPPER_KEY, "other"]
+    assert to["wrappers"]["dm"][TIMESTEP_WRAPPER_KEY] == [released_timestep_wrapper]
+    assert to[TIMESTEP_KEY] == 874 and out["seed"] == 1
+    assert TIMESTEP_KEY not in args["model_options"]["transformer_options"]   # a copy
+    assert args["model_options"]["transformer_options"]["wrappers"]["dm"][TIMESTEP_WRAPPER_KEY] \
+        == ["stale"]
+    assert TIMESTEP_KEY not in with_timestep({}, "dm")["model_options"]["transformer_options"]
+
+
+def test_sample_with_timesteps_feeds_each_step_its_released_integer():
+    from lumosx_core.released_timesteps import TIMESTEP_KEY, sample_with_timesteps
+    sigmas, timesteps = released_schedule(4, 3.0)
+    seen = []
+
+    def model(x, sigma, model_options=None, **kw):
+        seen.append(model_options["transformer_options"][TIMESTEP_KEY])
+        return torch.zeros_like(x)
+
+    sample_with_timesteps(model, torch.randn(1, 2, 3), sigmas, {}, disable=True,
+                          timesteps=timesteps, wrapper_kind="dm")
+    assert seen == [int(t) for t in timesteps]

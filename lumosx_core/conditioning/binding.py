@@ -126,3 +126,11 @@ def fit_masks(masks: torch.Tensor, length: int) -> torch.Tensor:
     if masks.shape[-1] >= length:
         return masks[..., :length]
     return torch.nn.functional.pad(masks, (0, length - masks.shape[-1]), value=False)
+
+
+def negative_masks(masks: torch.Tensor, length: int, from_positive: bool) -> torch.Tensor:
+    """The negative pass's phrase masks ``[N_c, length]``: the positive prompt's
+    (:func:`fit_masks`, what the released sampler does) or none."""
+    if from_positive:
+        return fit_masks(masks, length)
+    return torch.zeros(masks.shape[0], length, dtype=torch.bool)

@@ -9,13 +9,14 @@ a person the face first, then the attributes.
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
-from typing import List, Optional, Sequence, Tuple
+from typing import Callable, List, Optional, Sequence, Tuple
 
 import torch
 
 from ..image_limits import fit_picture
 from ..image_prep import Region, letterbox, region_of
 from ..relational.layout import ConditionLayout
+from ..relational.positions import check_rope_capacity
 
 BACKGROUND = "background"
 OBJECT = "object"
@@ -101,6 +102,71 @@ class ReferenceSet:
 
     def __len__(self) -> int:
         return len(self.ordered())
+
+
+def chained(references) -> ReferenceSet:
+    """The references a Person / Reference node adds to (``None``: none yet)."""
+    if references is None:
+        return ReferenceSet()
+    if not isinstance(references, ReferenceSet):
+        raise ValueError("references: expected the output of a LumosX Person or LumosX "
+                         f"Reference node, got {type(references).__name__}")
+    return references
+
+
+def phrase_of(value, name: str) -> str:
+    """The phrase of input ``name``, stripped; an empty one is an error naming it."""
+    text = (value or "").strip()
+    if not text:
+        raise ValueError(f"{name} is empty: write the words that name this reference in the "
+                         f"prompt (they must occur there verbatim)")
+    return text
+
+
+def given_attributes(values: dict, count: int) -> Tuple[List[tuple], List[str]]:
+    """A Person's ``attribute_i`` / ``phrase_i`` inputs (i = 1..``count``) -> the
+    ``(image, phrase)`` pairs of the attributes given, and their input names."""
+    given = [i for i in range(1, count + 1) if values.get(f"attribute_{i}") is not None]
+    pairs = [(values[f"attribute_{i}"], phrase_of(values.get(f"phrase_{i}"), f"phrase_{i}"))
+             for i in given]
+    return pairs, [f"attribute_{i}" for i in given]
+
+
+def bind_references(references, grid: Tuple[int, int, int], r2pe: bool
+                    ) -> Tuple[List[RefImage], ConditionLayout]:
+    """Bind's references in order and their layout. Refuses anything but a
+    :class:`ReferenceSet`, and references the relational RoPE (``r2pe``) cannot place beside
+    a video of latent ``grid`` ``(frames, Hp, Wp)``, naming ``references``."""
+    if not isinstance(references, ReferenceSet):
+        raise ValueError("references: connect a LumosX Person or LumosX Reference node")
+    refs, layout = references.ordered(), references.layout()
+    if refs:
+        try:
+            check_rope_capacity(layout, *grid, r2pe)
+        except ValueError as e:
+            raise ValueError(f"references: {e}") from None
+    return refs, layout
+
+
+def encode_references(vae, refs: Sequence[RefImage], width: int, height: int,
+                      progress: Optional[Callable[[int], None]] = None,
+                      check_interrupt: Optional[Callable[[], None]] = None) -> torch.Tensor:
+    """VAE-encode each reference, resized once as released (:meth:`RefImage.letterboxed`) at
+    the video size, as a one-frame video: ``[1, 16, N_c, height/8, width/8]`` raw
+    (un-normalised) latents. ``vae.encode`` takes ``[1, H, W, 3]`` pixels (ComfyUI's VAE);
+    ``progress(1)`` after each reference, ``check_interrupt()`` before each."""
+    latents = []
+    for ref in refs:
+        if check_interrupt is not None:
+            check_interrupt()
+        lat = vae.encode(ref.letterboxed(width, height).unsqueeze(0))
+        if lat.ndim != 5 or lat.shape[2] != 1:
+            raise ValueError(f"vae: expected the Wan 2.1 VAE (one latent frame per image), got "
+                             f"latents of shape {tuple(lat.shape)}")
+        latents.append(lat.float().cpu())
+        if progress is not None:
+            progress(1)
+    return torch.cat(latents, dim=2)
 
 
 def _ref(image: torch.Tensor, name: str, phrase: str, kind: str, person: int = -1) -> RefImage:

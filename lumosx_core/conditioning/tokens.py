@@ -165,3 +165,19 @@ def bind_prompt(tokenizer, refs: Sequence[RefImage], prompt: PromptTokens,
     if report.errors:
         raise ValueError("prompt: binding failed (strict is on):\n" + "\n".join(report.errors))
     return masks, report
+
+
+def encode_and_bind(clip, refs: Sequence[RefImage], prompt: str, negative_prompt: str,
+                    strict: bool = False, weight_syntax: bool = False,
+                    check_interrupt: Optional[Callable[[], None]] = None):
+    """Bind's text half: both prompts tokenized (:func:`tokenize_prompt`) and encoded by
+    ``clip`` (ComfyUI's CLIP: ``tokenize``, ``encode_from_tokens_scheduled``), every
+    reference's phrase bound (:func:`bind_prompt`). Returns ``(positive, negative, masks
+    [N_c, L_positive], report)``; ``positive`` / ``negative`` are ComfyUI CONDITIONING."""
+    pos_tokens = tokenize_prompt(clip, prompt, weight_syntax)
+    neg_tokens = tokenize_prompt(clip, negative_prompt or "", weight_syntax, "negative_prompt")
+    positive = clip.encode_from_tokens_scheduled(pos_tokens.tokens)
+    negative = clip.encode_from_tokens_scheduled(neg_tokens.tokens)
+    masks, report = bind_prompt(clip, refs, pos_tokens, neg_tokens, positive[0][0].shape[1],
+                                strict, weight_syntax, check_interrupt)
+    return positive, negative, masks, report

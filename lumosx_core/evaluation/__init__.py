@@ -16,7 +16,9 @@ detector interface ``rgb -> [Face]`` and the insightface one, shared with the Fa
   person x attribute matrix;
 * :mod:`.verdicts` -- placing an attribute on a person, the verdict rules, thresholds;
 * :mod:`.scoring` -- one video against its references;
-* :mod:`.render` -- heatmap and annotated frames (Pillow);
+* :mod:`.render` -- heatmap and annotated frames (Pillow; as IMAGEs for the node);
+* :mod:`.inputs` -- the Evaluate node's inputs checked and prepared (people, sampled frames,
+  masks per frame and person);
 * :mod:`.video`, :mod:`.cases`, :mod:`.report` -- the ``lumosx eval`` batch command's I/O.
 """
 from .appearance import ColorTextureBackend, EmbeddingBackend

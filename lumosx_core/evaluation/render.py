@@ -5,9 +5,11 @@ from __future__ import annotations
 from typing import List, Optional, Sequence
 
 import numpy as np
+import torch
 from PIL import Image, ImageDraw
 
 from ..drawing import default_font, fit_text, hex_rgb, person_color
+from ..image_prep import from_uint8
 from .regions import BODY, HEAD, bounding_box
 
 # viridis anchors (matplotlib's), interpolated linearly
@@ -181,3 +183,31 @@ def case_previews(frames, ev, max_frames: int = 2, width: int = 420) -> List[tup
         note.append(f"{found[t]}/{len(ev.people)} people found")
         out.append((f"frame {ev.frames[t].frame}: " + ", ".join(note), arr))
     return out
+
+
+def heatmap_image(ev) -> torch.Tensor:
+    """Evaluate's heatmap IMAGE ``[1, H, W, 3]``: :func:`render_matrix` of an evaluation,
+    titled with its binding accuracy, swap rate and verdict counts."""
+    b = ev.binding
+    acc = "n/a" if b["accuracy"] is None else f"{100 * b['accuracy']:.0f}%"
+    swap = "n/a" if b["swap_rate"] is None else f"{100 * b['swap_rate']:.0f}%"
+    v = b.get("verdicts") or {}
+    counts = " ".join(f"{v.get(k, 0)} {k}" for k in ("correct", "wrong", "missing",
+                                                      "undecided", "unscored") if v.get(k))
+    title = (f"binding accuracy {acc} ({b.get('decided', 0)}/{b['total_pairs']} decided), "
+             f"swap rate {swap}; {counts} ({ev.backend})" if b["phrases"]
+             else "no attribute images to compare")
+    if getattr(ev, "status", "scored") == "unscored":
+        title = "UNSCORED (no face / nobody found): " + title
+    arr = render_matrix(ev.matrix, [p["phrase"] for p in ev.people], b["phrases"],
+                        b["owners"], title)
+    return from_uint8(arr).unsqueeze(0)
+
+
+def overlay_images(frames, ev) -> torch.Tensor:
+    """Evaluate's overlay IMAGE ``[S, H, W, 3]``: each sampled frame (``[S, H, W, 3]`` float)
+    with every person's face box and regions (:func:`render_overlay`)."""
+    labels = [p["phrase"] for p in ev.people]
+    imgs = [render_overlay(f.numpy(), fi, reg, labels)
+            for f, fi, reg in zip(frames, ev.frames, ev.regions)]
+    return from_uint8(stack_images(imgs))

@@ -17,6 +17,7 @@ from PIL import Image
 
 from ..drawing import person_color
 from .render import render_matrix
+from .verdicts import VERDICTS
 
 REPORT_VERSION = 1
 
@@ -28,7 +29,7 @@ def _mean(values) -> Optional[float]:
     return float(np.mean(v)) if v else None
 
 
-VERDICTS = ("correct", "wrong", "missing", "undecided", "unscored")
+#: each verdict's colour in the HTML report (its ``.v-<verdict>`` badge)
 VERDICT_COLORS = {"correct": "#1b7f2a", "wrong": "#b00020", "missing": "#8a2be2",
                   "undecided": "#b07000", "unscored": "#555555"}
 
@@ -134,6 +135,13 @@ def _json_default(o):
     if isinstance(o, np.ndarray):
         return o.tolist()
     raise TypeError(f"not JSON serialisable: {type(o).__name__}")
+
+
+def evaluation_json(ev, frames_total: int) -> str:
+    """An evaluation as strict JSON text, with the number of frames the video had."""
+    data = ev.to_dict()
+    data["frames_total"] = frames_total
+    return json.dumps(json_safe(data))
 
 
 def json_safe(o):
@@ -297,11 +305,10 @@ th{background:#f3f3f3} td.num{text-align:right;font-variant-numeric:tabular-nums
 margin-right:3px} .case{border:1px solid #e2e2e2;border-radius:6px;padding:8px 16px;margin:16px 0}
 .caption{color:#555;font-size:13px} img{max-width:100%} .muted{color:#777}
 .verdict{display:inline-block;padding:0 6px;border-radius:4px;font-weight:600;color:#fff}
-.v-correct{background:#1b7f2a} .v-wrong{background:#b00020} .v-missing{background:#8a2be2}
-.v-undecided{background:#b07000} .v-unscored{background:#555;outline:2px dashed #b00020}
+.v-unscored{outline:2px dashed #b00020}
 .reason{color:#555;font-size:12px} .unscored-box{border:2px dashed #b00020;padding:6px 10px;
 background:#fff4f4}
-"""
+""" + " ".join(f".v-{k}{{background:{c}}}" for k, c in VERDICT_COLORS.items()) + "\n"
 
 
 def _e(x) -> str:

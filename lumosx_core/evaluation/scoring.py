@@ -127,12 +127,6 @@ def reference_face(detector: Callable, image: torch.Tensor) -> Optional[Face]:
     return max(faces, key=lambda f: f.width * f.height)
 
 
-def reference_embedding(detector: Callable, image: torch.Tensor) -> Optional[np.ndarray]:
-    """ArcFace embedding of the largest face in a face reference image (``None`` if none)."""
-    f = reference_face(detector, image)
-    return None if f is None else f.embedding
-
-
 def reference_skin(image: torch.Tensor, box=None) -> Optional[np.ndarray]:
     """The skin colour of a face reference image (:func:`.light.skin_color` of its face
     ``box``; without one, of the whole picture: the references are face crops)."""

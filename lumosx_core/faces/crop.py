@@ -1,19 +1,12 @@
-"""Face boxes: the face box widened or squared, in whole pixels, cut out of a photo on white;
-which face of several.
+"""Face boxes: the face box widened or squared, in whole pixels; which face of several.
 
-Pure torch: no ``comfy``, no face detector. Images follow ComfyUI's IMAGE convention, one
-image ``[H, W, C]`` float in [0, 1]; boxes are ``(x1, y1, x2, y2)`` in the photo's pixels
-(x to the right, y down, ``x2``/``y2`` exclusive for integer boxes). Everything outside the
-photo is filled with white, the background LumosX references are letterboxed on.
+No ``comfy``, no face detector. Boxes are ``(x1, y1, x2, y2)`` in the photo's pixels (x to
+the right, y down, ``x2``/``y2`` exclusive for integer boxes).
 """
 from __future__ import annotations
 
 import math
 from typing import Sequence, Tuple
-
-import torch
-
-from ..image_prep import box_intersection, to_rgb
 
 Box = Tuple[float, float, float, float]
 PixelBox = Tuple[int, int, int, int]
@@ -65,22 +58,6 @@ def pixel_box(box: Sequence[float]) -> PixelBox:
     x0 = int(math.floor((x1 + x2) / 2.0 - w / 2.0 + 0.5))
     y0 = int(math.floor((y1 + y2) / 2.0 - h / 2.0 + 0.5))
     return (x0, y0, x0 + w, y0 + h)
-
-
-def crop_with_white(image: torch.Tensor, box: Sequence[float]) -> torch.Tensor:
-    """Cut ``box`` (rounded with :func:`pixel_box`) out of ``image`` ``[H, W, C]``.
-    Returns ``[y2 - y1, x2 - x1, 3]`` in [0, 1]; pixels outside the photo are white (1.0).
-    Exact copy, no resampling: meant for small boxes (``letterbox(image, w, h, box=...)``
-    resizes a box without cutting it out first)."""
-    img = to_rgb(image, drop_alpha=True)
-    h, w = img.shape[:2]
-    x0, y0, x1, y1 = pb = pixel_box(box)
-    out = torch.ones(y1 - y0, x1 - x0, 3, dtype=img.dtype, device=img.device)
-    inter = box_intersection(pb, w, h)
-    if inter is not None:
-        ix0, iy0, ix1, iy1 = inter
-        out[iy0 - y0:iy1 - y0, ix0 - x0:ix1 - x0] = img[iy0:iy1, ix0:ix1]
-    return out
 
 
 def box_area(bbox: Sequence[float]) -> float:

@@ -19,12 +19,13 @@ import threading
 import warnings
 from collections import OrderedDict
 from dataclasses import dataclass
-from typing import List, Optional, Sequence, Tuple
+from typing import Callable, List, Optional, Sequence, Tuple
 
 import numpy as np
 import torch
 
 from ..image_prep import letterbox, letterbox_size, to_rgb, to_uint8
+from ..limits import MissingFile
 from .crop import pixel_box, square_box
 
 log = logging.getLogger("LumosX")
@@ -220,6 +221,21 @@ def find_pack(pack: str, roots: Sequence[str], target: Optional[str] = None) -> 
         f"work{_fetch_hint(pack)}.")
 
 
+def pack_error(pack, roots: Sequence[str]):
+    """``None`` when ``pack`` names a pack found under ``roots``; else why not: a
+    :class:`~lumosx_core.limits.MissingFile` naming the folder to fill (:func:`find_pack`), or
+    that it must be a plain folder name."""
+    try:
+        if isinstance(pack, str) and len(pack) <= 255:
+            find_pack(pack, roots)
+            return None
+    except FileNotFoundError as e:
+        return MissingFile(e)
+    except ValueError:          # a path, not a name
+        pass
+    return f"pack = {pack!r:.80}: give the name of a folder in models/insightface/models"
+
+
 def _fetch_hint(pack: str) -> str:
     """How to get ``pack`` when the model manifest lists it (``lumosx models get``)."""
     from ..model_files import load_manifest
@@ -296,6 +312,51 @@ def release_detectors() -> int:
         n = len(_CACHE)
         _CACHE.clear()
     return n
+
+
+class FacePacks:
+    """The insightface packs under the roots ``roots()`` gives (asked each time, so folders a
+    host registers later count): list, find, check a name, load the analyser."""
+
+    def __init__(self, roots: Callable[[], Sequence[str]]):
+        self.roots = roots
+
+    def available(self) -> List[str]:
+        """Names of the packs found under every root (:func:`list_packs`)."""
+        return list_packs(self.roots())
+
+    def find(self, pack: str) -> str:
+        """Folder of ``pack`` (:func:`find_pack`: ``FileNotFoundError`` naming the folder to
+        fill; never downloads)."""
+        return find_pack(pack, self.roots())
+
+    def error(self, pack) -> Optional[str]:
+        """Why ``pack`` cannot be used, else ``None`` (:func:`pack_error`)."""
+        return pack_error(pack, self.roots())
+
+    def analyzer(self, pack: str, provider: str = "auto", det_size: int = 640):
+        """The prepared (cached) insightface ``FaceAnalysis`` of ``pack``."""
+        return load_face_analysis(self.find(pack), provider, det_size)
+
+
+def release_with(owner, name: str) -> bool:
+    """Make the host's "free memory" function ``owner.<name>`` also drop the cached detectors
+    (:func:`release_detectors`): it is wrapped once, where the host has it. ``False`` when it
+    has none."""
+    free = getattr(owner, name, None)
+    if free is None or getattr(free, "_lumosx", False):
+        return free is not None
+
+    def free_and_release(*args, **kwargs):
+        try:
+            return free(*args, **kwargs)
+        finally:
+            release_detectors()
+    free_and_release.__name__ = name
+    free_and_release._lumosx = True
+    free_and_release.__wrapped__ = free
+    setattr(owner, name, free_and_release)
+    return True
 
 
 def load_face_analysis(pack_dir: str, provider: str = "auto", det_size: int = 640):

@@ -7,7 +7,9 @@
 * :mod:`.people` -- everyone in a group photo: faces in a stated order, each person's body
   region (a geometric prior from the face box);
 * :mod:`.garments` -- which garment mask belongs to which person (overlap with the body
-  regions), with a text report.
+  regions), with a text report;
+* :mod:`.group` -- People From Photo and Pick Person's work: everyone in one photo with the
+  Face Encoder's crops, garments given, preview and report, person k.
 
 Pure torch / numpy (SciPy for connected parts, Pillow for the preview), no ``comfy``.
 """
