@@ -63,16 +63,6 @@ def browser_missing() -> Optional[str]:
     return None
 
 
-def browser_marks() -> list:
-    """The pytest marks of every browser test module: the conftest ``browser`` fixture first
-    (no server starts without a browser; a missing one is a failure, not a skip), skipped only
-    when ``LUMOSX_NO_BROWSER=1`` and no browser is here."""
-    import pytest
-    return [pytest.mark.usefixtures("browser"),
-            pytest.mark.skipif(browser_opted_out() and bool(browser_missing()),
-                               reason=f"{NO_BROWSER_ENV}=1 and no browser here")]
-
-
 def frontends(comfy_dir: str) -> List[Tuple[str, Optional[str]]]:
     """``[(name, --front-end-root folder or None)]`` to run the browser tests with on the
     ComfyUI ``comfy_dir``: its pinned frontend, and on the newest built test host also

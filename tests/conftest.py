@@ -127,6 +127,22 @@ FAST_EXCLUDED = {"test_efficient_equals_dense_reference", "test_reference_cases_
                  "test_help_pages_are_served_where_the_help_panel_looks"}
 
 
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_setup(item):
+    """A test marked ``browser`` needs Chromium and Playwright: without them it fails (CI
+    must not pass without the browser tests) before any of its fixtures starts a server --
+    it is skipped only when the user says ``LUMOSX_NO_BROWSER=1``."""
+    if item.get_closest_marker("browser") is None:
+        return
+    import frontend
+    problem = frontend.browser_missing()
+    if problem and frontend.browser_opted_out():
+        pytest.skip(f"{frontend.NO_BROWSER_ENV}=1 and no browser here: {problem}")
+    if problem:
+        pytest.fail(f"the browser tests cannot run: {problem} (set {frontend.NO_BROWSER_ENV}=1 "
+                    f"to skip them on a machine without a browser)", pytrace=False)
+
+
 def pytest_collection_modifyitems(config, items):
     for item in items:
         module = item.module.__name__.rpartition(".")[2] if item.module is not None else ""
@@ -194,18 +210,6 @@ def folders(tmp_path, monkeypatch, pack):
 @pytest.fixture(scope="session")
 def pack():
     return load_pack()
-
-
-@pytest.fixture(scope="session")
-def browser():
-    """Chromium and Playwright, or a failure that says what is missing (not a skip: CI must
-    not pass without the browser tests). Every browser test module uses it
-    (``frontend.browser_marks()``)."""
-    import frontend
-    problem = frontend.browser_missing()
-    if problem:
-        pytest.fail(f"the browser tests cannot run: {problem} (set {frontend.NO_BROWSER_ENV}=1 "
-                    f"to skip them on a machine without a browser)", pytrace=False)
 
 
 @pytest.fixture(scope="session")

@@ -22,7 +22,7 @@ from lumosx_core.drawing import PERSON_COLORS
 
 FRONTENDS = frontend.frontends(COMFY)
 
-pytestmark = [pytest.mark.host_matrix] + frontend.browser_marks()  # run on every test host
+pytestmark = [pytest.mark.host_matrix, pytest.mark.browser]  # every test host; see conftest
 
 
 @pytest.fixture(scope="module", params=FRONTENDS, ids=[name for name, _ in FRONTENDS])

@@ -13,7 +13,7 @@ import requests
 
 import frontend
 
-pytestmark = [pytest.mark.host_matrix] + frontend.browser_marks()  # run on every test host
+pytestmark = [pytest.mark.host_matrix, pytest.mark.browser]  # every test host; see conftest
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 NODE = "LumosXBind"
@@ -59,7 +59,6 @@ def app(server):
     """The app on the session server; the user settings the help panel changes on the server
     (0.33's frontend remembers the open side panel there) are put back afterwards, so later
     browser modules open workflows as a new user would."""
-    pytest.importorskip("playwright.sync_api")
     before = requests.get(f"{server.url}/settings", timeout=10).json()
     try:
         with frontend.open_app(server.url) as app:

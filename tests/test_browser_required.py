@@ -1,7 +1,7 @@
 """A missing browser fails the browser tests (CI must not pass without them), unless the user
 says ``LUMOSX_NO_BROWSER=1``: tests/test_browser.py run in a subprocess with the Chromium
 lookup pointed at a path that does not exist. Every browser test module is checked
-(``BROWSER_MODULES``); a new one must use ``frontend.browser_marks()`` and be listed here."""
+(``BROWSER_MODULES``); a new one must be marked ``browser`` and be listed here."""
 import os
 import subprocess
 import sys
@@ -47,5 +47,5 @@ def test_every_browser_module_is_checked():
                 text = f.read()
             if "frontend.open_app(" in text or "frontend.another_page(" in text:
                 found.append("tests/" + name)
-                assert "frontend.browser_marks()" in text, name
+                assert "pytest.mark.browser" in text, name
     assert found == sorted(BROWSER_MODULES), found

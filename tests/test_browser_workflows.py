@@ -12,7 +12,7 @@ import requests
 import frontend
 import shipped
 
-pytestmark = [pytest.mark.host_matrix] + frontend.browser_marks()  # run on every test host
+pytestmark = [pytest.mark.host_matrix, pytest.mark.browser]  # every test host; see conftest
 
 WINDOW = (1920, 1080)
 MIN_SCALE = 0.8
@@ -72,7 +72,6 @@ def overlaps(boxes) -> list:
 
 @pytest.fixture(scope="module")
 def app(server):
-    pytest.importorskip("playwright.sync_api")
     with frontend.open_app(server.url, width=WINDOW[0], height=WINDOW[1]) as app:
         yield app
         ours = app.errors(ours_only=True)
