@@ -16,6 +16,8 @@ the Wan VAE's own ``x * 2 - 1`` in ComfyUI, bit for bit the same).
 """
 from __future__ import annotations
 
+import functools
+import math
 from dataclasses import dataclass
 from typing import Optional, Sequence, Tuple
 
@@ -80,7 +82,7 @@ def to_uint8(image: torch.Tensor) -> np.ndarray:
     picture costs its uint8 result plus one strip, never float copies of the whole."""
     image = image.detach()
     out = torch.empty(image.shape, dtype=torch.uint8)
-    rows = max(1, _STRIP_BYTES // max(1, image[0].numel() * 4))
+    rows = max(1, _STRIP_BYTES // max(1, math.prod(image.shape[1:]) * 4))
     for r in range(0, image.shape[0], rows):
         strip = image[r:r + rows].float().cpu().clamp(0, 1).mul_(255.0).round_()
         out[r:r + rows] = strip.to(torch.uint8)
@@ -106,22 +108,23 @@ def box_intersection(box, width: int, height: int):
 _TRIM_PIXELS = 4 << 20
 
 
+@functools.lru_cache(maxsize=None)
+def _malloc_trim():
+    """glibc's ``malloc_trim``, or ``None`` where there is none."""
+    try:
+        import ctypes
+        return ctypes.CDLL("libc.so.6").malloc_trim
+    except (OSError, AttributeError):
+        return None
+
+
 def _return_freed_memory() -> None:
     """Hand the C heap's free pages back to the system (glibc ``malloc_trim``; nothing
     elsewhere). Pillow keeps a large picture in blocks below glibc's mmap threshold, so after
     one the server's resident memory would otherwise stay that much higher."""
-    global _malloc_trim
-    if _malloc_trim is None:
-        try:
-            import ctypes
-            _malloc_trim = ctypes.CDLL("libc.so.6").malloc_trim
-        except (OSError, AttributeError):
-            _malloc_trim = False
-    if _malloc_trim:
-        _malloc_trim(0)
-
-
-_malloc_trim = None
+    trim = _malloc_trim()
+    if trim is not None:
+        trim(0)
 
 
 def letterbox(image, width: int, height: int, alpha: Optional[torch.Tensor] = None,
