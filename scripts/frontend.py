@@ -85,15 +85,38 @@ def start_host(base_dir: str) -> Host:
     return host
 
 
+def _post_json(url: str, value) -> None:
+    req = urllib.request.Request(url, data=json.dumps(value).encode(), method="POST",
+                                 headers={"Content-Type": "application/json"})
+    try:
+        urllib.request.urlopen(req, timeout=10).read()
+    except OSError:
+        pass
+
+
 def prime_settings(url: str) -> None:
     """Store the settings above on the server before the app starts."""
     for key, value in SETTINGS.items():
-        req = urllib.request.Request(f"{url}/settings/{key}", data=json.dumps(value).encode(),
-                                     method="POST", headers={"Content-Type": "application/json"})
-        try:
-            urllib.request.urlopen(req, timeout=10).read()
-        except OSError:
-            pass
+        _post_json(f"{url}/settings/{key}", value)
+
+
+def server_settings(url: str) -> dict:
+    """The server's user settings (``GET /settings``; empty when it does not answer)."""
+    try:
+        with urllib.request.urlopen(f"{url}/settings", timeout=10) as r:
+            return json.loads(r.read())
+    except (OSError, ValueError):
+        return {}
+
+
+def restore_settings(url: str, before: dict) -> None:
+    """Put back every setting that differs from ``before`` (one the app added: ``null``, the
+    frontend's default), so that the next app on this server opens as a new user's would
+    (0.33's frontend keeps, e.g., the open side panel there)."""
+    after = server_settings(url)
+    changed = {k: before.get(k) for k in after if after[k] != before.get(k)}
+    if changed:
+        _post_json(f"{url}/settings", changed)
 
 
 class App:
@@ -236,21 +259,26 @@ def _load(app: App, url: str, timeout: float) -> App:
 @contextlib.contextmanager
 def another_page(app: App, url: str, timeout: float = 90.0):
     """A second page in ``app``'s browser with the app of another server (``url``) loaded
-    (one browser per process: Playwright's sync API cannot start a second)."""
+    (one browser per process: Playwright's sync API cannot start a second); that server's
+    user settings are as before afterwards."""
+    before = server_settings(url)
     prime_settings(url)
     page = app.page.context.new_page()
     try:
         yield _load(App(page), url, timeout)
     finally:
         page.close()
+        restore_settings(url, before)
 
 
 @contextlib.contextmanager
 def open_app(url: str, width: int = 1600, height: int = 1000, timeout: float = 90.0):
-    """Yield an :class:`App` with ComfyUI's frontend loaded from ``url``."""
+    """Yield an :class:`App` with ComfyUI's frontend loaded from ``url``; the server's user
+    settings are as before afterwards (:func:`restore_settings`)."""
     from playwright.sync_api import sync_playwright
     if not chromium_available():
         raise FileNotFoundError(f"{CHROMIUM} not found (apt-get install chromium)")
+    before = server_settings(url)
     prime_settings(url)
     profile = tempfile.mkdtemp(prefix="lumosx-chromium-")
     try:
@@ -264,4 +292,5 @@ def open_app(url: str, width: int = 1600, height: int = 1000, timeout: float = 9
             finally:
                 ctx.close()
     finally:
+        restore_settings(url, before)
         shutil.rmtree(profile, ignore_errors=True)

@@ -56,18 +56,8 @@ def _shows(app, text, timeout=15000):
 
 @pytest.fixture(scope="module")
 def app(server):
-    """The app on the session server; the user settings the help panel changes on the server
-    (0.33's frontend remembers the open side panel there) are put back afterwards, so later
-    browser modules open workflows as a new user would."""
-    before = requests.get(f"{server.url}/settings", timeout=10).json()
-    try:
-        with frontend.open_app(server.url) as app:
-            yield app
-    finally:
-        after = requests.get(f"{server.url}/settings", timeout=10).json()
-        changed = {k: before.get(k) for k in after if after[k] != before.get(k)}
-        if changed:
-            requests.post(f"{server.url}/settings", json=changed, timeout=10).raise_for_status()
+    with frontend.open_app(server.url) as app:
+        yield app
 
 
 def test_help_panel_shows_our_page(app):
