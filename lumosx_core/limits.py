@@ -36,6 +36,15 @@ class Spec:
     max: Optional[float] = None
     options: Optional[Tuple] = None
 
+    @classmethod
+    def of(cls, declared) -> "Spec":
+        """The spec of a declared input (anything with ``id`` and, where it has them,
+        ``io_type``, ``min``, ``max``, ``options``: a ComfyUI ``io`` input)."""
+        options = getattr(declared, "options", None)
+        return cls(declared.id, str(getattr(declared, "io_type", None)),
+                   getattr(declared, "min", None), getattr(declared, "max", None),
+                   None if options is None else tuple(options))
+
 
 def _num(v) -> str:
     if isinstance(v, float) and math.isfinite(v) and v.is_integer():

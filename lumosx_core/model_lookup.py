@@ -1,5 +1,5 @@
-"""Which DiT files the Model Loader lists and which path a listed name loads, and the weight
-and compute precisions it offers.
+"""Which DiT files the Model Loader lists and which path a listed name loads, the weight
+and compute precisions it offers, and the model folders the pack registers.
 
 ComfyUI's model folders are passed in: ``paths`` is anything with ``folder_paths``'s
 ``get_folder_paths(folder)``, ``get_filename_list(folder)`` and ``get_full_path(folder, name)``
@@ -24,6 +24,15 @@ WEIGHT_DTYPES = ["default", "fp8_e4m3fn", "fp8_e4m3fn_fast", "fp8_e5m2"]
 COMPUTE_RELEASED = "bf16 (released)"
 COMPUTE_DTYPES = {"default": None, COMPUTE_RELEASED: torch.bfloat16, "fp16": torch.float16,
                   "fp32": torch.float32}
+
+
+def model_folder(paths, name: str, extensions=()) -> List[str]:
+    """The roots of ComfyUI's model folder ``name`` (``paths``: the ``folder_paths`` module),
+    registering ``models/<name>`` first unless another pack or extra_model_paths.yaml did."""
+    default = os.path.join(paths.models_dir, name)
+    if name not in paths.folder_names_and_paths:
+        paths.folder_names_and_paths[name] = ([default], set(extensions))
+    return paths.get_folder_paths(name) or [default]
 
 
 def distributed_dirs(bases) -> List[str]:

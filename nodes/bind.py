@@ -15,6 +15,7 @@ from comfy_api.latest import io
 from ..lumosx_core import RelationalConfig, VideoSize
 from ..lumosx_core.conditioning.binding import negative_masks
 from ..lumosx_core.conditioning.preview import render_preview
+from ..lumosx_core.conditioning.prompt import RELEASED_NEGATIVE
 from ..lumosx_core.conditioning.references import bind_references, encode_references
 from ..lumosx_core.conditioning.tokens import encode_and_bind
 from ..lumosx_core.limits import MultipleOf, NotBlank, VideoWork
@@ -23,14 +24,7 @@ from .references import Refs
 from .validation import LumosXNode, check_inputs, schema
 
 log = logging.getLogger("LumosX")
-
-#: The released sampler's negative prompt (Wan 2.1's standard one).
-WAN_NEGATIVE = ("色调艳丽，过曝，静态，细节模糊不清，字幕，风格，作品，画作，画面，静止，整体发灰，"
-                "最差质量，低质量，JPEG压缩残留，丑陋的，残缺的，多余的手指，画得不好的手部，"
-                "画得不好的脸部，畸形的，毁容的，形态畸形的肢体，手指融合，静止不动的画面，"
-                "杂乱的背景，三条腿，背景人很多，倒着走")
 UNCOND_PARITY = "positive phrase masks (released)"
-UNCOND_CHOICES = [UNCOND_PARITY, "no bias"]
 SIZE_WHY = "the VAE downsamples by 8 and the DiT patches by 2"
 
 
@@ -45,50 +39,49 @@ class LumosXBind(LumosXNode):
         size = dict(min=16, max=comfy_nodes.MAX_RESOLUTION, step=16)
         return schema(
             "LumosXBind", "LumosX Bind",
-            description=("Encodes the prompt and the references, binds every reference to the "
-                         "words that name it in the prompt, and returns LumosX conditioning, an "
-                         "empty video latent, a binding report and (last) the negative without "
-                         "references for dual CFG."),
+            description=(
+                "Encodes the prompt and the references, binds every reference to the words "
+                "that name it in the prompt, and returns LumosX conditioning, an empty video "
+                "latent, a binding report and (last) the negative without references for dual "
+                "CFG."),
             inputs=[
-                io.Clip.Input("clip", tooltip="The Wan umT5-XXL text encoder (CLIP loader, "
-                                              "type wan)."),
+                io.Clip.Input("clip", tooltip=(
+                    "The Wan umT5-XXL text encoder (CLIP loader, type wan).")),
                 io.Vae.Input("vae", tooltip="The Wan 2.1 VAE: encodes the references."),
-                io.String.Input("prompt", multiline=True, default="",
-                                tooltip="Every reference's phrase must occur here verbatim."),
-                io.String.Input("negative_prompt", multiline=True, default=WAN_NEGATIVE,
+                io.String.Input("prompt", multiline=True, default="", tooltip=(
+                    "Every reference's phrase must occur here verbatim.")),
+                io.String.Input("negative_prompt", multiline=True, default=RELEASED_NEGATIVE,
                                 tooltip="What to avoid (default: Wan 2.1's negative, as "
                                         "released)."),
-                Refs.Input("references", tooltip="The people and references (a LumosX Person "
-                                                 "/ Reference chain)."),
-                io.Int.Input("width", default=832, **size,
-                             tooltip="Video width in pixels, a multiple of 16."),
-                io.Int.Input("height", default=480, **size,
-                             tooltip="Video height in pixels, a multiple of 16."),
+                Refs.Input("references", tooltip=(
+                    "The people and references (a LumosX Person / Reference chain).")),
+                io.Int.Input("width", default=832, **size, tooltip=(
+                    "Video width in pixels, a multiple of 16.")),
+                io.Int.Input("height", default=480, **size, tooltip=(
+                    "Video height in pixels, a multiple of 16.")),
                 io.Int.Input("length", default=81, min=1, max=1025, step=4,
                              tooltip="Frames (4k+1)."),
-                io.Int.Input("batch_size", default=1, min=1, max=16,
-                             tooltip="Videos sampled at once (each its own noise)."),
-                io.Float.Input("ratio", default=0.5, min=0.0, max=5.0, step=0.05,
-                               tooltip="Strength of the relational text bias (0.5 released)."),
+                io.Int.Input("batch_size", default=1, min=1, max=16, tooltip=(
+                    "Videos sampled at once (each its own noise).")),
+                io.Float.Input("ratio", default=0.5, min=0.0, max=5.0, step=0.05, tooltip=(
+                    "Strength of the relational text bias (0.5 released).")),
                 io.Boolean.Input("r2pe", default=True, tooltip="Relational RoPE positions."),
-                io.Boolean.Input("self_mask", default=True,
-                                 tooltip="Relational self-attention (people see only "
-                                         "themselves)."),
+                io.Boolean.Input("self_mask", default=True, tooltip=(
+                    "Relational self-attention (people see only themselves).")),
                 io.Boolean.Input("cross_mask", default=True, tooltip="Relational text bias."),
-                io.Combo.Input("mode", options=["parity", "fixed"], default="parity",
-                               tooltip="parity: the released code's score-grid indexing; "
-                                       "fixed: the corrected one."),
-                io.Combo.Input("uncond_bias", options=UNCOND_CHOICES, default=UNCOND_PARITY,
-                               tooltip="Text bias on the negative pass: the positive prompt's "
-                                       "phrase masks (what the released sampler does) or none."),
-                io.Boolean.Input("strict", default=False,
-                                 tooltip="Fail when a phrase does not occur in the prompt "
-                                         "(otherwise a warning)."),
-                io.Boolean.Input("weight_syntax", default=False, optional=True,
-                                 tooltip="Off (released): parentheses are plain text. On: "
-                                         "ComfyUI's (word:1.2) weights. The released clean-up "
-                                         "(ftfy, HTML entities, whitespace) and "
-                                         "the 512-token cut apply either way."),
+                io.Combo.Input("mode", options=["parity", "fixed"], default="parity", tooltip=(
+                    "parity: the released code's score-grid indexing; fixed: the corrected "
+                    "one.")),
+                io.Combo.Input("uncond_bias", options=[UNCOND_PARITY, "no bias"],
+                               default=UNCOND_PARITY, tooltip=(
+                                   "Text bias on the negative pass: the positive prompt's "
+                                   "phrase masks (what the released sampler does) or none.")),
+                io.Boolean.Input("strict", default=False, tooltip=(
+                    "Fail when a phrase does not occur in the prompt (otherwise a warning).")),
+                io.Boolean.Input("weight_syntax", default=False, optional=True, tooltip=(
+                    "Off (released): parentheses are plain text. On: ComfyUI's (word:1.2) "
+                    "weights. The released clean-up (ftfy, HTML entities, whitespace) and the "
+                    "512-token cut apply either way.")),
             ],
             outputs=[
                 io.Conditioning.Output(display_name="positive", tooltip=(
@@ -103,10 +96,10 @@ class LumosXBind(LumosXNode):
                 io.Image.Output(display_name="preview", tooltip=(
                     "Each reference in its person's colour with its phrase and tokens.")),
                 io.Conditioning.Output(display_name="negative_no_refs", tooltip=(
-                    "The negative prompt without references (no LumosX data): the "
-                    "'negative' input of DualCFGGuider, with positive as cond1 and "
-                    "negative as cond2, to guide towards the references and the "
-                    "text separately (Phantom-style dual CFG).")),
+                    "The negative prompt without references (no LumosX data): the 'negative' "
+                    "input of DualCFGGuider, with positive as cond1 and negative as cond2, to "
+                    "guide towards the references and the text separately (Phantom-style dual "
+                    "CFG).")),
             ],
         )
 
@@ -115,33 +108,29 @@ class LumosXBind(LumosXNode):
                 batch_size, ratio, r2pe, self_mask, cross_mask, mode, uncond_bias,
                 strict, weight_syntax=False) -> io.NodeOutput:
         check_inputs(cls, locals())
-        if clip is None:
-            raise ValueError("clip: no text encoder connected (load umt5_xxl with a CLIP loader "
-                             "of type 'wan')")
+        interrupt = comfy.model_management.throw_exception_if_processing_interrupted
         size = VideoSize(width, height, length, batch_size)
         refs, layout = bind_references(references, size.grid, r2pe)
         positive, negative, masks, report = encode_and_bind(
-            clip, refs, prompt, negative_prompt, strict, bool(weight_syntax),
-            comfy.model_management.throw_exception_if_processing_interrupted)
+            clip, refs, prompt, negative_prompt, strict, bool(weight_syntax), interrupt)
         negative_no_refs = negative
         for w in report.warnings:
             log.warning("LumosX Bind: %s", w)
-        latent = torch.zeros(size.latent_shape,
-                             device=comfy.model_management.intermediate_device())
         if refs:
-            ref_latents = encode_references(
-                vae, refs, width, height, comfy.utils.ProgressBar(len(refs)).update,
-                comfy.model_management.throw_exception_if_processing_interrupted)
+            latents = encode_references(vae, refs, width, height,
+                                        comfy.utils.ProgressBar(len(refs)).update, interrupt)
             config = RelationalConfig(layout, float(ratio), bool(r2pe), bool(self_mask),
                                       bool(cross_mask), mode == "parity")
             neg_masks = negative_masks(masks, negative[0][0].shape[1],
                                        uncond_bias == UNCOND_PARITY)
-            positive = attach(positive, ref_latents, masks.unsqueeze(0), config)
-            negative = attach(negative, ref_latents, neg_masks.unsqueeze(0), config)
+            positive = attach(positive, latents, masks.unsqueeze(0), config)
+            negative = attach(negative, latents, neg_masks.unsqueeze(0), config)
+        latent = torch.zeros(size.latent_shape,
+                             device=comfy.model_management.intermediate_device())
         text = report.text()
-        preview = render_preview(refs, report, width, height)
-        return io.NodeOutput(positive, negative, {"samples": latent}, text, preview,
-                             negative_no_refs, ui={"text": [text]})
+        return io.NodeOutput(positive, negative, {"samples": latent}, text,
+                             render_preview(refs, report, width, height), negative_no_refs,
+                             ui={"text": [text]})
 
 
 NODES = [LumosXBind]

@@ -23,60 +23,48 @@ log = logging.getLogger("LumosX")
 
 
 class LumosXEvaluate(LumosXNode):
-    """Identity and attribute-binding scores of generated frames."""
-
     CHECKS = FACE_CHECKS
 
     @classmethod
     def define_schema(cls):
         return schema(
-            "LumosXEvaluate", "LumosX Evaluate",
-            is_output_node=True,
+            "LumosXEvaluate", "LumosX Evaluate", is_output_node=True,
             description=(
-                "Scores a generated video against its people: for each person, does the face "
-                "keep their identity (ArcFace similarity, detection rate, identity swaps "
-                "between frames), and does each attribute land on them and not on someone "
-                "else (binding accuracy, swap rate, margin)? Faces are assigned to people by "
-                "maximum total similarity per frame; where each attribute is worn (head, "
-                "eyes, neck, torso or legs, from the face box, or a mask) every person's "
-                "region is compared with it, light-corrected from the faces, by a "
-                "weight-free colour/texture descriptor or, when connected, a CLIP vision "
-                "model."),
+                "Scores a generated video against its people: does each face keep its identity "
+                "(ArcFace), and does each attribute land on its owner and not on someone else? "
+                "Attributes are compared with every person's body region by colour and texture "
+                "or, when connected, a CLIP vision model."),
             inputs=[
                 io.Image.Input("frames", tooltip="The generated video frames."),
-                Refs.Input("references", tooltip="The people (LumosX Person nodes) the video "
-                                                 "was made from."),
+                Refs.Input("references", tooltip=(
+                    "The people (LumosX Person nodes) the video was made from.")),
                 pack_input(),
-                io.Int.Input("sample_frames", default=8, min=0, max=4096, step=1,
-                             tooltip="Frames scored, spread evenly over the video (0 = all)."),
-                io.Float.Input("min_face_similarity", default=0.2, min=-1.0, max=1.0,
-                               step=0.01,
-                               tooltip="A detected face is only given to a person when its "
-                                       "ArcFace similarity reaches this; below it the face "
-                                       "is a stranger and the person counts as not found."),
+                io.Int.Input("sample_frames", default=8, min=0, max=4096, step=1, tooltip=(
+                    "Frames scored, spread evenly over the video (0 = all).")),
+                io.Float.Input("min_face_similarity", default=0.2, min=-1.0, max=1.0, step=0.01,
+                               tooltip=("A detected face is only given to a person when its "
+                                        "ArcFace similarity reaches this; below it the face is "
+                                        "a stranger and the person counts as not found.")),
                 *body_region_inputs(),
                 *detector_inputs(),
-                io.ClipVision.Input("clip_vision", optional=True,
-                                    tooltip="Optional CLIP vision model (Load CLIP Vision): "
-                                            "compares regions and attributes by its image "
-                                            "embeddings instead of colour/texture."),
-                io.Mask.Input("masks", optional=True,
-                              tooltip="Optional person regions: one mask per person (every "
-                                      "frame), or one per frame and person (frame-major). "
-                                      "Replaces the body box derived from the face."),
+                io.ClipVision.Input("clip_vision", optional=True, tooltip=(
+                    "Optional CLIP vision model (Load CLIP Vision): compares regions and "
+                    "attributes by its image embeddings instead of colour/texture.")),
+                io.Mask.Input("masks", optional=True, tooltip=(
+                    "Optional person regions: one mask per person (every frame), or one per "
+                    "frame and person (frame-major). Replaces the body box derived from the "
+                    "face.")),
             ],
             outputs=[
-                io.String.Output("scores", display_name="scores",
-                                 tooltip="Identity and binding scores with every pair's verdict "
-                                         "and reason, as text."),
-                io.String.Output("json", display_name="json",
-                                 tooltip="The same scores and verdicts as JSON."),
-                io.Image.Output("heatmap", display_name="heatmap",
-                                tooltip="Person x attribute similarities, own attributes "
-                                        "framed."),
-                io.Image.Output("overlay", display_name="overlay",
-                                tooltip="The sampled frames with each person's face box and "
-                                        "regions."),
+                io.String.Output("scores", display_name="scores", tooltip=(
+                    "Identity and binding scores with every pair's verdict and reason, as "
+                    "text.")),
+                io.String.Output("json", display_name="json", tooltip=(
+                    "The same scores and verdicts as JSON.")),
+                io.Image.Output("heatmap", display_name="heatmap", tooltip=(
+                    "Person x attribute similarities, own attributes framed.")),
+                io.Image.Output("overlay", display_name="overlay", tooltip=(
+                    "The sampled frames with each person's face box and regions.")),
             ],
         )
 
@@ -90,8 +78,8 @@ class LumosXEvaluate(LumosXNode):
         h, w = chosen.shape[1:3]
         user_masks = split_masks(masks, len(references.people), total, idx, h, w)
         detector = InsightFaceDetector(load_analyzer(pack, provider, det_size), det_size)
-        backend = clip_vision_embedder(clip_vision) if clip_vision is not None \
-            else ColorTextureBackend()
+        backend = ColorTextureBackend() if clip_vision is None else \
+            clip_vision_embedder(clip_vision)
         bar = comfy.utils.ProgressBar(len(idx))
         ev = evaluate_video(
             chosen, references, detector, backend, masks=user_masks, frame_indices=idx,

@@ -4,8 +4,6 @@
 naming the folder to fill."""
 from __future__ import annotations
 
-import os
-
 import comfy.model_management
 import comfy.utils
 import folder_paths
@@ -17,62 +15,39 @@ from ..lumosx_core.faces.detector import (DEFAULT_PACKS, PROVIDER_OPTIONS, FaceP
 from ..lumosx_core.faces.encode import (CROP_OPTIONS, CROP_RELEASED, SELECT_OPTIONS,
                                         encode_faces)
 from ..lumosx_core.limits import Listed, MultipleOf
+from ..lumosx_core.model_lookup import model_folder
 from .validation import LumosXNode, check_inputs, schema
 
 FOLDER = "insightface"
 FACES_TYPE = io.Custom("LUMOSX_FACES")
-
-
-def register_insightface_folder() -> None:
-    """Give ComfyUI an ``insightface`` model folder (``models/insightface``) unless another
-    pack or extra_model_paths.yaml registered one already."""
-    if FOLDER not in folder_paths.folder_names_and_paths:
-        folder_paths.folder_names_and_paths[FOLDER] = (
-            [os.path.join(folder_paths.models_dir, FOLDER)], set())
-
-
-register_insightface_folder()
-
-
+#: the packs under ``models/insightface/models/<pack>/`` (or the folders another pack or
+#: extra_model_paths.yaml registered); ``pack_error`` lets ``/prompt`` refuse a name that is
+#: not a plain folder name, or a pack it cannot find (naming the folder to fill), before
+#: anything runs (a pack added after start is found here)
+PACKS = FacePacks(lambda: model_folder(folder_paths, FOLDER))
+PACKS.roots()   # registers models/insightface now (other packs, the model browser)
+available_packs, pack_error, load_analyzer = PACKS.available, PACKS.error, PACKS.analyzer
 #: ComfyUI's "free memory" (the ``/free`` route, the Unload Models button) drops the detectors
 release_with(comfy.model_management, "unload_all_models")
 
 
-def insightface_roots() -> list:
-    """The registered insightface roots (``models/insightface`` when none is)."""
-    register_insightface_folder()
-    return (folder_paths.get_folder_paths(FOLDER)
-            or [os.path.join(folder_paths.models_dir, FOLDER)])
-
-
-PACKS = FacePacks(insightface_roots)
-#: ``pack_error``: ``/prompt`` refuses a pack name that is not a plain folder name, or a pack
-#: it cannot find (naming the folder to fill), before anything runs (the combo's choices are
-#: the packs found at start; one added since is found here)
-available_packs, pack_error = PACKS.available, PACKS.error
-load_analyzer = PACKS.analyzer
-
-
 def crop_inputs() -> list:
-    """``margin`` and ``size`` of the face crop, shared by the Face Encoder and People From
-    Photo (one crop, one set of inputs)."""
-    return [io.Float.Input("margin", default=0.3, min=0.0, max=2.0, step=0.01,
-                           tooltip="With 'square with margin': space around the face on "
-                                   "each side, as a fraction of the face box's longer "
-                                   "side."),
-            io.Int.Input("size", default=512, min=64, max=2048, step=8,
-                         tooltip="Side of the square output crops, in pixels.")]
+    """``margin`` and ``size`` of the face crop (Face Encoder, People From Photo)."""
+    return [io.Float.Input("margin", default=0.3, min=0.0, max=2.0, step=0.01, tooltip=(
+                "With 'square with margin': space around the face on each side, as a fraction "
+                "of the face box's longer side.")),
+            io.Int.Input("size", default=512, min=64, max=2048, step=8, tooltip=(
+                "Side of the square output crops, in pixels."))]
 
 
 def body_region_inputs() -> list:
-    """``body_width`` and ``body_height`` of the body region under a face (the prior of
-    ``lumosx_core.evaluation.regions``), shared by Evaluate and People From Photo."""
+    """The body region under a face (``lumosx_core.evaluation.regions``; Evaluate, People From
+    Photo)."""
     return [io.Float.Input("body_width", default=DEFAULT_BODY_WIDTH, min=0.5, max=8.0, step=0.1,
                            tooltip="Width of a person's body region, in face widths."),
             io.Float.Input("body_height", default=DEFAULT_BODY_HEIGHT, min=0.5, max=12.0,
-                           step=0.1,
-                           tooltip="Height of the body region under the face, in face "
-                                   "heights.")]
+                           step=0.1, tooltip=(
+                               "Height of the body region under the face, in face heights."))]
 
 
 #: The checks of a node with :func:`pack_input` and :func:`detector_inputs`.
@@ -80,65 +55,57 @@ FACE_CHECKS = (Listed("pack", pack_error), MultipleOf("det_size", 32, "the detec
 
 
 def pack_input() -> io.Combo.Input:
-    """The insightface pack combo of the Face Encoder and Evaluate nodes."""
+    """The insightface pack combo (Face Encoder, People From Photo, Evaluate)."""
     packs = available_packs() or list(DEFAULT_PACKS)
-    return io.Combo.Input("pack", options=packs, default=packs[0],
-                          tooltip="insightface model pack from "
-                                  "models/insightface/models/<pack>/ (its .onnx files).")
+    return io.Combo.Input("pack", options=packs, default=packs[0], tooltip=(
+        "insightface model pack from models/insightface/models/<pack>/ (its .onnx files)."))
 
 
 def detector_inputs() -> list:
-    """The face detector's size and ONNX Runtime device (Face Encoder and Evaluate)."""
-    return [io.Int.Input("det_size", default=640, min=160, max=2048, step=32,
-                         tooltip="Detector input size; larger finds smaller faces."),
-            io.Combo.Input("provider", options=list(PROVIDER_OPTIONS), default="auto",
-                           tooltip="ONNX Runtime device: auto = CUDA when onnxruntime-gpu "
-                                   "offers it, else CPU.")]
+    """The face detector's size and ONNX Runtime device."""
+    return [io.Int.Input("det_size", default=640, min=160, max=2048, step=32, tooltip=(
+                "Detector input size; larger finds smaller faces.")),
+            io.Combo.Input("provider", options=list(PROVIDER_OPTIONS), default="auto", tooltip=(
+                "ONNX Runtime device: auto = CUDA when onnxruntime-gpu offers it, else CPU."))]
 
 
 class LumosXFaceEncoder(LumosXNode):
-    """Detect the face in each photo, crop it (the face box, or a square with a margin) on
-    white, embed it."""
-
     CHECKS = FACE_CHECKS
 
     @classmethod
     def define_schema(cls):
         return schema(
             "LumosXFaceEncoder", "LumosX Face Encoder",
-            description=("Turns photos into clean face references for LumosX: detects the face "
-                         "in each photo (insightface), crops it (by default the face box framed "
-                         "like the released references; or a square with a margin) and "
-                         "letterboxes it on white, and returns the ArcFace identity embedding. "
-                         "Bind resizes the photo's own pixels inside the crop to the video size. "
-                         "A photo without a detectable face passes through whole. "
-                         "Put insightface packs (antelopev2, buffalo_l) in "
-                         "models/insightface/models/<pack>/; nothing is downloaded."),
+            description=(
+                "Turns photos into clean face references: detects the face (insightface), "
+                "crops it like the released references (or a square with a margin) on white "
+                "and returns its ArcFace embedding. Needs an insightface pack in "
+                "models/insightface/models/<pack>/; nothing is downloaded."),
             inputs=[
-                io.Image.Input("images", tooltip="One or more photos; one crop per photo, each "
-                                                 "with the same settings."),
+                io.Image.Input("images", tooltip=(
+                    "One or more photos; one crop per photo, each with the same settings.")),
                 pack_input(),
                 io.Combo.Input("select", options=list(SELECT_OPTIONS), default="largest",
-                               tooltip="Which face when a photo shows several: the largest, "
-                                       "or the one at 'index' counted left to right."),
-                io.Int.Input("index", default=0, min=0, max=4096, step=1,
-                             tooltip="With 'index (left to right)': 0 = leftmost face."),
+                               tooltip=("Which face when a photo shows several: the largest, "
+                                        "or the one at 'index' counted left to right.")),
+                io.Int.Input("index", default=0, min=0, max=4096, step=1, tooltip=(
+                    "With 'index (left to right)': 0 = leftmost face.")),
                 *crop_inputs(),
                 *detector_inputs(),
-                io.Combo.Input("crop", options=list(CROP_OPTIONS), default=CROP_RELEASED,
-                               optional=True,  # graphs saved before it keep working
-                               tooltip="face box (released): the face box framed like the "
-                                       "released references (not squared), what the released "
-                                       "model was trained on; square with margin: a looser "
-                                       "square crop."),
+                io.Combo.Input(
+                    "crop", options=list(CROP_OPTIONS), default=CROP_RELEASED, optional=True,
+                    tooltip=(  # optional: graphs saved before it keep working
+                        "face box (released): the face box framed like the released references "
+                        "(not squared), what the released model was trained on; square with "
+                        "margin: a looser square crop.")),
             ],
             outputs=[
-                io.Image.Output("faces", display_name="faces",
-                                tooltip="One face reference per photo, letterboxed on white "
-                                        "(size x size): a Person's face."),
-                FACES_TYPE.Output("face_info", display_name="face_info",
-                                  tooltip="Per photo: whether a face was found, its box, "
-                                          "landmarks, score, crop box and ArcFace embedding."),
+                io.Image.Output("faces", display_name="faces", tooltip=(
+                    "One face reference per photo, letterboxed on white (size x size): a "
+                    "Person's face.")),
+                FACES_TYPE.Output("face_info", display_name="face_info", tooltip=(
+                    "Per photo: whether a face was found, its box, landmarks, score, crop box "
+                    "and ArcFace embedding.")),
             ],
         )
 

@@ -1,15 +1,11 @@
-"""The ComfyUI side of the relational forward: a DIFFUSION_MODEL wrapper, and the
-conditioning keys that carry LumosX data to it in ``model_conds`` (so cond and uncond each
-carry their own, however the sampler batches them): ``lumosx_latents`` (raw reference latents
-``[1, 16, N_c, h, w]``), ``lumosx_masks`` (phrase masks ``[1, N_c, L_text]``),
-``lumosx_config`` (the :class:`RelationalConfig` Bind built, handed whole to
-``config_forward``) and ``lumosx_guard`` (:class:`UnpatchedGuard`: refuses a model without our
-wrapper, which would silently make plain text-to-video). Without them the stock forward runs.
-
-DIFFUSION_MODEL wrappers registered after ours (another pack's, EasyCache after LumosX Apply)
-wrap the relational forward in place of the model's ``_forward`` (``run_inner_wrappers``).
-Context-window handlers are told to pass LumosX data to every window whole; references that
-still arrive cut are refused naming the node.
+"""The ComfyUI side of the relational forward: a DIFFUSION_MODEL wrapper and the conditioning
+keys that carry LumosX data to it in ``model_conds`` (cond and uncond each carry their own):
+raw reference latents ``[1, 16, N_c, h, w]``, phrase masks ``[1, N_c, L_text]``, Bind's
+:class:`RelationalConfig` (handed whole to ``config_forward``) and an :class:`UnpatchedGuard`
+(refuses a model without our wrapper: silent plain text-to-video). Without them the stock
+forward runs. Wrappers registered after ours (EasyCache after LumosX Apply) wrap the relational
+forward (``run_inner_wrappers``); context-window handlers pass LumosX data to every window
+whole, and references that still arrive cut are refused naming the node.
 """
 from __future__ import annotations
 
@@ -18,16 +14,12 @@ import torch
 import comfy.conds
 import comfy.patcher_extension
 
-from ..lumosx_core import RelationalCache, RelationalConfig, config_forward
-from ..lumosx_core.relational.host_call import (UnpatchedGuard, check_call, describe_model,
-                                                run_inner_wrappers)
+from ..lumosx_core import RelationalConfig
+from ..lumosx_core.relational.host_call import RelationalWrapper, UnpatchedGuard, describe_model
 
 WRAPPER_KEY = "lumosx"
-LATENTS = "lumosx_latents"
-MASKS = "lumosx_masks"
-CONFIG = "lumosx_config"
-GUARD = "lumosx_guard"
-KEYS = (LATENTS, MASKS, CONFIG, GUARD)
+KEYS = ("lumosx_latents", "lumosx_masks", "lumosx_config", "lumosx_guard")
+LATENTS, MASKS, CONFIG, GUARD = KEYS
 
 
 def _patched(transformer_options) -> bool:
@@ -42,36 +34,6 @@ def is_wan_t2v(diffusion_model) -> bool:
     return (type(diffusion_model) is wan.WanModel
             and getattr(diffusion_model, "model_type", None) == "t2v"
             and getattr(diffusion_model, "ref_conv", None) is None)
-
-
-class LumosXWrapper:
-    """DIFFUSION_MODEL wrapper: with LumosX data in the call's extra conds it runs
-    ``config_forward`` (its :class:`RelationalCache` builds the set-up once per run, keyed by
-    value); without, the next executor unchanged."""
-
-    def __init__(self, latent_format):
-        self.latent_format = latent_format
-        self.cache = RelationalCache()
-
-    def __call__(self, executor, x, timestep, context, clip_fea=None, time_dim_concat=None,
-                 transformer_options={}, **kwargs):
-        if not any(k in kwargs for k in KEYS):
-            return executor(x, timestep, context, clip_fea, time_dim_concat,
-                            transformer_options, **kwargs)
-        model = executor.class_obj
-
-        def lumosx_forward(x, timestep, context, clip_fea=None, time_dim_concat=None,
-                           transformer_options={}, **kwargs):
-            latents, masks, config, _ = (kwargs.pop(k, None) for k in KEYS)
-            check_call(model, is_wan_t2v(model), latents, masks, config, clip_fea,
-                       time_dim_concat)
-            latents = self.latent_format.process_in(latents.to(x))
-            return config_forward(model, x, timestep, context, latents, config, masks,
-                                  transformer_options=transformer_options, cache=self.cache,
-                                  **kwargs)
-
-        return run_inner_wrappers(executor, lumosx_forward, x, timestep, context, clip_fea,
-                                  time_dim_concat, transformer_options, **kwargs)
 
 
 def _keep_whole(cond_key, cond_value, window, x_in, device, new_cond_item):
@@ -116,7 +78,7 @@ def apply_lumosx(model):
     for kind in (wmp.DIFFUSION_MODEL, wmp.OUTER_SAMPLE):
         m.remove_wrappers_with_key(kind, WRAPPER_KEY)
     m.add_wrapper_with_key(wmp.DIFFUSION_MODEL, WRAPPER_KEY,
-                           LumosXWrapper(model.model.latent_format))
+                           RelationalWrapper(model.model.latent_format, KEYS, is_wan_t2v))
     m.add_wrapper_with_key(wmp.OUTER_SAMPLE, WRAPPER_KEY, outer_sample_wrapper)
     return m
 
@@ -126,14 +88,8 @@ def attach(conditioning, latents: torch.Tensor, masks: torch.Tensor, config: Rel
 
     ``latents``: raw VAE latents ``[1, 16, N_c, h, w]``; ``masks``: bool ``[1, N_c, L_text]``.
     """
-    out = []
-    for emb, extra in conditioning:
-        extra = dict(extra)
-        mc = dict(extra.get("model_conds", {}))
-        mc[LATENTS] = comfy.conds.CONDRegular(latents)
-        mc[MASKS] = comfy.conds.CONDRegular(masks)
-        mc[CONFIG] = comfy.conds.CONDConstant(config)
-        mc[GUARD] = comfy.conds.CONDConstant(UnpatchedGuard(_patched))
-        extra["model_conds"] = mc
-        out.append([emb, extra])
-    return out
+    ours = {LATENTS: comfy.conds.CONDRegular(latents), MASKS: comfy.conds.CONDRegular(masks),
+            CONFIG: comfy.conds.CONDConstant(config),
+            GUARD: comfy.conds.CONDConstant(UnpatchedGuard(_patched))}
+    return [[emb, {**extra, "model_conds": {**extra.get("model_conds", {}), **ours}}]
+            for emb, extra in conditioning]

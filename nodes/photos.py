@@ -1,9 +1,6 @@
-"""From ordinary photos to references: Cut Out (masked pixels on white, cropped tight, like the
-released attribute and object references), People From Photo (everyone in a group photo: the
-Face Encoder's face crop per person, body regions, garment masks given to their wearers) and
-Pick Person (person k of it, without detecting again). The work is in
-``lumosx_core/photos``; faces are detected and cropped by the Face Encoder's own functions.
-"""
+"""Photo nodes: Cut Out (masked pixels on white, cropped tight, like the released references),
+People From Photo (everyone in a group photo) and Pick Person (person k of it, without detecting
+again). The work is ``lumosx_core/photos``; faces are cropped by the Face Encoder's functions."""
 from __future__ import annotations
 
 import comfy.model_management
@@ -31,36 +28,30 @@ MASK_TIP = ("1 = keep: the area painted in the mask editor (Load Image's MASK ou
 
 
 class LumosXCutOut(LumosXNode):
-    """IMAGE + MASK -> the masked pixels on white, cropped tight to the mask's box."""
-
     @classmethod
     def define_schema(cls):
         return schema(
             "LumosXCutOut", "LumosX Cut Out",
-            description=("Makes an attribute or object reference from an ordinary photo the "
-                         "way the released references are made: only the masked pixels, on "
-                         "pure white, cropped tight to the mask's box (no margin). A hard mask "
-                         "copies the pixels as they are; a soft mask blends them over white. "
-                         "Mask and image must have the same size; an empty mask is an error."),
+            description=(
+                "Makes an attribute or object reference from an ordinary photo the way the "
+                "released references are made: only the masked pixels, on pure white, cropped "
+                "tight to the mask's box. A soft mask blends the pixels over white."),
             inputs=[
                 io.Image.Input("image", tooltip="The photo (or a batch of photos) to cut from."),
-                io.Mask.Input("mask", tooltip="What to keep, same size as the image: " + MASK_TIP
-                              + " One mask per photo, one for all, or several masks for one "
-                                "photo (one cut-out each)."),
-                io.Combo.Input("parts", options=list(PARTS), default=ALL_PARTS,
-                               tooltip="all parts: every disconnected piece of the mask is "
-                                       "kept (a jacket split by a strap stays whole); largest "
-                                       "part: only the biggest piece (drops stray brush "
-                                       "strokes)."),
+                io.Mask.Input("mask", tooltip=(
+                    "What to keep, same size as the image: " + MASK_TIP + " One mask per "
+                    "photo, one for all, or several masks for one photo (one cut-out each).")),
+                io.Combo.Input("parts", options=list(PARTS), default=ALL_PARTS, tooltip=(
+                    "all parts: every disconnected piece of the mask is kept (a jacket split by "
+                    "a strap stays whole); largest part: only the biggest piece (drops stray "
+                    "brush strokes).")),
             ],
             outputs=[
-                io.Image.Output("cutout", display_name="cut-out",
-                                tooltip="The cut-out: masked pixels on white, cropped to the "
-                                        "mask's box. A batch whose boxes differ in size is "
-                                        "centred on white at the largest size."),
-                io.Mask.Output("cutout_mask", display_name="mask",
-                               tooltip="The mask inside the same box (1 = the cut-out's "
-                                       "pixels)."),
+                io.Image.Output("cutout", display_name="cut-out", tooltip=(
+                    "The cut-out: masked pixels on white, cropped to the mask's box. A batch "
+                    "whose boxes differ in size is centred on white at the largest size.")),
+                io.Mask.Output("cutout_mask", display_name="mask", tooltip=(
+                    "The mask inside the same box (1 = the cut-out's pixels).")),
             ],
         )
 
@@ -73,31 +64,26 @@ class LumosXCutOut(LumosXNode):
 
 
 class LumosXPeopleFromPhoto(LumosXNode):
-    """Everyone in a group photo: face crops (the Face Encoder's), body regions, garments."""
-
     CHECKS = FACE_CHECKS
 
     @classmethod
     def define_schema(cls):
         return schema(
             "LumosXPeopleFromPhoto", "LumosX People From Photo",
-            description=("Finds every person in one group photo: one face reference per "
-                         "person (the same crop the Face Encoder makes), counted left to right "
-                         "(or largest first), each person's body region as a mask (head and "
-                         "body under the face box, scaled by the face size) and a preview. "
-                         "Connect garment masks painted on the same photo and each goes to the "
-                         "person it overlaps most; the report says who got what. Take one "
-                         "person with LumosX Pick Person."),
+            description=(
+                "Finds every person in one group photo: a face reference each (the Face "
+                "Encoder's crop), their body region as a mask, and the garment masks you "
+                "connect given to the person each overlaps most, with a preview and a report. "
+                "Take one person with LumosX Pick Person."),
             inputs=[
                 io.Image.Input("image", tooltip="One photo with the people in it."),
                 pack_input(),
-                io.Combo.Input("order", options=list(ORDERS), default=LEFT_TO_RIGHT,
-                               tooltip="How people are counted (from 0): left to right by face "
-                                       "centre (person k = the Face Encoder's index k), or "
-                                       "largest face first."),
-                io.Int.Input("max_people", default=0, min=0, max=256, step=1,
-                             tooltip="Keep only this many people, the largest faces (0 = "
-                                     "everyone found); they are then counted in 'order'."),
+                io.Combo.Input("order", options=list(ORDERS), default=LEFT_TO_RIGHT, tooltip=(
+                    "How people are counted (from 0): left to right by face centre (person k = "
+                    "the Face Encoder's index k), or largest face first.")),
+                io.Int.Input("max_people", default=0, min=0, max=256, step=1, tooltip=(
+                    "Keep only this many people, the largest faces (0 = everyone found); they "
+                    "are then counted in 'order'.")),
                 io.Combo.Input("crop", options=list(CROP_OPTIONS), default=CROP_RELEASED,
                                tooltip="The Face Encoder's crop: the face box framed like the "
                                        "released references, or a square with 'margin'."),
@@ -105,35 +91,33 @@ class LumosXPeopleFromPhoto(LumosXNode):
                 *detector_inputs(),
                 *body_region_inputs(),
                 io.Combo.Input("assign", options=list(garments_core.MODES),
-                               default=garments_core.BY_PART,
-                               tooltip="How garment masks go to people: each connected part "
-                                       "to the person it overlaps most; each whole mask to "
-                                       "the person it overlaps most; or each mask split at "
-                                       "the region borders between the people it overlaps."),
+                               default=garments_core.BY_PART, tooltip=(
+                                   "How garment masks go to people: each connected part to the "
+                                   "person it overlaps most; each whole mask to the person it "
+                                   "overlaps most; or each mask split at the region borders "
+                                   "between the people it overlaps.")),
                 io.Float.Input("min_overlap", default=garments_core.DEFAULT_MIN_OVERLAP,
-                               min=0.0, max=1.0, step=0.01,
-                               tooltip="A garment piece goes to nobody (reported) unless at "
-                                       "least this fraction of it lies in a person's region."),
-                io.Mask.Input("garments", optional=True,
-                              tooltip="Garments painted or segmented on this same photo (one "
-                                      "mask or a batch, same size as the photo): " + MASK_TIP),
+                               min=0.0, max=1.0, step=0.01, tooltip=(
+                                   "A garment piece goes to nobody (reported) unless at least "
+                                   "this fraction of it lies in a person's region.")),
+                io.Mask.Input("garments", optional=True, tooltip=(
+                    "Garments painted or segmented on this same photo (one mask or a batch, "
+                    "same size as the photo): " + MASK_TIP)),
             ],
             outputs=[
-                io.Image.Output("faces", display_name="faces",
-                                tooltip="One face reference per person, in order (a batch)."),
-                io.Mask.Output("regions", display_name="regions",
-                               tooltip="Each person's body region on the photo, in order (a "
-                                       "batch of masks, 1 = the person's)."),
-                PEOPLE_TYPE.Output("people", display_name="people",
-                                   tooltip="Everyone found, with their garments: connect to "
-                                           "LumosX Pick Person."),
-                io.Image.Output("preview", display_name="preview",
-                                tooltip="The photo with each person's face box, number and "
-                                        "region in their colour, their garments tinted "
-                                        "strongly, garment pieces given to nobody hatched."),
-                io.String.Output("report", display_name="report",
-                                 tooltip="Who was found where, and which garment mask went to "
-                                         "which person with the overlap fractions."),
+                io.Image.Output("faces", display_name="faces", tooltip=(
+                    "One face reference per person, in order (a batch).")),
+                io.Mask.Output("regions", display_name="regions", tooltip=(
+                    "Each person's body region on the photo, in order (a batch of masks, 1 = the "
+                    "person's).")),
+                PEOPLE_TYPE.Output("people", display_name="people", tooltip=(
+                    "Everyone found, with their garments: connect to LumosX Pick Person.")),
+                io.Image.Output("preview", display_name="preview", tooltip=(
+                    "The photo with each person's face box, number and region in their colour, "
+                    "their garments tinted strongly, garment pieces given to nobody hatched.")),
+                io.String.Output("report", display_name="report", tooltip=(
+                    "Who was found where, and which garment mask went to which person with the "
+                    "overlap fractions.")),
             ],
         )
 
@@ -155,38 +139,33 @@ class LumosXPeopleFromPhoto(LumosXNode):
 
 
 class LumosXPickPerson(LumosXNode):
-    """Person k of People From Photo: face, garments, region -- no second detection."""
-
     @classmethod
     def define_schema(cls):
         return schema(
             "LumosXPickPerson", "LumosX Pick Person",
-            description=("Takes one person of LumosX People From Photo without detecting "
-                         "again: the face reference (for a LumosX Person's face), the garments "
-                         "given to them cut out on white (for its attribute inputs), and their "
-                         "region."),
+            description=(
+                "Takes one person of LumosX People From Photo without detecting again: the "
+                "face reference (for a LumosX Person's face), the garments given to them cut "
+                "out on white (for its attribute inputs), and their region."),
             inputs=[
-                PEOPLE_TYPE.Input("people", tooltip="The people output of LumosX People From "
-                                                    "Photo."),
-                io.Int.Input("index", default=0, min=0, max=4096, step=1,
-                             tooltip="Which person, counted from 0 in People From Photo's "
-                                     "order (left to right by default), as its preview "
-                                     "numbers them."),
+                PEOPLE_TYPE.Input("people", tooltip=(
+                    "The people output of LumosX People From Photo.")),
+                io.Int.Input("index", default=0, min=0, max=4096, step=1, tooltip=(
+                    "Which person, counted from 0 in People From Photo's order (left to right "
+                    "by default), as its preview numbers them.")),
             ],
             outputs=[
-                io.Image.Output("face", display_name="face",
-                                tooltip="This person's face reference (the Face Encoder's "
-                                        "crop)."),
-                io.Image.Output("garment", display_name="garment",
-                                tooltip="Every garment piece given to this person, cut out on "
-                                        "white and cropped tight (as LumosX Cut Out does). "
-                                        "Using it for a person who got none stops the run "
-                                        "with a message."),
-                io.Mask.Output("region", display_name="region",
-                               tooltip="This person's body region on the photo."),
-                io.Mask.Output("garment_mask", display_name="garment_mask",
-                               tooltip="The garment pixels given to this person, on the whole "
-                                       "photo (all 0 when none)."),
+                io.Image.Output("face", display_name="face", tooltip=(
+                    "This person's face reference (the Face Encoder's crop).")),
+                io.Image.Output("garment", display_name="garment", tooltip=(
+                    "Every garment piece given to this person, cut out on white and cropped "
+                    "tight (as LumosX Cut Out does). Using it for a person who got none stops "
+                    "the run with a message.")),
+                io.Mask.Output("region", display_name="region", tooltip=(
+                    "This person's body region on the photo.")),
+                io.Mask.Output("garment_mask", display_name="garment_mask", tooltip=(
+                    "The garment pixels given to this person, on the whole photo (all 0 when "
+                    "none).")),
             ],
         )
 
@@ -194,12 +173,8 @@ class LumosXPickPerson(LumosXNode):
     def execute(cls, people, index=0) -> io.NodeOutput:
         check_inputs(cls, locals())
         face, garment, why, region, worn = pick_person(people, index)
-        if garment is None:
-            garment = ExecutionBlocker(
-                f"LumosX Pick Person: person {index} (index = {index}) has no garment: {why}. "
-                f"Paint the garment on the group photo and connect that mask to People From "
-                f"Photo's garments, or do not use the garment output of this person.")
-        return io.NodeOutput(face, garment, region, worn)
+        return io.NodeOutput(face, ExecutionBlocker(why) if garment is None else garment,
+                             region, worn)
 
 
 NODES = [LumosXCutOut, LumosXPeopleFromPhoto, LumosXPickPerson]

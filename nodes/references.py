@@ -21,25 +21,22 @@ class LumosXPerson(LumosXNode):
     def define_schema(cls):
         attrs = []
         for i in range(1, MAX_ATTRIBUTES + 1):
-            attrs += [
-                io.Image.Input(f"attribute_{i}", optional=True,
-                               tooltip="One picture of an attribute of this person (clothes, "
-                                       "accessory, hair) on a plain background."),
-                io.String.Input(f"phrase_{i}", default="", optional=True,
-                                tooltip=f"Words naming attribute {i} in the prompt, e.g. "
-                                        f"'white jacket'."),
-            ]
+            attrs += [io.Image.Input(f"attribute_{i}", optional=True, tooltip=(
+                          "One picture of an attribute of this person (clothes, accessory, "
+                          "hair) on a plain background.")),
+                      io.String.Input(f"phrase_{i}", default="", optional=True, tooltip=(
+                          f"Words naming attribute {i} in the prompt, e.g. 'white jacket'."))]
         return schema(
             "LumosXPerson", "LumosX Person",
-            description=("One person: a face image with the phrase that names them in the "
-                         "prompt, and the attribute images that belong to them. Chain several "
-                         "Person nodes to add more people; the face comes first."),
+            description=(
+                "One person: a face image with the phrase that names them in the prompt, and "
+                "the attribute images that belong to them. Chain several Person nodes to add "
+                "more people; the face comes first."),
             inputs=[
-                io.Image.Input("face", tooltip="One clean face picture (see LumosX Face "
-                                               "Encoder)."),
-                io.String.Input("face_phrase", default="man",
-                                tooltip="Words naming this person in the prompt, e.g. 'man on "
-                                        "the left'."),
+                io.Image.Input("face", tooltip=(
+                    "One clean face picture (see LumosX Face Encoder).")),
+                io.String.Input("face_phrase", default="man", tooltip=(
+                    "Words naming this person in the prompt, e.g. 'man on the left'.")),
                 Refs.Input("references", optional=True, tooltip=REFS_TIP),
                 *attrs,
             ],
@@ -59,15 +56,16 @@ class LumosXReference(LumosXNode):
     def define_schema(cls):
         return schema(
             "LumosXReference", "LumosX Reference",
-            description=("A background (one per video) or object image with the phrase that "
-                         "names it in the prompt."),
+            description=(
+                "A background (one per video) or object image with the phrase that names it in "
+                "the prompt."),
             inputs=[
                 io.Image.Input("image", tooltip="One picture of the background or object."),
-                io.String.Input("phrase", default="",
-                                tooltip="Words naming it in the prompt, e.g. 'white lamp'."),
-                io.Combo.Input("kind", options=KINDS, default="object",
-                               tooltip="object, or background (one per video); both come "
-                                       "before the people in the sequence."),
+                io.String.Input("phrase", default="", tooltip=(
+                    "Words naming it in the prompt, e.g. 'white lamp'.")),
+                io.Combo.Input("kind", options=KINDS, default="object", tooltip=(
+                    "object, or background (one per video); both come before the people in the "
+                    "sequence.")),
                 Refs.Input("references", optional=True, tooltip=REFS_TIP),
             ],
             outputs=[Refs.Output(display_name="references", tooltip=OUT_TIP)],

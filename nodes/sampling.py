@@ -37,21 +37,20 @@ def with_shift(model, shift: float):
 
 def released_sampler(timesteps=None):
     """A ComfyUI SAMPLER running the released loop."""
-    opts = {"wrapper_kind": _DM} if timesteps is None else {"wrapper_kind": _DM,
-                                                           "timesteps": timesteps}
+    opts = {"wrapper_kind": _DM, **({} if timesteps is None else {"timesteps": timesteps})}
     return comfy.samplers.KSAMPLER(sample_with_timesteps, extra_options=opts)
 
 
 def schedule_inputs() -> dict:
     """``steps``, ``shift`` and ``denoise`` (50 and 8 released), the same inputs in the LumosX
     Sampler and the Released Schedule."""
-    return {"steps": io.Int.Input("steps", default=50, min=1, max=200,
-                                  tooltip="Denoising steps (50 released)."),
-            "shift": io.Float.Input("shift", default=8.0, min=0.1, max=100.0, step=0.1,
-                                    tooltip="Flow shift (8 released); must be > 0."),
+    return {"steps": io.Int.Input("steps", default=50, min=1, max=200, tooltip=(
+                "Denoising steps (50 released).")),
+            "shift": io.Float.Input("shift", default=8.0, min=0.1, max=100.0, step=0.1, tooltip=(
+                "Flow shift (8 released); must be > 0.")),
             "denoise": io.Float.Input("denoise", default=1.0, min=0.01, max=1.0, step=0.01,
-                                      tooltip="1 from pure noise; below 1 only the last steps "
-                                              "of a longer schedule run.")}
+                                      tooltip=("1 from pure noise; below 1 only the last steps "
+                                               "of a longer schedule run."))}
 
 
 class LumosXSampler(LumosXNode):
@@ -62,37 +61,36 @@ class LumosXSampler(LumosXNode):
         schedule = schedule_inputs()
         return schema(
             "LumosXSampler", "LumosX Sampler",
-            description=("Samples a LumosX video with the released settings: the authors' "
-                         "flow DPM-Solver++(2M) and schedule (lumosx_released: integer DiT "
-                         "timesteps), shift 8, 50 steps, CFG 6. ComfyUI's own samplers and "
-                         "schedulers stay selectable. Progress bar, previews and interrupt "
-                         "work as usual. Patches the model for LumosX when it is not yet."),
+            description=(
+                "Samples a LumosX video with the released settings (the authors' solver and "
+                "schedule lumosx_released, shift 8, 50 steps, CFG 6); ComfyUI's samplers and "
+                "schedulers stay selectable. Patches the model for LumosX when needed."),
             inputs=[
-                io.Model.Input("model", tooltip="A Wan 2.1 T2V model; patched for LumosX "
-                                                "here when it is not yet."),
+                io.Model.Input("model", tooltip=(
+                    "A Wan 2.1 T2V model; patched for LumosX here when it is not yet.")),
                 io.Conditioning.Input("positive", tooltip="Bind's positive."),
                 io.Conditioning.Input("negative", tooltip="Bind's negative."),
-                io.Latent.Input("latent", tooltip="Bind's empty video latent (or any video "
-                                                  "latent of that size)."),
+                io.Latent.Input("latent", tooltip=(
+                    "Bind's empty video latent (or any video latent of that size).")),
                 io.Int.Input("seed", default=0, min=0, max=0xffffffffffffffff,
                              control_after_generate=True, tooltip="Noise seed."),
                 schedule["steps"],
-                io.Float.Input("cfg", default=6.0, min=0.0, max=100.0, step=0.1,
-                               tooltip="Classifier-free guidance scale (6 released)."),
-                io.Combo.Input("sampler_name", default=RELEASED,
-                               options=[RELEASED, *comfy.samplers.KSampler.SAMPLERS],
-                               tooltip="lumosx_released = the released solver (flow "
-                                       "DPM-Solver++(2M) in log-SNR of the flow); the others "
-                                       "are ComfyUI's (dpmpp_2m is close, not equal)."),
-                io.Combo.Input("scheduler", default=RELEASED,
-                               options=[RELEASED, *comfy.samplers.KSampler.SCHEDULERS],
-                               tooltip="lumosx_released = the released schedule (shifted "
-                                       "linspace in float64); the others are ComfyUI's."),
+                io.Float.Input("cfg", default=6.0, min=0.0, max=100.0, step=0.1, tooltip=(
+                    "Classifier-free guidance scale (6 released).")),
+                io.Combo.Input("sampler_name", default=RELEASED, options=[
+                    RELEASED, *comfy.samplers.KSampler.SAMPLERS], tooltip=(
+                        "lumosx_released = the released solver (flow DPM-Solver++(2M) in "
+                        "log-SNR of the flow); the others are ComfyUI's (dpmpp_2m is close, not "
+                        "equal).")),
+                io.Combo.Input("scheduler", default=RELEASED, options=[
+                    RELEASED, *comfy.samplers.KSampler.SCHEDULERS], tooltip=(
+                        "lumosx_released = the released schedule (shifted linspace in "
+                        "float64); the others are ComfyUI's.")),
                 schedule["shift"],
                 schedule["denoise"],
             ],
-            outputs=[io.Latent.Output(display_name="latent",
-                                      tooltip="The sampled video latent: into VAE Decode.")],
+            outputs=[io.Latent.Output(display_name="latent", tooltip=(
+                "The sampled video latent: into VAE Decode."))],
         )
 
     @classmethod
@@ -131,15 +129,13 @@ class LumosXReleasedSampler(LumosXNode):
     def define_schema(cls):
         return schema(
             "LumosXReleasedSampler", "LumosX Released Sampler",
-            description=("The released LumosX solver as a SAMPLER for SamplerCustomAdvanced: "
-                         "flow DPM-Solver++(2M), midpoint, in λ = log((1−σ)/σ), first order on "
-                         "the first and last step, with the DiT fed the released integer "
-                         "timesteps. Use it with the LumosX Released Schedule (flow models "
-                         "only: Wan 2.1)."),
+            description=(
+                "The released LumosX solver (flow DPM-Solver++(2M), the DiT fed the released "
+                "integer timesteps) as a SAMPLER for SamplerCustomAdvanced. Use it with the "
+                "LumosX Released Schedule."),
             inputs=[],
-            outputs=[io.Sampler.Output(display_name="sampler",
-                                       tooltip="The released solver: SamplerCustomAdvanced's "
-                                               "sampler.")],
+            outputs=[io.Sampler.Output(display_name="sampler", tooltip=(
+                "The released solver: SamplerCustomAdvanced's sampler."))],
         )
 
     @classmethod
@@ -152,14 +148,13 @@ class LumosXReleasedSchedule(LumosXNode):
     def define_schema(cls):
         return schema(
             "LumosXReleasedSchedule", "LumosX Released Schedule",
-            description=("The released sigmas: s = linspace(1, 0, steps+1), σ = shift·s / "
-                         "(1 + (shift−1)·s) in float64, then 0 (50 steps, shift 8 released). "
-                         "With the LumosX Released Sampler the DiT gets the released integer "
-                         "timesteps."),
+            description=(
+                "The released sigmas (shifted linspace in float64; 50 steps, shift 8 released) "
+                "for SamplerCustomAdvanced. With the LumosX Released Sampler the DiT gets the "
+                "released integer timesteps."),
             inputs=list(schedule_inputs().values()),
-            outputs=[io.Sigmas.Output(display_name="sigmas",
-                                      tooltip="The released sigmas: SamplerCustomAdvanced's "
-                                              "sigmas.")],
+            outputs=[io.Sigmas.Output(display_name="sigmas", tooltip=(
+                "The released sigmas: SamplerCustomAdvanced's sigmas."))],
         )
 
     @classmethod

@@ -1,13 +1,11 @@
-"""Input checks, glue side. Every node is a :class:`LumosXNode`: its ``validate_inputs`` hands
-the node's schema and its table of rules (``CHECKS``) to the one checker,
-``lumosx_core.limits.check``; ``execute`` runs the same on the values it received
-(:func:`check_inputs`: linked values are only known then).
-
-An ``on_prompt`` handler first replaces each wrongly typed raw value of a LumosX node by a
-``RefusedValue`` (``lumosx_core.raw_values``). Errors are plain ``ValueError`` /
-``FileNotFoundError`` holding a string."""
+"""Input checks, glue side. A :class:`LumosXNode`'s ``validate_inputs`` hands its schema and
+its rules (``CHECKS``) to the one checker, ``lumosx_core.limits.check``; ``execute`` runs the
+same on the values it received (:func:`check_inputs`: linked values are only known then). An
+``on_prompt`` handler first turns each wrongly typed raw value of a LumosX node into a
+``RefusedValue`` (``lumosx_core.raw_values``)."""
 from __future__ import annotations
 
+import functools
 import logging
 from typing import Dict
 
@@ -17,32 +15,23 @@ from ..lumosx_core.limits import MissingFile, Spec, check
 from ..lumosx_core.raw_values import RefusedValue, refuse_raw_values
 
 log = logging.getLogger("LumosX")
-_SPECS: Dict[object, Dict[str, Spec]] = {}
 
 
+@functools.lru_cache(maxsize=None)
 def specs_of(cls) -> Dict[str, Spec]:
-    """The input specs of a node class from its own schema (cached)."""
-    key = getattr(cls.define_schema, "__func__", cls.define_schema)
-    if key not in _SPECS:
-        _SPECS[key] = {i.id: Spec(i.id, str(getattr(i, "io_type", None)), getattr(i, "min", None),
-                                  getattr(i, "max", None),
-                                  None if getattr(i, "options", None) is None else tuple(i.options))
-                       for i in cls.define_schema().inputs}
-    return _SPECS[key]
+    """The input specs of a node class, from its own schema."""
+    return {i.id: Spec.of(i) for i in cls.define_schema().inputs}
 
 
 def validate(cls, values: dict):
     """``True``, or the first message about ``values`` (inputs by name): a refused raw value,
-    then every value against the node's schema and the node's ``CHECKS``."""
-    for value in values.values():
-        if isinstance(value, RefusedValue):
-            return value.message
-    return check(specs_of(cls), getattr(cls, "CHECKS", ()), values) or True
+    then every value against the node's schema and ``CHECKS``."""
+    refused = next((v.message for v in values.values() if isinstance(v, RefusedValue)), None)
+    return refused or check(specs_of(cls), cls.CHECKS, values) or True
 
 
 def schema(node_id: str, display_name: str, **fields) -> io.Schema:
-    """A LumosX node's schema: ``node_id``, ``display_name``, category ``LumosX`` and the
-    other ``io.Schema`` fields (description, inputs, outputs, ...)."""
+    """A LumosX node's schema: category ``LumosX`` and the other ``io.Schema`` fields."""
     return io.Schema(node_id=node_id, display_name=display_name, category="LumosX", **fields)
 
 
@@ -67,8 +56,8 @@ def check_inputs(cls, arguments: dict) -> None:
 def check_raw_prompt(json_data, nodes_by_id: Dict[str, type]):
     """``on_prompt`` handler body: every wrongly typed raw value of a LumosX node of a
     ``/prompt`` body becomes a ``RefusedValue``."""
-    return refuse_raw_values(json_data, lambda class_type: None if nodes_by_id.get(class_type)
-                             is None else specs_of(nodes_by_id[class_type]))
+    return refuse_raw_values(json_data, lambda kind: specs_of(nodes_by_id[kind])
+                             if isinstance(kind, str) and kind in nodes_by_id else None)
 
 
 def install_prompt_check(node_classes) -> bool:

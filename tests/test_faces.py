@@ -414,10 +414,10 @@ def test_folder_registration_keeps_existing(faces, monkeypatch):
     import folder_paths
     other = (["/elsewhere/insightface"], {".onnx"})
     monkeypatch.setitem(folder_paths.folder_names_and_paths, "insightface", other)
-    faces.register_insightface_folder()
+    assert faces.PACKS.roots() == ["/elsewhere/insightface"]
     assert folder_paths.folder_names_and_paths["insightface"] is other
     monkeypatch.delitem(folder_paths.folder_names_and_paths, "insightface")
-    faces.register_insightface_folder()
+    faces.PACKS.roots()
     assert folder_paths.folder_names_and_paths["insightface"] == (
         [os.path.join(folder_paths.models_dir, "insightface")], set())
 

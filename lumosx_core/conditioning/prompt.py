@@ -19,6 +19,11 @@ from typing import Sequence
 
 #: text length of the released model (umT5 tokens, end-of-sequence included)
 TEXT_LEN = 512
+#: the released sampler's negative prompt (Wan 2.1's standard one)
+RELEASED_NEGATIVE = ("色调艳丽，过曝，静态，细节模糊不清，字幕，风格，作品，画作，画面，静止，整体发灰，"
+                     "最差质量，低质量，JPEG压缩残留，丑陋的，残缺的，多余的手指，画得不好的手部，"
+                     "画得不好的脸部，畸形的，毁容的，形态畸形的肢体，手指融合，静止不动的画面，"
+                     "杂乱的背景，三条腿，背景人很多，倒着走")
 
 #: Runs of Unicode White_Space characters (what ``\s`` matches in the ``regex`` module the
 #: released code uses; Python's ``re`` would also take U+001C-U+001F).

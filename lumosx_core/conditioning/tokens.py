@@ -174,6 +174,9 @@ def encode_and_bind(clip, refs: Sequence[RefImage], prompt: str, negative_prompt
     ``clip`` (ComfyUI's CLIP: ``tokenize``, ``encode_from_tokens_scheduled``), every
     reference's phrase bound (:func:`bind_prompt`). Returns ``(positive, negative, masks
     [N_c, L_positive], report)``; ``positive`` / ``negative`` are ComfyUI CONDITIONING."""
+    if clip is None:
+        raise ValueError("clip: no text encoder connected (load umt5_xxl with a CLIP loader of "
+                         "type 'wan')")
     pos_tokens = tokenize_prompt(clip, prompt, weight_syntax)
     neg_tokens = tokenize_prompt(clip, negative_prompt or "", weight_syntax, "negative_prompt")
     positive = clip.encode_from_tokens_scheduled(pos_tokens.tokens)

@@ -117,7 +117,7 @@ def pick_person(people: PeopleInPhoto, index: int
                 ) -> Tuple[torch.Tensor, Optional[torch.Tensor], str, torch.Tensor, torch.Tensor]:
     """Person ``index``: ``(face [1, S, S, 3], garment [1, h, w, 3] or None, why none,
     region [1, H, W] float, worn [1, H, W])`` -- the garment is every piece given to them cut
-    out on white; ``None`` with the reason when they got none."""
+    out on white; ``None`` with the message for the user when they got none."""
     if not isinstance(people, PeopleInPhoto):
         raise ValueError("people: expected the people output of LumosX People From Photo, "
                          f"got {type(people).__name__}")
@@ -128,7 +128,10 @@ def pick_person(people: PeopleInPhoto, index: int
     if bool(kept(worn).any()):
         garment = cut_out(people.photo, worn).image.unsqueeze(0)
     else:
-        why = ("no garments are connected to People From Photo" if a is None else
-               "People From Photo gave this person no garment (see its report)")
+        why = (f"LumosX Pick Person: person {index} (index = {index}) has no garment: "
+               + ("no garments are connected to People From Photo" if a is None else
+                  "People From Photo gave this person no garment (see its report)")
+               + ". Paint the garment on the group photo and connect that mask to People From "
+                 "Photo's garments, or do not use the garment output of this person.")
     face = attach_regions(person.face.unsqueeze(0), [person.source])
     return face, garment, why, person.region.float().unsqueeze(0), worn.unsqueeze(0)

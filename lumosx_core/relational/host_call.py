@@ -1,7 +1,7 @@
-"""The relational forward inside a host's model call: the guard that refuses a call without
-our wrapper, the checks on what the call carries, and running the host's later model
-wrappers around it. No ComfyUI import: the host's executor, what it knows about the model and
-how to see our wrapper are passed in."""
+"""The relational forward inside a host's model call: the model wrapper, the guard that
+refuses a call without it, the checks on what the call carries, and running the host's later
+model wrappers around it. No ComfyUI import: the host's executor, what it knows about the
+model and how to see our wrapper are passed in."""
 from __future__ import annotations
 
 import logging
@@ -10,7 +10,7 @@ from typing import Callable, Optional
 
 import torch
 
-from .forward import RelationalConfig
+from .forward import RelationalCache, RelationalConfig, config_forward
 
 log = logging.getLogger("LumosX")
 
@@ -106,3 +106,36 @@ def run_inner_wrappers(executor, inner, *args, **kwargs):
     if wrappers is None or not isinstance(idx, int) or make is None:
         return inner(*args, **kwargs)
     return make(inner, executor.class_obj, wrappers, idx + 1).execute(*args, **kwargs)
+
+
+class RelationalWrapper:
+    """The host's DIFFUSION_MODEL wrapper. A call whose extra conds hold LumosX data (``keys``:
+    latents ``[1, 16, N_c, h, w]`` raw from the VAE, phrase masks, :class:`RelationalConfig`,
+    guard) is checked (:func:`check_call`; ``is_t2v(model)`` as the host knows it) and runs
+    ``config_forward``, inside the wrappers after ours (:func:`run_inner_wrappers`); its
+    :class:`RelationalCache` builds the set-up once per run, keyed by value. Any other call
+    goes to the next executor unchanged."""
+
+    def __init__(self, latent_format, keys, is_t2v: Callable[[object], bool]):
+        self.latent_format, self.keys, self.is_t2v = latent_format, tuple(keys), is_t2v
+        self.cache = RelationalCache()
+
+    def __call__(self, executor, x, timestep, context, clip_fea=None, time_dim_concat=None,
+                 transformer_options={}, **kwargs):
+        if not any(k in kwargs for k in self.keys):
+            return executor(x, timestep, context, clip_fea, time_dim_concat,
+                            transformer_options, **kwargs)
+        model = executor.class_obj
+
+        def lumosx_forward(x, timestep, context, clip_fea=None, time_dim_concat=None,
+                           transformer_options={}, **kwargs):
+            latents, masks, config, _ = (kwargs.pop(k, None) for k in self.keys)
+            check_call(model, self.is_t2v(model), latents, masks, config, clip_fea,
+                       time_dim_concat)
+            latents = self.latent_format.process_in(latents.to(x))
+            return config_forward(model, x, timestep, context, latents, config, masks,
+                                  transformer_options=transformer_options, cache=self.cache,
+                                  **kwargs)
+
+        return run_inner_wrappers(executor, lumosx_forward, x, timestep, context, clip_fea,
+                                  time_dim_concat, transformer_options, **kwargs)
