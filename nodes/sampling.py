@@ -1,15 +1,15 @@
-"""Sampling: the LumosX Sampler (the released solver and schedule of ``lumosx_core.solver``
-by default, ComfyUI's selectable) and the released SAMPLER / SIGMAS for SamplerCustomAdvanced
-(the DiT fed the released integer timesteps: ``lumosx_core.released_timesteps``)."""
+"""Sampling: the LumosX Sampler (ComfyUI's own ModelSamplingSD3 and SamplerCustom with the
+released solver and schedule of ``lumosx_core.solver`` by default, ComfyUI's selectable) and the
+released SAMPLER / SIGMAS for SamplerCustomAdvanced (the DiT fed the released integer timesteps:
+``lumosx_core.released_timesteps``)."""
 from __future__ import annotations
 
-import comfy.model_sampling
 import comfy.patcher_extension
 import comfy.sample
 import comfy.samplers
-import comfy.utils
-import latent_preview
 from comfy_api.latest import io
+from comfy_extras.nodes_custom_sampler import SamplerCustom
+from comfy_extras.nodes_model_advanced import ModelSamplingSD3
 
 from ..lumosx_core.limits import LatentWork
 from ..lumosx_core.released_timesteps import sample_with_timesteps
@@ -22,17 +22,12 @@ RELEASED = "lumosx_released"
 _DM = comfy.patcher_extension.WrappersMP.DIFFUSION_MODEL
 
 
-def with_shift(model, shift: float):
-    """Clone of ``model`` with flow-matching model sampling at ``shift`` (ModelSamplingSD3)."""
-    class ModelSamplingFlow(comfy.model_sampling.ModelSamplingDiscreteFlow,
-                            comfy.model_sampling.CONST):
-        pass
-
-    ms = ModelSamplingFlow(model.model.model_config)
-    ms.set_parameters(shift=shift, multiplier=1000)
-    m = model.clone()
-    m.add_object_patch("model_sampling", ms)
-    return m
+def run_core_node(node, **inputs) -> tuple:
+    """The outputs of a ComfyUI core node run as the graph would, old style (``FUNCTION``) or
+    new (``execute``)."""
+    out = getattr(node(), node.FUNCTION)(**inputs) if hasattr(node, "FUNCTION") else \
+        node.execute(**inputs)
+    return out if isinstance(out, tuple) else out.result
 
 
 def released_sampler(timesteps=None):
@@ -100,7 +95,7 @@ class LumosXSampler(LumosXNode):
         if not isinstance(latent, dict) or not hasattr(latent.get("samples"), "shape"):
             raise ValueError("latent: expected a LATENT (e.g. from LumosX Bind)")
         patched = model if model.get_wrappers(_DM, WRAPPER_KEY) else apply_lumosx(model)
-        m = with_shift(patched, shift)
+        (m,) = run_core_node(ModelSamplingSD3, model=patched, shift=shift)
         timesteps = None
         if scheduler == RELEASED:
             sigmas, timesteps = released_schedule(steps, shift, denoise)
@@ -108,20 +103,14 @@ class LumosXSampler(LumosXNode):
             sigmas = comfy.samplers.KSampler(m, steps=steps, device=m.load_device,
                                              sampler=sampler_name, scheduler=scheduler,
                                              denoise=denoise, model_options=m.model_options).sigmas
+        if sigmas.numel() == 0:      # nothing to denoise: the latent as it is
+            return io.NodeOutput({**latent, "samples": comfy.sample.fix_empty_latent_channels(
+                m, latent["samples"])})
         sampler = (released_sampler(timesteps) if sampler_name == RELEASED
                    else comfy.samplers.sampler_object(sampler_name))
-        out = dict(latent)
-        latent_image = comfy.sample.fix_empty_latent_channels(m, latent["samples"])
-        if sigmas.numel() == 0:
-            out["samples"] = latent_image
-            return io.NodeOutput(out)
-        noise = comfy.sample.prepare_noise(latent_image, seed, latent.get("batch_index"))
-        callback = latent_preview.prepare_callback(m, sigmas.shape[-1] - 1)
-        out["samples"] = comfy.sample.sample_custom(
-            m, noise, cfg, sampler, sigmas, positive, negative, latent_image,
-            noise_mask=latent.get("noise_mask"), callback=callback,
-            disable_pbar=not comfy.utils.PROGRESS_BAR_ENABLED, seed=seed)
-        return io.NodeOutput(out)
+        return io.NodeOutput(run_core_node(
+            SamplerCustom, model=m, add_noise=True, noise_seed=seed, cfg=cfg, positive=positive,
+            negative=negative, sampler=sampler, sigmas=sigmas, latent_image=latent)[0])
 
 
 class LumosXReleasedSampler(LumosXNode):

@@ -65,14 +65,15 @@ def test_cond_and_uncond_each_get_their_own_masks(pack, host):
 def test_wrapper_normalises_latents_and_calls_core(pack, host, monkeypatch):
     model, nodes = host
     patch = pack.nodes.patch
+    host_call = pack.lumosx_core.relational.host_call
     seen = []
-    real = patch.config_forward
+    real = host_call.config_forward
 
     def spy(m, x, t, ctx, latents, config, masks, **kw):
         seen.append((x.shape[0], latents.clone(), config, masks.clone(), kw))
         return real(m, x, t, ctx, latents, config, masks, **kw)
 
-    monkeypatch.setattr(patch, "config_forward", spy)
+    monkeypatch.setattr(host_call, "config_forward", spy)
     pos, neg = _cond(pack)
     _sample(nodes, patch.apply_lumosx(model), pos, neg)
     assert seen

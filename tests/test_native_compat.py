@@ -239,15 +239,15 @@ def test_dual_cfg_three_conditionings_reach_the_model_as_designed(pack, model, b
 def _count_lumosx_passes(pack, monkeypatch):
     """A list that gets the DiT timestep (a 0-d tensor: no host read, so nothing changes under
     torch.compile) of every LumosX forward from now on."""
-    patch = pack.nodes.patch
+    host_call = pack.lumosx_core.relational.host_call
     calls = []
-    real = patch.config_forward
+    real = host_call.config_forward
 
     def spy(model, x, timestep, *a, **k):
         calls.append(timestep.flatten()[0])
         return real(model, x, timestep, *a, **k)
 
-    monkeypatch.setattr(patch, "config_forward", spy)
+    monkeypatch.setattr(host_call, "config_forward", spy)
     return calls
 
 
@@ -432,13 +432,13 @@ def test_context_windows_every_window_sees_all_references(pack, model, monkeypat
     neg = patch.attach([[torch.randn(1, LT, 4096, generator=g), {}]], latents, masks, cfg)
 
     seen = []
-    real = patch.config_forward
+    real = core.relational.host_call.config_forward
 
     def spy(m, x, t, ctx, lat, lay, msk, **kw):
         seen.append((x.shape[2], lat.clone(), msk.clone()))
         return real(m, x, t, ctx, lat, lay, msk, **kw)
 
-    monkeypatch.setattr(patch, "config_forward", spy)
+    monkeypatch.setattr(core.relational.host_call, "config_forward", spy)
     (m,) = run(node, model=patch.apply_lumosx(model), context_length=9, context_overlap=4,
                context_schedule="standard_static", fuse_method="pyramid")
     import nodes
