@@ -8,9 +8,12 @@ pickles as a value (ComfyUI deep-copies the prompts it queues). No ComfyUI impor
 """
 from __future__ import annotations
 
+import logging
 from typing import Callable, Dict, Optional
 
 from .limits import Spec, json_type_error
+
+log = logging.getLogger("LumosX")
 
 
 class RefusedValue(str):
@@ -61,3 +64,17 @@ def refuse_raw_values(json_data, specs_for: Callable[[object], Optional[Dict[str
                 kind = RefusedText if spec.kind in ("STRING", "COMBO") else RefusedValue
                 inputs[name] = kind(repr(raw), err)
     return json_data
+
+
+def safe_prompt_handler(check: Callable[[dict], dict]) -> Callable[[dict], dict]:
+    """An ``on_prompt`` handler running ``check`` on each ``/prompt`` body that never breaks
+    ``/prompt`` for other packs' graphs: a failure is logged and the body passes unchanged.
+    Marked ``_lumosx`` (a server gets it once)."""
+    def handler(json_data):
+        try:
+            return check(json_data)
+        except Exception:  # noqa: BLE001 - the server's other graphs must still run
+            log.exception("LumosX: raw input check failed")
+            return json_data
+    handler._lumosx = True
+    return handler

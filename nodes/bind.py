@@ -1,6 +1,5 @@
 """The Bind node: prompt + references -> LumosX conditioning, an empty video latent and a
-binding report. The text work (released clean-up, 512-token cut, phrase spans) is
-``lumosx_core.conditioning.tokens``; the sizes are ``lumosx_core.video_size``."""
+binding report (the text work: ``lumosx_core.conditioning.tokens``)."""
 from __future__ import annotations
 
 import logging
@@ -13,11 +12,8 @@ import nodes as comfy_nodes
 from comfy_api.latest import io
 
 from ..lumosx_core import RelationalConfig, VideoSize
-from ..lumosx_core.conditioning.binding import negative_masks
-from ..lumosx_core.conditioning.preview import render_preview
+from ..lumosx_core.conditioning import binding, preview, references as refs_core, tokens
 from ..lumosx_core.conditioning.prompt import RELEASED_NEGATIVE
-from ..lumosx_core.conditioning.references import bind_references, encode_references
-from ..lumosx_core.conditioning.tokens import encode_and_bind
 from ..lumosx_core.limits import MultipleOf, NotBlank, VideoWork
 from .patch import attach
 from .references import Refs
@@ -80,8 +76,7 @@ class LumosXBind(LumosXNode):
                     "Fail when a phrase does not occur in the prompt (otherwise a warning).")),
                 io.Boolean.Input("weight_syntax", default=False, optional=True, tooltip=(
                     "Off (released): parentheses are plain text. On: ComfyUI's (word:1.2) "
-                    "weights. The released clean-up (ftfy, HTML entities, whitespace) and the "
-                    "512-token cut apply either way.")),
+                    "weights. The released clean-up and 512-token cut apply either way.")),
             ],
             outputs=[
                 io.Conditioning.Output(display_name="positive", tooltip=(
@@ -96,10 +91,8 @@ class LumosXBind(LumosXNode):
                 io.Image.Output(display_name="preview", tooltip=(
                     "Each reference in its person's colour with its phrase and tokens.")),
                 io.Conditioning.Output(display_name="negative_no_refs", tooltip=(
-                    "The negative prompt without references (no LumosX data): the 'negative' "
-                    "input of DualCFGGuider, with positive as cond1 and negative as cond2, to "
-                    "guide towards the references and the text separately (Phantom-style dual "
-                    "CFG).")),
+                    "The negative prompt without references: the 'negative' of DualCFGGuider "
+                    "(cond1 = positive, cond2 = negative) for Phantom-style dual CFG.")),
             ],
         )
 
@@ -110,18 +103,18 @@ class LumosXBind(LumosXNode):
         check_inputs(cls, locals())
         interrupt = comfy.model_management.throw_exception_if_processing_interrupted
         size = VideoSize(width, height, length, batch_size)
-        refs, layout = bind_references(references, size.grid, r2pe)
-        positive, negative, masks, report = encode_and_bind(
+        refs, layout = refs_core.bind_references(references, size.grid, r2pe)
+        positive, negative, masks, report = tokens.encode_and_bind(
             clip, refs, prompt, negative_prompt, strict, bool(weight_syntax), interrupt)
         negative_no_refs = negative
         for w in report.warnings:
             log.warning("LumosX Bind: %s", w)
         if refs:
-            latents = encode_references(vae, refs, width, height,
+            latents = refs_core.encode_references(vae, refs, width, height,
                                         comfy.utils.ProgressBar(len(refs)).update, interrupt)
             config = RelationalConfig(layout, float(ratio), bool(r2pe), bool(self_mask),
                                       bool(cross_mask), mode == "parity")
-            neg_masks = negative_masks(masks, negative[0][0].shape[1],
+            neg_masks = binding.negative_masks(masks, negative[0][0].shape[1],
                                        uncond_bias == UNCOND_PARITY)
             positive = attach(positive, latents, masks.unsqueeze(0), config)
             negative = attach(negative, latents, neg_masks.unsqueeze(0), config)
@@ -129,7 +122,7 @@ class LumosXBind(LumosXNode):
                              device=comfy.model_management.intermediate_device())
         text = report.text()
         return io.NodeOutput(positive, negative, {"samples": latent}, text,
-                             render_preview(refs, report, width, height), negative_no_refs,
+                             preview.render_preview(refs, report, width, height), negative_no_refs,
                              ui={"text": [text]})
 
 

@@ -1,6 +1,5 @@
-"""The Evaluate node: generated frames + the people -> identity and binding scores, the
-person x attribute heatmap and the sampled frames annotated. The metrics are
-``lumosx_core.evaluation``; the node finds the insightface pack as the Face Encoder does."""
+"""The Evaluate node: generated frames + the people -> identity and binding scores, a person x
+attribute heatmap and the sampled frames annotated (``lumosx_core.evaluation``)."""
 from __future__ import annotations
 
 import logging
@@ -10,11 +9,8 @@ import comfy.utils
 from comfy_api.latest import io, ui
 
 from ..lumosx_core.evaluation import (ColorTextureBackend, InsightFaceDetector, Settings,
-                                      evaluate_video, summary_text)
-from ..lumosx_core.evaluation.appearance import clip_vision_embedder
-from ..lumosx_core.evaluation.inputs import check_people, sampled_frames, split_masks
-from ..lumosx_core.evaluation.render import heatmap_image, overlay_images
-from ..lumosx_core.evaluation.report import evaluation_json
+                                      appearance, evaluate_video, inputs, render, report,
+                                      summary_text)
 from .faces import FACE_CHECKS, body_region_inputs, detector_inputs, load_analyzer, pack_input
 from .references import Refs
 from .validation import LumosXNode, check_inputs, schema
@@ -42,9 +38,8 @@ class LumosXEvaluate(LumosXNode):
                 io.Int.Input("sample_frames", default=8, min=0, max=4096, step=1, tooltip=(
                     "Frames scored, spread evenly over the video (0 = all).")),
                 io.Float.Input("min_face_similarity", default=0.2, min=-1.0, max=1.0, step=0.01,
-                               tooltip=("A detected face is only given to a person when its "
-                                        "ArcFace similarity reaches this; below it the face is "
-                                        "a stranger and the person counts as not found.")),
+                               tooltip=("A face goes to a person only when its ArcFace similarity "
+                                        "reaches this; else the person counts as not found.")),
                 *body_region_inputs(),
                 *detector_inputs(),
                 io.ClipVision.Input("clip_vision", optional=True, tooltip=(
@@ -73,13 +68,11 @@ class LumosXEvaluate(LumosXNode):
                 body_width=2.8, body_height=3.5, det_size=640, provider="auto",
                 clip_vision=None, masks=None) -> io.NodeOutput:
         check_inputs(cls, locals())
-        check_people(references)
-        chosen, idx, total = sampled_frames(frames, sample_frames)
-        h, w = chosen.shape[1:3]
-        user_masks = split_masks(masks, len(references.people), total, idx, h, w)
+        chosen, idx, total, user_masks = inputs.evaluation_inputs(frames, references, sample_frames,
+                                                           masks)
         detector = InsightFaceDetector(load_analyzer(pack, provider, det_size), det_size)
         backend = ColorTextureBackend() if clip_vision is None else \
-            clip_vision_embedder(clip_vision)
+            appearance.clip_vision_embedder(clip_vision)
         bar = comfy.utils.ProgressBar(len(idx))
         ev = evaluate_video(
             chosen, references, detector, backend, masks=user_masks, frame_indices=idx,
@@ -89,8 +82,8 @@ class LumosXEvaluate(LumosXNode):
             check_interrupt=comfy.model_management.throw_exception_if_processing_interrupted)
         text = summary_text(ev)
         log.info("LumosX Evaluate:\n%s", text)
-        return io.NodeOutput(text, evaluation_json(ev, total), heatmap_image(ev),
-                             overlay_images(chosen, ev), ui=ui.PreviewText(text))
+        return io.NodeOutput(text, report.evaluation_json(ev, total), render.heatmap_image(ev),
+                             render.overlay_images(chosen, ev), ui=ui.PreviewText(text))
 
 
 NODES = [LumosXEvaluate]

@@ -1,7 +1,5 @@
-"""Face encoder node: photos -> tight face references on white, plus ArcFace embeddings
-(``lumosx_core.faces.encode``). The insightface pack comes from
-``models/insightface/models/<pack>/``; nothing is ever downloaded: a missing pack is an error
-naming the folder to fill."""
+"""The Face Encoder node (``lumosx_core.faces.encode``) and the face inputs People From Photo
+and Evaluate share. Packs come from ``models/insightface/models/<pack>/``, never downloaded."""
 from __future__ import annotations
 
 import comfy.model_management
@@ -10,20 +8,16 @@ import folder_paths
 from comfy_api.latest import io
 
 from ..lumosx_core.evaluation.regions import DEFAULT_BODY_HEIGHT, DEFAULT_BODY_WIDTH
-from ..lumosx_core.faces.detector import (DEFAULT_PACKS, PROVIDER_OPTIONS, FacePacks,
-                                          release_with)
-from ..lumosx_core.faces.encode import (CROP_OPTIONS, CROP_RELEASED, SELECT_OPTIONS,
-                                        encode_faces)
+from ..lumosx_core.faces.detector import DEFAULT_PACKS, PROVIDER_OPTIONS, FacePacks, release_with
+from ..lumosx_core.faces.encode import CROP_OPTIONS, CROP_RELEASED, SELECT_OPTIONS, encode_faces
 from ..lumosx_core.limits import Listed, MultipleOf
 from ..lumosx_core.model_lookup import model_folder
 from .validation import LumosXNode, check_inputs, schema
 
 FOLDER = "insightface"
 FACES_TYPE = io.Custom("LUMOSX_FACES")
-#: the packs under ``models/insightface/models/<pack>/`` (or the folders another pack or
-#: extra_model_paths.yaml registered); ``pack_error`` lets ``/prompt`` refuse a name that is
-#: not a plain folder name, or a pack it cannot find (naming the folder to fill), before
-#: anything runs (a pack added after start is found here)
+#: the packs in the insightface model folders; ``pack_error`` lets ``/prompt`` refuse a pack
+#: it cannot find, naming the folder to fill (one added after start is found)
 PACKS = FacePacks(lambda: model_folder(folder_paths, FOLDER))
 PACKS.roots()   # registers models/insightface now (other packs, the model browser)
 available_packs, pack_error, load_analyzer = PACKS.available, PACKS.error, PACKS.analyzer
@@ -95,9 +89,8 @@ class LumosXFaceEncoder(LumosXNode):
                 io.Combo.Input(
                     "crop", options=list(CROP_OPTIONS), default=CROP_RELEASED, optional=True,
                     tooltip=(  # optional: graphs saved before it keep working
-                        "face box (released): the face box framed like the released references "
-                        "(not squared), what the released model was trained on; square with "
-                        "margin: a looser square crop.")),
+                        "face box (released): the face box framed like the released references, "
+                        "what the model was trained on; square with margin: a looser square.")),
             ],
             outputs=[
                 io.Image.Output("faces", display_name="faces", tooltip=(

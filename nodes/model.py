@@ -39,9 +39,7 @@ class LumosXModelLoader(LumosXNode):
                     "compute_dtype", options=list(COMPUTE_DTYPES), default="default",
                     optional=True, tooltip=(  # optional: graphs saved before it keep working
                         "DiT precision. default: ComfyUI's choice for the device (fp16 on most "
-                        "GPUs). bf16 (released): bf16 weights and activations, as the authors "
-                        "ran it (their time embedding, modulation and head stay fp32; "
-                        "ComfyUI's Wan runs them in the compute dtype).")),
+                        "GPUs). bf16 (released): bf16 weights and activations, as released.")),
             ],
             outputs=[io.Model.Output(display_name="model", tooltip=(
                 "The DiT with the LumosX patch: into the sampler."))],

@@ -1,12 +1,7 @@
-"""The ComfyUI side of the relational forward: a DIFFUSION_MODEL wrapper and the conditioning
-keys that carry LumosX data to it in ``model_conds`` (cond and uncond each carry their own):
-raw reference latents ``[1, 16, N_c, h, w]``, phrase masks ``[1, N_c, L_text]``, Bind's
-:class:`RelationalConfig` (handed whole to ``config_forward``) and an :class:`UnpatchedGuard`
-(refuses a model without our wrapper: silent plain text-to-video). Without them the stock
-forward runs. Wrappers registered after ours (EasyCache after LumosX Apply) wrap the relational
-forward (``run_inner_wrappers``); context-window handlers pass LumosX data to every window
-whole, and references that still arrive cut are refused naming the node.
-"""
+"""The model patch: our DIFFUSION_MODEL wrapper (``relational.host_call.RelationalWrapper``)
+installed on a clone, and the ``model_conds`` that carry LumosX data to it (cond and uncond
+each their own): reference latents, phrase masks, Bind's ``RelationalConfig`` and a guard that
+refuses a model without the wrapper. Context-window handlers keep that data whole."""
 from __future__ import annotations
 
 import torch

@@ -8,13 +8,10 @@ from comfy_api.latest import io
 from comfy_execution.graph_utils import ExecutionBlocker
 
 from ..lumosx_core.faces.encode import CROP_OPTIONS, CROP_RELEASED
-from ..lumosx_core.photos import garments as garments_core
-from ..lumosx_core.photos.cutout import cut_out_batch, stack
-from ..lumosx_core.photos.group import (check_one_photo, faces_of, people_from_photo,
-                                        pick_person, preview, report)
+from ..lumosx_core.photos import cutout, garments as garments_core, group
 from ..lumosx_core.photos.people import LEFT_TO_RIGHT, ORDERS
-from .faces import (FACE_CHECKS, body_region_inputs, crop_inputs, detector_inputs,
-                    load_analyzer, pack_input)
+from .faces import (FACE_CHECKS, body_region_inputs, crop_inputs, detector_inputs, load_analyzer,
+                    pack_input)
 from .validation import LumosXNode, check_inputs, schema
 
 PEOPLE_TYPE = io.Custom("LUMOSX_PEOPLE")
@@ -22,9 +19,8 @@ ALL_PARTS = "all parts"
 LARGEST_PART = "largest part"
 PARTS = (ALL_PARTS, LARGEST_PART)
 
-MASK_TIP = ("1 = keep: the area painted in the mask editor (Load Image's MASK output), the "
-            "object of a segmentation node (SAM, GroundingDINO packs) or any core mask node. "
-            "Soft values blend over white.")
+MASK_TIP = ("1 = keep: painted in the mask editor (Load Image's MASK), a segmentation node's "
+            "object (SAM, GroundingDINO) or any mask node. Soft values blend over white.")
 
 
 class LumosXCutOut(LumosXNode):
@@ -58,8 +54,8 @@ class LumosXCutOut(LumosXNode):
     @classmethod
     def execute(cls, image, mask, parts=ALL_PARTS) -> io.NodeOutput:
         check_inputs(cls, locals())
-        cuts = cut_out_batch(image, mask, largest=parts == LARGEST_PART)
-        images, masks = stack(cuts)
+        cuts = cutout.cut_out_batch(image, mask, largest=parts == LARGEST_PART)
+        images, masks = cutout.stack(cuts)
         return io.NodeOutput(images, masks)
 
 
@@ -92,10 +88,9 @@ class LumosXPeopleFromPhoto(LumosXNode):
                 *body_region_inputs(),
                 io.Combo.Input("assign", options=list(garments_core.MODES),
                                default=garments_core.BY_PART, tooltip=(
-                                   "How garment masks go to people: each connected part to the "
-                                   "person it overlaps most; each whole mask to the person it "
-                                   "overlaps most; or each mask split at the region borders "
-                                   "between the people it overlaps.")),
+                                   "How garment masks go to people: each connected part, or each "
+                                   "whole mask, to the person it overlaps most; or each mask "
+                                   "split at the borders between the people it overlaps.")),
                 io.Float.Input("min_overlap", default=garments_core.DEFAULT_MIN_OVERLAP,
                                min=0.0, max=1.0, step=0.01, tooltip=(
                                    "A garment piece goes to nobody (reported) unless at least "
@@ -114,7 +109,7 @@ class LumosXPeopleFromPhoto(LumosXNode):
                     "Everyone found, with their garments: connect to LumosX Pick Person.")),
                 io.Image.Output("preview", display_name="preview", tooltip=(
                     "The photo with each person's face box, number and region in their colour, "
-                    "their garments tinted strongly, garment pieces given to nobody hatched.")),
+                    "their garments tinted, pieces given to nobody hatched.")),
                 io.String.Output("report", display_name="report", tooltip=(
                     "Who was found where, and which garment mask went to which person with the "
                     "overlap fractions.")),
@@ -127,15 +122,15 @@ class LumosXPeopleFromPhoto(LumosXNode):
                 body_height=3.5, assign=garments_core.BY_PART,
                 min_overlap=garments_core.DEFAULT_MIN_OVERLAP,
                 garments=None) -> io.NodeOutput:
-        check_one_photo(image)
+        group.check_one_photo(image)
         check_inputs(cls, locals())
-        people = people_from_photo(
+        people = group.people_from_photo(
             load_analyzer(pack, provider, det_size), image, det_size, order, max_people, size,
             crop, margin, body_width, body_height, garments, assign, min_overlap,
             comfy.model_management.throw_exception_if_processing_interrupted)
-        text = report(people)
-        return io.NodeOutput(faces_of(people), people.regions().float(), people, preview(people),
-                             text, ui={"text": [text]})
+        text = group.report(people)
+        return io.NodeOutput(group.faces_of(people), people.regions().float(), people,
+                             group.preview(people), text, ui={"text": [text]})
 
 
 class LumosXPickPerson(LumosXNode):
@@ -159,8 +154,7 @@ class LumosXPickPerson(LumosXNode):
                     "This person's face reference (the Face Encoder's crop).")),
                 io.Image.Output("garment", display_name="garment", tooltip=(
                     "Every garment piece given to this person, cut out on white and cropped "
-                    "tight (as LumosX Cut Out does). Using it for a person who got none stops "
-                    "the run with a message.")),
+                    "tight (as Cut Out does); for a person who got none the run stops.")),
                 io.Mask.Output("region", display_name="region", tooltip=(
                     "This person's body region on the photo.")),
                 io.Mask.Output("garment_mask", display_name="garment_mask", tooltip=(
@@ -172,7 +166,7 @@ class LumosXPickPerson(LumosXNode):
     @classmethod
     def execute(cls, people, index=0) -> io.NodeOutput:
         check_inputs(cls, locals())
-        face, garment, why, region, worn = pick_person(people, index)
+        face, garment, why, region, worn = group.pick_person(people, index)
         return io.NodeOutput(face, ExecutionBlocker(why) if garment is None else garment,
                              region, worn)
 

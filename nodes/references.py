@@ -1,6 +1,5 @@
-"""Reference nodes: people (a face plus that person's attributes) and background/object images,
-chained through one ``LUMOSX_REFS`` socket so they accumulate in order. Each image input takes
-one picture: a batch of several is an error naming the input."""
+"""Reference nodes: people (a face and their attributes) and background/object images, chained
+through one ``LUMOSX_REFS`` socket. Each image input takes one picture (a batch is an error)."""
 from __future__ import annotations
 
 from comfy_api.latest import io

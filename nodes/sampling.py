@@ -1,7 +1,5 @@
-"""Sampling: the LumosX Sampler (ComfyUI's own ModelSamplingSD3 and SamplerCustom with the
-released solver and schedule of ``lumosx_core.solver`` by default, ComfyUI's selectable) and the
-released SAMPLER / SIGMAS for SamplerCustomAdvanced (the DiT fed the released integer timesteps:
-``lumosx_core.released_timesteps``)."""
+"""Sampling: the LumosX Sampler (ComfyUI's ModelSamplingSD3 + SamplerCustom, by default with
+the released solver and schedule) and the released SAMPLER / SIGMAS for SamplerCustomAdvanced."""
 from __future__ import annotations
 
 import comfy.patcher_extension
@@ -37,8 +35,7 @@ def released_sampler(timesteps=None):
 
 
 def schedule_inputs() -> dict:
-    """``steps``, ``shift`` and ``denoise`` (50 and 8 released), the same inputs in the LumosX
-    Sampler and the Released Schedule."""
+    """``steps``, ``shift`` and ``denoise``: the Sampler's and the Released Schedule's."""
     return {"steps": io.Int.Input("steps", default=50, min=1, max=200, tooltip=(
                 "Denoising steps (50 released).")),
             "shift": io.Float.Input("shift", default=8.0, min=0.1, max=100.0, step=0.1, tooltip=(

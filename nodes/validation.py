@@ -1,20 +1,15 @@
-"""Input checks, glue side. A :class:`LumosXNode`'s ``validate_inputs`` hands its schema and
-its rules (``CHECKS``) to the one checker, ``lumosx_core.limits.check``; ``execute`` runs the
-same on the values it received (:func:`check_inputs`: linked values are only known then). An
-``on_prompt`` handler first turns each wrongly typed raw value of a LumosX node into a
-``RefusedValue`` (``lumosx_core.raw_values``)."""
+"""Input checks, glue side: a node's schema and ``CHECKS`` go to the one checker
+(``lumosx_core.limits.check``) in ``validate_inputs`` and again in ``execute`` (linked values
+are only known then); an ``on_prompt`` handler refuses wrongly typed raw values first."""
 from __future__ import annotations
 
 import functools
-import logging
 from typing import Dict
 
 from comfy_api.latest import io
 
 from ..lumosx_core.limits import MissingFile, Spec, check
-from ..lumosx_core.raw_values import RefusedValue, refuse_raw_values
-
-log = logging.getLogger("LumosX")
+from ..lumosx_core.raw_values import RefusedValue, refuse_raw_values, safe_prompt_handler
 
 
 @functools.lru_cache(maxsize=None)
@@ -67,16 +62,7 @@ def install_prompt_check(node_classes) -> bool:
         instance = PromptServer.instance
     except (ImportError, AttributeError):
         return False    # no server (in-process use): execute() still checks everything
-    if any(getattr(h, "_lumosx", False) for h in instance.on_prompt_handlers):
-        return True
-    by_id = {c.GET_SCHEMA().node_id: c for c in node_classes}
-
-    def handler(json_data):
-        try:
-            return check_raw_prompt(json_data, by_id)
-        except Exception:  # noqa: BLE001 - never break /prompt for other packs' graphs
-            log.exception("LumosX: raw input check failed")
-            return json_data
-    handler._lumosx = True
-    instance.add_on_prompt_handler(handler)
+    if not any(getattr(h, "_lumosx", False) for h in instance.on_prompt_handlers):
+        by_id = {c.GET_SCHEMA().node_id: c for c in node_classes}
+        instance.add_on_prompt_handler(safe_prompt_handler(lambda b: check_raw_prompt(b, by_id)))
     return True

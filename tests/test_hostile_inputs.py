@@ -120,6 +120,24 @@ def _brute(text, pat):
     return [s for s in range(len(text) - k + 1) if k and text[s:s + k] == pat]
 
 
+def test_the_prompt_handler_never_breaks_prompt_for_other_graphs(N, V, caplog):
+    """The ``on_prompt`` handler refuses wrongly typed values; if the check itself fails, the
+    body goes on unchanged (other packs' graphs still run) and the failure is logged."""
+    from lumosx_core.raw_values import safe_prompt_handler
+    handler = safe_prompt_handler(lambda body: V.check_raw_prompt(body, N))
+    assert handler._lumosx
+    body = {"prompt": {"1": {"class_type": "LumosXBind", "inputs": {"r2pe": "false"}}}}
+    assert isinstance(handler(body)["prompt"]["1"]["inputs"]["r2pe"], RefusedValue)
+    odd = {"prompt": {"1": {"class_type": ["LumosXBind"], "inputs": {"r2pe": "false"}}}}
+    assert handler(odd)["prompt"]["1"]["inputs"]["r2pe"] == "false"   # not ours: untouched
+
+    def broken(body):
+        raise RuntimeError("bug")
+    body = {"prompt": {"1": {"class_type": "KSampler", "inputs": {}}}}
+    assert safe_prompt_handler(broken)(body) is body
+    assert "raw input check failed" in caplog.text
+
+
 def test_match_starts_equals_brute_force():
     rng = random.Random(0)
     for _ in range(300):
@@ -165,7 +183,7 @@ def _timed_bind(N, clip, vae, refs, prompt, monkeypatch):
     stubbed (their cost does not depend on how Bind matches phrases; the stock encoding of an
     8k-token prompt alone takes minutes on a CI CPU)."""
     from ComfyUI_LumosX.nodes import bind
-    monkeypatch.setattr(bind, "encode_references", lambda vae, refs, w, h, *callbacks:
+    monkeypatch.setattr(bind.refs_core, "encode_references", lambda vae, refs, w, h, *callbacks:
                         torch.zeros(1, 16, len(refs), h // 8, w // 8))
 
     def encode(tokens):

@@ -297,3 +297,11 @@ def test_reference_chain_checks_without_a_host():
     assert torch.equal(negative_masks(masks, 2, True), masks[:, :2])
     assert negative_masks(masks, 5, False).shape == (2, 5) and not negative_masks(masks, 5,
                                                                                   False).any()
+
+
+def test_encode_and_bind_without_a_text_encoder_names_the_input():
+    """Bind with nothing connected to ``clip`` (an API prompt can send that): an error naming
+    the input and what to load, before any text work."""
+    from lumosx_core.conditioning.tokens import encode_and_bind
+    with pytest.raises(ValueError, match="^clip: no text encoder connected .*type 'wan'"):
+        encode_and_bind(None, [], "a man", "")

@@ -62,3 +62,14 @@ def split_masks(masks: Optional[torch.Tensor], n_people: int, n_frames: int,
     raise ValueError(f"masks: {count} masks for {n_people} people and {n_frames} frames; give "
                      f"one mask per person ({n_people}) or one per frame and person "
                      f"({n_people * n_frames}, frame-major)")
+
+
+def evaluation_inputs(frames: torch.Tensor, references, count: int,
+                      masks: Optional[torch.Tensor]):
+    """The Evaluate node's inputs made ready: ``references`` checked (:func:`check_people`),
+    then ``(chosen frames [S, H, W, 3], their frame numbers, F, per sampled frame
+    {person: mask} or None)`` (:func:`sampled_frames`, :func:`split_masks`)."""
+    check_people(references)
+    chosen, idx, total = sampled_frames(frames, count)
+    h, w = chosen.shape[1:3]
+    return chosen, idx, total, split_masks(masks, len(references.people), total, idx, h, w)
