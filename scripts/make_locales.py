@@ -9,13 +9,16 @@ description, each input's name and tooltip, each output's name and tooltip by ou
 falling back to ``/object_info``'s own texts. The English file is therefore exactly what
 ``/object_info`` says; ``locales/zh/nodeDefs.json`` translates the same keys by hand, and
 ``tests/test_help_pages.py`` fails when either no longer matches the nodes (run this script
-again, then bring the Chinese file up to date). The help pages are written by hand except the
+again, then bring the Chinese file up to date). ``locales/zh/translated_from.json`` holds the
+English texts the Chinese file translates (ComfyUI loads only its fixed file names, not this
+one): a Chinese text whose English has changed since is stale, and ``--check`` says which. The help pages are written by hand except the
 part between the ``IO_BEGIN`` / ``IO_END`` markers, which this script rewrites (one row per input
 and output, its type from ``/object_info``, its name and tooltip in the page's language).
 
     python scripts/make_locales.py                 # starts the test host (CPU, no models)
     python scripts/make_locales.py --url http://127.0.0.1:8188   # or asks a running ComfyUI
     python scripts/make_locales.py --check         # exit 1 if the file is out of date
+    python scripts/make_locales.py --zh-done       # after translating: record the English
 """
 from __future__ import annotations
 
@@ -31,6 +34,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 LOCALES = os.path.join(ROOT, "locales")
 EN_NODEDEFS = os.path.join(LOCALES, "en", "nodeDefs.json")
+ZH_SOURCE = os.path.join(LOCALES, "zh", "translated_from.json")
 PREFIX = "LumosX"   # every node id of the pack starts with it
 DOCS = os.path.join(ROOT, "web", "docs")
 LANGS = ("en", "zh")
@@ -164,6 +168,24 @@ def help_pages(object_info: dict) -> dict:
     return pages
 
 
+def leaves(defs: dict, prefix: str = "") -> dict:
+    """Every text of a nodeDefs dict by its dotted key (``LumosXBind.inputs.prompt.tooltip``)."""
+    out = {}
+    for key, value in defs.items():
+        if isinstance(value, dict):
+            out.update(leaves(value, f"{prefix}{key}."))
+        else:
+            out[f"{prefix}{key}"] = value
+    return out
+
+
+def stale_translations(en: dict, source: dict) -> list:
+    """The keys of ``en`` (the English nodeDefs) whose text differs from ``source`` (the English
+    the Chinese file was translated from): their Chinese text is out of date."""
+    was = leaves(source)
+    return [k for k, text in leaves(en).items() if was.get(k) != text]
+
+
 def dumps(data: dict) -> str:
     return json.dumps(data, ensure_ascii=False, indent=2) + "\n"
 
@@ -185,7 +207,14 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--url", help="a running ComfyUI with this pack (default: start the test host)")
     ap.add_argument("--check", action="store_true", help="only compare; exit 1 when stale")
+    ap.add_argument("--zh-done", action="store_true",
+                    help="the Chinese file is translated from today's English: record it")
     args = ap.parse_args(argv)
+    if args.zh_done:
+        with open(ZH_SOURCE, "w", encoding="utf-8") as f:
+            f.write(dumps(load_json(EN_NODEDEFS)))
+        print(f"recorded: {os.path.relpath(ZH_SOURCE, ROOT)}")
+        return 0
     info = live_object_info(args.url)
     files = {EN_NODEDEFS: dumps(node_defs(info)),
              os.path.join(LOCALES, "en", "main.json"): dumps(categories(info))}
@@ -207,7 +236,11 @@ def main(argv=None) -> int:
     print(f"{verb}: {', '.join(stale)}" if stale else "locales/en and the help pages are up to date")
     if missing:
         print(f"help pages missing (write them, with the two markers): {', '.join(missing)}")
-    return 1 if missing or (args.check and stale) else 0
+    old_zh = stale_translations(node_defs(info), load_json(ZH_SOURCE))
+    if old_zh:
+        print(f"Chinese texts older than their English (translate them in locales/zh/"
+              f"nodeDefs.json, then run with --zh-done): {', '.join(old_zh)}")
+    return 1 if missing or old_zh or (args.check and stale) else 0
 
 
 if __name__ == "__main__":

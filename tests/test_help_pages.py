@@ -77,6 +77,19 @@ def test_every_input_and_output_is_translated_into_chinese(info, en, zh):
         assert len(en[node_id]["outputs"]) == len(node["output"])
 
 
+def test_no_chinese_text_is_older_than_its_english(en):
+    """Each Chinese text was translated from today's English (``translated_from.json``); an
+    English text changed without its translation is named."""
+    source = _json("zh", "translated_from.json")
+    assert ml.stale_translations(en, source) == [], \
+        "translate these in locales/zh/nodeDefs.json, then: scripts/make_locales.py --zh-done"
+    changed = json.loads(json.dumps(en))
+    changed["LumosXBind"]["inputs"]["prompt"]["tooltip"] += " More."
+    changed["LumosXBind"]["outputs"]["0"]["name"] = "pos"
+    assert ml.stale_translations(changed, source) == [
+        "LumosXBind.inputs.prompt.tooltip", "LumosXBind.outputs.0.name"]
+
+
 def test_help_pages_are_current_and_complete(info, zh):
     pages = ml.help_pages(info)
     for path, text in pages.items():
