@@ -36,8 +36,7 @@ import pytest
 import eval_groundtruth as gt
 from face_fixtures import make_vectron_pack
 
-pytestmark = [pytest.mark.filterwarnings("ignore:`estimate` is deprecated:FutureWarning"),
-              pytest.mark.skipif(not os.path.isdir(gt.SHARED_CASES),
+pytestmark = [pytest.mark.skipif(not os.path.isdir(gt.SHARED_CASES),
                                  reason="shared reference cases not available")]
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))

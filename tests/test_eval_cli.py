@@ -20,8 +20,6 @@ from lumosx_core.evaluation.cases import discover_cases, load_case
 from lumosx_core.faces.detector import find_face_pack
 from lumosx_core.evaluation.video import find_video, read_frames, sample_indices
 
-pytestmark = pytest.mark.filterwarnings("ignore:`estimate` is deprecated:FutureWarning")
-
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SHARED_CASES = os.path.join(os.path.dirname(ROOT), "shared", "testdata",
                             "lumosx_reference_cases")

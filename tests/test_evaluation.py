@@ -27,8 +27,6 @@ from lumosx_core.evaluation.appearance import (attribute_mask, dominant_colors, 
 from lumosx_core.evaluation.regions import BODY, HEAD, head_box
 from lumosx_core.conditioning.references import ReferenceSet
 
-pytestmark = pytest.mark.filterwarnings("ignore:`estimate` is deprecated:FutureWarning")
-
 SHARED_CASES = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "..",
                             "shared", "testdata", "lumosx_reference_cases")
 

@@ -13,8 +13,6 @@ from lumosx_core.faces.crop import box_area
 from lumosx_core.photos import garments as G
 from lumosx_core.photos.people import LARGEST_FIRST, order_faces
 
-pytestmark = pytest.mark.filterwarnings("ignore:`estimate` is deprecated:FutureWarning")
-
 INDEX = "index (left to right)"
 SQUARE = "square with margin"
 
