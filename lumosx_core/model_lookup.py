@@ -54,9 +54,12 @@ def distributed_dirs(bases) -> List[str]:
     return out
 
 
-def _outside(name: str) -> bool:
-    parts = name.replace("\\", "/").split("/")
-    return os.path.isabs(name) or ".." in parts
+def _outside(name: str) -> Optional[str]:
+    """The refusal of a name that points outside the model folders, else ``None``."""
+    if os.path.isabs(name) or ".." in name.replace("\\", "/").split("/"):
+        return (f"model_name '{name}': only files inside the model folders can be loaded "
+                f"(no absolute paths or '..')")
+    return None
 
 
 class DitFiles:
@@ -77,9 +80,9 @@ class DitFiles:
         """Why ``name`` cannot be loaded (outside the folders, or not there), else ``None``."""
         if name is None:
             return None
-        if _outside(str(name)):
-            return (f"model_name '{name}': only files inside the model folders can be loaded "
-                    f"(no absolute paths or '..')")
+        refusal = _outside(str(name))
+        if refusal:
+            return refusal
         if name not in self.choices():
             return missing_file_message("model_name", name, DIT_FOLDERS)
         return None
@@ -87,9 +90,9 @@ class DitFiles:
     def resolve(self, name: str) -> str:
         """Full path of a listed model name; names outside the model folders are refused."""
         parts = [p for p in name.replace("\\", "/").split("/") if p]
-        if _outside(name):
-            raise ValueError(f"model_name '{name}': only files inside the model folders can "
-                             f"be loaded")
+        refusal = _outside(name)
+        if refusal:
+            raise ValueError(refusal)
         if name.endswith("/"):
             for base in self.paths.get_folder_paths(LUMOSX_FOLDER):
                 path = os.path.join(base, *parts)
