@@ -305,3 +305,10 @@ def test_encode_and_bind_without_a_text_encoder_names_the_input():
     from lumosx_core.conditioning.tokens import encode_and_bind
     with pytest.raises(ValueError, match="^clip: no text encoder connected .*type 'wan'"):
         encode_and_bind(None, [], "a man", "")
+
+
+def test_bind_defaults_to_the_released_negative_prompt(N):
+    """Bind's negative prompt is, by default, the released sampler's (the authors' text,
+    rebuilt independently in released_recipe)."""
+    inputs = {i.id: i for i in N["LumosXBind"].GET_SCHEMA().inputs}
+    assert inputs["negative_prompt"].default == WAN_NEGATIVE
