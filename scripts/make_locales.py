@@ -11,9 +11,10 @@ falling back to ``/object_info``'s own texts. The English file is therefore exac
 ``tests/test_help_pages.py`` fails when either no longer matches the nodes (run this script
 again, then bring the Chinese file up to date). ``locales/zh/translated_from.json`` holds the
 English texts the Chinese file translates (ComfyUI loads only its fixed file names, not this
-one): a Chinese text whose English has changed since is stale, and ``--check`` says which. The help pages are written by hand except the
-part between the ``IO_BEGIN`` / ``IO_END`` markers, which this script rewrites (one row per input
-and output, its type from ``/object_info``, its name and tooltip in the page's language).
+one): a Chinese text whose English has changed since is stale, and ``--check`` says which.
+The help pages are written by hand except the part between the ``IO_BEGIN`` / ``IO_END``
+markers, which this script rewrites (one row per input and output, its type from
+``/object_info``, its name and tooltip in the page's language).
 
     python scripts/make_locales.py                 # starts the test host (CPU, no models)
     python scripts/make_locales.py --url http://127.0.0.1:8188   # or asks a running ComfyUI
