@@ -6,8 +6,6 @@ import comfy.patcher_extension
 import comfy.sample
 import comfy.samplers
 from comfy_api.latest import io
-from comfy_extras.nodes_custom_sampler import SamplerCustom
-from comfy_extras.nodes_model_advanced import ModelSamplingSD3
 
 from ..lumosx_core.limits import LatentWork
 from ..lumosx_core.released_timesteps import sample_with_timesteps
@@ -91,6 +89,8 @@ class LumosXSampler(LumosXNode):
         check_inputs(cls, locals())
         if not isinstance(latent, dict) or not hasattr(latent.get("samples"), "shape"):
             raise ValueError("latent: expected a LATENT (e.g. from LumosX Bind)")
+        from comfy_extras.nodes_custom_sampler import SamplerCustom  # here: a host without
+        from comfy_extras.nodes_model_advanced import ModelSamplingSD3  # them loses this node only
         patched = model if model.get_wrappers(_DM, WRAPPER_KEY) else apply_lumosx(model)
         (m,) = run_core_node(ModelSamplingSD3, model=patched, shift=shift)
         timesteps = None
