@@ -11,7 +11,8 @@ from comfy_api.latest import io, ui
 from ..lumosx_core.evaluation import (ColorTextureBackend, InsightFaceDetector, Settings,
                                       appearance, evaluate_video, inputs, render, report,
                                       summary_text)
-from .faces import FACE_CHECKS, body_region_inputs, detector_inputs, load_analyzer, pack_input
+from .faces import (BODY_HEIGHT, BODY_WIDTH, FACE_CHECKS, body_region_inputs, detector_inputs,
+                    load_analyzer, pack_input)
 from .references import Refs
 from .validation import LumosXNode, check_inputs, schema
 
@@ -65,11 +66,11 @@ class LumosXEvaluate(LumosXNode):
 
     @classmethod
     def execute(cls, frames, references, pack, sample_frames=8, min_face_similarity=0.2,
-                body_width=2.8, body_height=3.5, det_size=640, provider="auto",
+                body_width=BODY_WIDTH, body_height=BODY_HEIGHT, det_size=640, provider="auto",
                 clip_vision=None, masks=None) -> io.NodeOutput:
         check_inputs(cls, locals())
-        chosen, idx, total, user_masks = inputs.evaluation_inputs(frames, references, sample_frames,
-                                                           masks)
+        chosen, idx, total, user_masks = inputs.evaluation_inputs(
+            frames, references, sample_frames, masks)
         detector = InsightFaceDetector(load_analyzer(pack, provider, det_size), det_size)
         backend = ColorTextureBackend() if clip_vision is None else \
             appearance.clip_vision_embedder(clip_vision)

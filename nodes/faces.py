@@ -7,7 +7,8 @@ import comfy.utils
 import folder_paths
 from comfy_api.latest import io
 
-from ..lumosx_core.evaluation.regions import DEFAULT_BODY_HEIGHT, DEFAULT_BODY_WIDTH
+from ..lumosx_core.evaluation.regions import (DEFAULT_BODY_HEIGHT as BODY_HEIGHT,
+                                              DEFAULT_BODY_WIDTH as BODY_WIDTH)
 from ..lumosx_core.faces.detector import DEFAULT_PACKS, PROVIDER_OPTIONS, FacePacks, release_with
 from ..lumosx_core.faces.encode import CROP_OPTIONS, CROP_RELEASED, SELECT_OPTIONS, encode_faces
 from ..lumosx_core.limits import Listed, MultipleOf
@@ -37,9 +38,9 @@ def crop_inputs() -> list:
 def body_region_inputs() -> list:
     """The body region under a face (``lumosx_core.evaluation.regions``; Evaluate, People From
     Photo)."""
-    return [io.Float.Input("body_width", default=DEFAULT_BODY_WIDTH, min=0.5, max=8.0, step=0.1,
+    return [io.Float.Input("body_width", default=BODY_WIDTH, min=0.5, max=8.0, step=0.1,
                            tooltip="Width of a person's body region, in face widths."),
-            io.Float.Input("body_height", default=DEFAULT_BODY_HEIGHT, min=0.5, max=12.0,
+            io.Float.Input("body_height", default=BODY_HEIGHT, min=0.5, max=12.0,
                            step=0.1, tooltip=(
                                "Height of the body region under the face, in face heights."))]
 

@@ -10,8 +10,8 @@ from comfy_execution.graph_utils import ExecutionBlocker
 from ..lumosx_core.faces.encode import CROP_OPTIONS, CROP_RELEASED
 from ..lumosx_core.photos import cutout, garments as garments_core, group
 from ..lumosx_core.photos.people import LEFT_TO_RIGHT, ORDERS
-from .faces import (FACE_CHECKS, body_region_inputs, crop_inputs, detector_inputs, load_analyzer,
-                    pack_input)
+from .faces import (BODY_HEIGHT, BODY_WIDTH, FACE_CHECKS, body_region_inputs, crop_inputs,
+                    detector_inputs, load_analyzer, pack_input)
 from .validation import LumosXNode, check_inputs, schema
 
 PEOPLE_TYPE = io.Custom("LUMOSX_PEOPLE")
@@ -118,8 +118,8 @@ class LumosXPeopleFromPhoto(LumosXNode):
 
     @classmethod
     def execute(cls, image, pack, order=LEFT_TO_RIGHT, max_people=0, crop=CROP_RELEASED,
-                margin=0.3, size=512, det_size=640, provider="auto", body_width=2.8,
-                body_height=3.5, assign=garments_core.BY_PART,
+                margin=0.3, size=512, det_size=640, provider="auto", body_width=BODY_WIDTH,
+                body_height=BODY_HEIGHT, assign=garments_core.BY_PART,
                 min_overlap=garments_core.DEFAULT_MIN_OVERLAP,
                 garments=None) -> io.NodeOutput:
         group.check_one_photo(image)
