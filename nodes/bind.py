@@ -110,8 +110,8 @@ class LumosXBind(LumosXNode):
         for w in report.warnings:
             log.warning("LumosX Bind: %s", w)
         if refs:
-            latents = refs_core.encode_references(vae, refs, width, height,
-                                        comfy.utils.ProgressBar(len(refs)).update, interrupt)
+            latents = refs_core.encode_references(
+                vae, refs, width, height, comfy.utils.ProgressBar(len(refs)).update, interrupt)
             config = RelationalConfig(layout, float(ratio), bool(r2pe), bool(self_mask),
                                       bool(cross_mask), mode == "parity")
             neg_masks = binding.negative_masks(masks, negative[0][0].shape[1],
